@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Latent",
+    platforms: [.macOS(.v14)],
+    products: [
+        // MARK: - Public API
+        .library(name: "LatentCore", targets: ["LatentCore"]),
+        .library(name: "LatentData", targets: ["LatentData"]),
+        .library(name: "LatentModels", targets: ["LatentModels"]),
+        .executable(name: "latent", targets: ["LatentCLI"]),
+        .executable(name: "latent-bench", targets: ["LatentBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - System libraries
+        .systemLibrary(
+            name: "CLinearAlgebra",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+
+        // MARK: - Implementation
+        .target(name: "LatentCore", dependencies: ["CLinearAlgebra"], swiftSettings: optimized),
+        .target(name: "LatentData", dependencies: ["LatentCore", "CZlib"], swiftSettings: optimized),
+        .target(name: "LatentModels", dependencies: ["LatentCore", "LatentData", "CZlib"], swiftSettings: optimized),
+        .executableTarget(
+            name: "LatentCLI",
+            dependencies: [
+                "LatentCore", "LatentData", "LatentModels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimized
+        ),
+        .executableTarget(
+            name: "LatentBench",
+            dependencies: ["LatentCore", "LatentData", "LatentModels"],
+            path: "Benchmarks/LatentBench",
+            swiftSettings: optimized
+        ),
+
+        // MARK: - Tests
+        .target(name: "TestSupport", dependencies: ["LatentCore"]),
+        .testTarget(name: "LatentCoreTests", dependencies: ["LatentCore", "TestSupport"]),
+        .testTarget(name: "LatentDataTests", dependencies: ["LatentData", "TestSupport"]),
+        .testTarget(name: "LatentModelsTests", dependencies: ["LatentModels", "LatentData", "TestSupport"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "LatentCLITests", dependencies: ["LatentCLI"]),
+    ]
+)

@@ -1,0 +1,27 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct Latent: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "latent",
+        abstract: "Train and evaluate variational autoencoders on CPUs (BLAS and LAPACK underneath).",
+        subcommands: [Train.self, Eval.self])
+}
+
+/// Prints a library error as one line on stderr and exits non-zero, instead of a stack trace.
+func reportingErrors<R>(_ body: () throws -> R) throws -> R {
+    do {
+        return try body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+/// Writes a line to stderr.
+func printError(_ text: String, terminator: String = "\n") {
+    FileHandle.standardError.write(Data((text + terminator).utf8))
+}

@@ -1,0 +1,80 @@
+internal import CLinearAlgebra
+
+// The only file that calls `cblas_*`. Every call is row-major.
+
+@inline(__always) private func cblasTranspose(_ t: Transpose) -> CBLAS_TRANSPOSE {
+    t == .none ? CblasNoTrans : CblasTrans
+}
+
+@inline(__always) private func cblasTriangle(_ t: Triangle) -> CBLAS_UPLO {
+    t == .lower ? CblasLower : CblasUpper
+}
+
+extension Float: BLASScalar {
+    public static func gemm(
+        _ transA: Transpose, _ transB: Transpose, rows: Int, columns: Int, inner: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB), Int32(rows), Int32(columns),
+            Int32(inner), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    public static func trsm(
+        side: Side, triangle: Triangle, transpose: Transpose, unitDiagonal: Bool, rows: Int, columns: Int,
+        alpha: Float, triangular: UnsafePointer<Float>, ldt: Int, b: UnsafeMutablePointer<Float>, ldb: Int
+    ) {
+        cblas_strsm(
+            CblasRowMajor, side == .left ? CblasLeft : CblasRight, cblasTriangle(triangle),
+            cblasTranspose(transpose), unitDiagonal ? CblasUnit : CblasNonUnit, Int32(rows), Int32(columns),
+            alpha, triangular, Int32(ldt), b, Int32(ldb))
+    }
+
+    public static func trsv(
+        triangle: Triangle, transpose: Transpose, order: Int,
+        triangular: UnsafePointer<Float>, ldt: Int, x: UnsafeMutablePointer<Float>, increment: Int
+    ) {
+        cblas_strsv(
+            CblasRowMajor, cblasTriangle(triangle), cblasTranspose(transpose), CblasNonUnit, Int32(order),
+            triangular, Int32(ldt), x, Int32(increment))
+    }
+}
+
+extension Double: BLASScalar {
+    public static func gemm(
+        _ transA: Transpose, _ transB: Transpose, rows: Int, columns: Int, inner: Int,
+        alpha: Double, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        cblas_dgemm(
+            CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB), Int32(rows), Int32(columns),
+            Int32(inner), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    public static func trsm(
+        side: Side, triangle: Triangle, transpose: Transpose, unitDiagonal: Bool, rows: Int, columns: Int,
+        alpha: Double, triangular: UnsafePointer<Double>, ldt: Int, b: UnsafeMutablePointer<Double>, ldb: Int
+    ) {
+        cblas_dtrsm(
+            CblasRowMajor, side == .left ? CblasLeft : CblasRight, cblasTriangle(triangle),
+            cblasTranspose(transpose), unitDiagonal ? CblasUnit : CblasNonUnit, Int32(rows), Int32(columns),
+            alpha, triangular, Int32(ldt), b, Int32(ldb))
+    }
+
+    public static func trsv(
+        triangle: Triangle, transpose: Transpose, order: Int,
+        triangular: UnsafePointer<Double>, ldt: Int, x: UnsafeMutablePointer<Double>, increment: Int
+    ) {
+        cblas_dtrsv(
+            CblasRowMajor, cblasTriangle(triangle), cblasTranspose(transpose), CblasNonUnit, Int32(order),
+            triangular, Int32(ldt), x, Int32(increment))
+    }
+}
+
+/// OpenBLAS's own thread count (threads inside each GEMM); 1 when the engine parallelizes over the batch itself.
+public enum BLASThreads {
+    public static func set(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
+    public static var current: Int { Int(openblas_get_num_threads()) }
+    public static var processors: Int { Int(openblas_get_num_procs()) }
+}

@@ -1,0 +1,30 @@
+/// A fixed-size, 64-byte-aligned, zero-initialized scalar buffer owned by a class: allocated once, reused every step.
+///
+/// Hot loops take its `pointer` once; there are no bounds or uniqueness checks on the way.
+public final class Buffer<T: BLASScalar>: @unchecked Sendable {
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<T>
+
+    public init(count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<T>.stride, alignment: 64)
+        pointer = raw.bindMemory(to: T.self, capacity: max(1, count))
+        pointer.initialize(repeating: 0, count: max(1, count))
+    }
+
+    public convenience init(_ values: [T]) {
+        self.init(count: values.count)
+        for i in 0..<values.count { pointer[i] = values[i] }
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+
+    public var array: [T] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    public subscript(i: Int) -> T {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+
+    public func zero() { pointer.update(repeating: 0, count: count) }
+}

@@ -1,0 +1,46 @@
+import LatentCore
+
+/// Turns grey levels into {0, 1} pixels: each pixel is 1 with probability intensity/255 (MATH.md §1 data model).
+public enum Binarization {
+    /// 24-bit thresholds: pixel value v is 1 when a uniform 24-bit draw is below `thresholds[v]`.
+    public static let thresholds: [UInt32] = (0..<256).map { UInt32((Double($0) / 255 * Double(1 << 24)).rounded()) }
+
+    /// Fresh Bernoulli draws for one image into `out` (dynamic binarization), from the caller's keyed stream.
+    @inlinable
+    public static func sample<T: BLASScalar>(
+        pixels: UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
+        rng: inout RandomStream, into out: UnsafeMutablePointer<T>
+    ) {
+        var i = 0
+        while i + 1 < count {
+            let r = rng.next()
+            let a = UInt32(truncatingIfNeeded: r) & 0xFF_FFFF
+            let b = UInt32(truncatingIfNeeded: r >> 32) & 0xFF_FFFF
+            out[i] = a < thresholds[Int(pixels[i])] ? 1 : 0
+            out[i + 1] = b < thresholds[Int(pixels[i + 1])] ? 1 : 0
+            i += 2
+        }
+        if i < count {
+            let a = UInt32(truncatingIfNeeded: rng.next()) & 0xFF_FFFF
+            out[i] = a < thresholds[Int(pixels[i])] ? 1 : 0
+        }
+    }
+
+    /// A fixed binarization of a whole image set: image i uses the stream keyed by (seed, i), so any subset agrees.
+    public static func staticBinarized<T: BLASScalar>(_ images: ImageSet, seed: UInt64, as _: T.Type = T.self) -> [T] {
+        let d = images.pixelsPerImage
+        var out = [T](repeating: 0, count: images.count * d)
+        thresholds.withUnsafeBufferPointer { th in
+            images.pixels.withUnsafeBufferPointer { px in
+                out.withUnsafeMutableBufferPointer { o in
+                    for i in 0..<images.count {
+                        var rng = RandomStream(seed: seed, purpose: .staticBinarization, index: UInt64(i))
+                        sample(pixels: px.baseAddress! + i * d, count: d, thresholds: th.baseAddress!,
+                               rng: &rng, into: o.baseAddress! + i * d)
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

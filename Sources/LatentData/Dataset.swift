@@ -1,0 +1,55 @@
+import Foundation
+
+/// A labelled train/test image dataset in the MNIST layout (Fashion-MNIST by default).
+public struct Dataset: Sendable {
+    public var train: ImageSet
+    public var trainLabels: [UInt8]
+    public var test: ImageSet
+    public var testLabels: [UInt8]
+
+    /// Where Debian's `dataset-fashion-mnist` installs the IDX files.
+    public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
+    public static let fileNames = [
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+    ]
+
+    public init(train: ImageSet, trainLabels: [UInt8], test: ImageSet, testLabels: [UInt8]) {
+        self.train = train
+        self.trainLabels = trainLabels
+        self.test = test
+        self.testLabels = testLabels
+    }
+
+    /// Loads the four standard files from `directory` (plain or `.gz`), checking magic numbers, counts and image size.
+    public static func load(directory: String = defaultDirectory, expectedPixels: Int? = 784) throws -> Dataset {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DataError.missingDirectory(path: directory)
+        }
+        func locate(_ name: String) throws -> String {
+            for candidate in [name + ".gz", name] {
+                let path = (directory as NSString).appendingPathComponent(candidate)
+                if FileManager.default.fileExists(atPath: path) { return path }
+            }
+            throw DataError.missingFile(path: directory, expected: [name])
+        }
+        let trainImagesPath = try locate(fileNames[0])
+        let testImagesPath = try locate(fileNames[2])
+        let train = try IDXReader.images(path: trainImagesPath)
+        let trainLabels = try IDXReader.labels(path: try locate(fileNames[1]))
+        let test = try IDXReader.images(path: testImagesPath)
+        let testLabels = try IDXReader.labels(path: try locate(fileNames[3]))
+        guard train.count == trainLabels.count else {
+            throw DataError.countMismatch(images: train.count, labels: trainLabels.count)
+        }
+        guard test.count == testLabels.count else {
+            throw DataError.countMismatch(images: test.count, labels: testLabels.count)
+        }
+        if let expectedPixels {
+            for (set, path) in [(train, trainImagesPath), (test, testImagesPath)] where set.pixelsPerImage != expectedPixels {
+                throw DataError.wrongImageSize(path: path, rows: set.rows, columns: set.columns, expected: expectedPixels)
+            }
+        }
+        return Dataset(train: train, trainLabels: trainLabels, test: test, testLabels: testLabels)
+    }
+}

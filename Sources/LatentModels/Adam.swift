@@ -1,0 +1,55 @@
+import LatentCore
+
+/// Adam with bias correction (Kingma & Ba), over the model's flat parameter and gradient buffers, PyTorch's form:
+/// p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
+public final class Adam<T: BLASScalar>: @unchecked Sendable {
+    public var learningRate: Double
+    public let beta1: Double, beta2: Double, epsilon: Double
+    public private(set) var step = 0
+    public let firstMoment: Buffer<T>
+    public let secondMoment: Buffer<T>
+
+    public init(count: Int, learningRate: Double, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        firstMoment = Buffer(count: count)
+        secondMoment = Buffer(count: count)
+    }
+
+    /// Advances the step counter; call once per step before `update(range:)` on every part.
+    public func beginStep() { step += 1 }
+
+    /// Restores the step counter from a checkpoint.
+    public func restore(step: Int) { self.step = step }
+
+    /// Updates parameters in `range` (ranges of one step may run in parallel).
+    @inlinable
+    public func update(parameters p: UnsafeMutablePointer<T>, gradients g: UnsafePointer<T>, range: Range<Int>) {
+        let t = Double(step)
+        let stepSize = T(learningRate / (1 - integerPower(beta1, t)))
+        let correction2 = T(1 / (1 - integerPower(beta2, t)).squareRoot())
+        let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon)
+        let m = firstMoment.pointer, v = secondMoment.pointer
+        for i in range {
+            let gi = g[i]
+            let mi = b1 * m[i] + (1 - b1) * gi
+            let vi = b2 * v[i] + (1 - b2) * gi * gi
+            m[i] = mi
+            v[i] = vi
+            p[i] -= stepSize * mi / (vi.squareRoot() * correction2 + eps)
+        }
+    }
+}
+
+/// xⁿ by repeated squaring, for the bias corrections (n is a step count).
+@inlinable func integerPower(_ x: Double, _ y: Double) -> Double {
+    var result = 1.0, base = x, n = Int(y)
+    while n > 0 {
+        if n & 1 == 1 { result *= base }
+        base *= base
+        n >>= 1
+    }
+    return result
+}

@@ -1,0 +1,49 @@
+import LatentCore
+
+/// Element-wise nonlinearities; each backward is written in terms of the forward's output y, so no pre-activation is kept.
+public enum Activation: String, Sendable, CaseIterable, Codable {
+    case elu, relu, tanh, identity
+
+    /// y ← act(y + bias) over a rows×columns row-major block, the bias broadcast over rows (fused in one pass).
+    @inlinable
+    public func forward<T: BLASScalar>(_ y: UnsafeMutablePointer<T>, bias: UnsafePointer<T>, rows: Int, columns: Int) {
+        for r in 0..<rows {
+            let row = y + r * columns
+            switch self {
+            case .elu:
+                // ELU (α = 1): y = v for v > 0, eᵛ − 1 otherwise.
+                for c in 0..<columns {
+                    let v = row[c] + bias[c]
+                    row[c] = v > 0 ? v : T.expm1(v)
+                }
+            case .relu:
+                for c in 0..<columns { row[c] = max(row[c] + bias[c], 0) }
+            case .tanh:
+                for c in 0..<columns {
+                    // tanh(v) = 1 − 2/(e^{2v} + 1), stable for either sign.
+                    let v = row[c] + bias[c]
+                    let e = T.exp(-2 * abs(v))
+                    let t = (1 - e) / (1 + e)
+                    row[c] = v >= 0 ? t : -t
+                }
+            case .identity:
+                for c in 0..<columns { row[c] += bias[c] }
+            }
+        }
+    }
+
+    /// g ← g ⊙ act′, with act′ from the forward output y: ELU 1 or y + 1, ReLU 1 or 0, tanh 1 − y², identity 1.
+    @inlinable
+    public func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>, count: Int) {
+        switch self {
+        case .elu:
+            for i in 0..<count { let v = y[i]; if v <= 0 { g[i] *= v + 1 } }
+        case .relu:
+            for i in 0..<count where y[i] <= 0 { g[i] = 0 }
+        case .tanh:
+            for i in 0..<count { g[i] *= 1 - y[i] * y[i] }
+        case .identity:
+            break
+        }
+    }
+}

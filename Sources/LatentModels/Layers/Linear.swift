@@ -1,0 +1,43 @@
+import LatentCore
+
+/// A fully connected layer y = x Wᵀ + b on a row-major batch x (rows × inputs), W stored outputs × inputs.
+public struct Linear: Sendable {
+    public let inputs: Int
+    public let outputs: Int
+    public let weight: ParameterView
+    public let bias: ParameterView
+
+    public init(inputs: Int, outputs: Int, name: String, store: ParameterStore<some BLASScalar>) {
+        self.inputs = inputs
+        self.outputs = outputs
+        weight = store.reserve(name + ".weight", count: outputs * inputs)
+        bias = store.reserve(name + ".bias", count: outputs)
+    }
+
+    /// y (rows × outputs) ← x Wᵀ (one GEMM); the bias is added by the activation pass that follows.
+    @inlinable
+    public func forward<T: BLASScalar>(
+        parameters p: UnsafePointer<T>, input x: UnsafePointer<T>, rows: Int, output y: UnsafeMutablePointer<T>
+    ) {
+        T.gemm(.none, .transpose, rows: rows, columns: outputs, inner: inputs, alpha: 1,
+               a: x, lda: inputs, b: p + weight.offset, ldb: inputs, beta: 0, c: y, ldc: outputs)
+    }
+
+    /// Given dy (rows × outputs, gradient of the pre-activation): dW (+)= dyᵀx, db (+)= Σ_rows dy, and dx = dy W if asked.
+    @inlinable
+    public func backward<T: BLASScalar>(
+        parameters p: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>,
+        outputGradient dy: UnsafePointer<T>, rows: Int, inputGradient dx: UnsafeMutablePointer<T>?, accumulate: Bool
+    ) {
+        T.gemm(.transpose, .none, rows: outputs, columns: inputs, inner: rows, alpha: 1,
+               a: dy, lda: outputs, b: x, ldb: inputs, beta: accumulate ? 1 : 0, c: g + weight.offset, ldc: inputs)
+        ElementWise.columnSums(dy, rows: rows, columns: outputs, into: g + bias.offset, accumulate: accumulate)
+        if let dx {
+            T.gemm(.none, .none, rows: rows, columns: inputs, inner: outputs, alpha: 1,
+                   a: dy, lda: outputs, b: p + weight.offset, ldb: inputs, beta: 0, c: dx, ldc: inputs)
+        }
+    }
+
+    /// Multiply-adds of one forward pass over `rows` examples (the backward costs about twice as much).
+    public func forwardFLOPs(rows: Int) -> Double { 2 * Double(rows) * Double(inputs) * Double(outputs) }
+}

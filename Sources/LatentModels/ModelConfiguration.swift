@@ -1,0 +1,66 @@
+/// Which objective a model trains: the ELBO with a standard normal (vae) or mixture (gmvae) prior, or the IWAE bound.
+public enum ModelKind: String, Codable, Sendable, CaseIterable {
+    case vae, gmvae, iwae
+}
+
+/// Everything that fixes a model's shape and objective; stored in checkpoint headers and checked on load.
+public struct ModelConfiguration: Codable, Equatable, Sendable {
+    public var model: ModelKind = .vae
+    public var posterior: PosteriorKind = .diagonal
+    public var inputs = 784
+    public var hidden = [300, 300]
+    public var latent = 10
+    public var activation: Activation = .elu
+    /// Importance samples per example (IWAE); 1 for the ELBO.
+    public var samples = 1
+    /// δ in Σ = AAᵀ + δI for the covariance posterior.
+    public var jitter = 1e-3
+
+    public init(model: ModelKind = .vae, posterior: PosteriorKind = .diagonal, inputs: Int = 784,
+                hidden: [Int] = [300, 300], latent: Int = 10, activation: Activation = .elu, samples: Int = 1,
+                jitter: Double = 1e-3) {
+        self.model = model
+        self.posterior = posterior
+        self.inputs = inputs
+        self.hidden = hidden
+        self.latent = latent
+        self.activation = activation
+        self.samples = samples
+        self.jitter = jitter
+    }
+
+    /// Encoder outputs per example for the configured posterior family.
+    public var posteriorParameterCount: Int {
+        switch posterior {
+        case .diagonal: return 2 * latent
+        case .full: return 2 * latent + latent * (latent - 1) / 2
+        case .covariance: return latent + latent * latent
+        }
+    }
+
+    /// Checks ranges; the message names the flag to change.
+    public func validate() throws {
+        func fail(_ s: String) -> ConfigurationError { ConfigurationError.invalid(s) }
+        guard inputs > 0 else { throw fail("inputs must be positive") }
+        guard latent > 0 else { throw fail("--latent must be at least 1 (got \(latent))") }
+        guard !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }) else {
+            throw fail("--hidden must list positive layer widths, e.g. 300,300 (got \(hidden))")
+        }
+        guard samples > 0 else { throw fail("--samples must be at least 1 (got \(samples))") }
+        guard jitter.isFinite, jitter >= 0 else { throw fail("--jitter must be a finite value ≥ 0 (got \(jitter))") }
+        guard posterior == .diagonal else {
+            throw fail("--posterior \(posterior.rawValue) is not available yet; use --posterior diagonal")
+        }
+        guard model == .vae else {
+            throw fail("--model \(model.rawValue) is not available yet; use --model vae")
+        }
+    }
+}
+
+/// A configuration or flag value out of range.
+public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
+    case invalid(String)
+    public var description: String {
+        switch self { case let .invalid(s): return s }
+    }
+}

@@ -1,0 +1,61 @@
+import LatentCore
+
+/// Sums of the per-example terms of one pass; divide by `examples` for means.
+public struct TermSums: Sendable, Equatable {
+    public var rec: Double = 0
+    public var kl: Double = 0
+    public var examples = 0
+    public init(rec: Double = 0, kl: Double = 0, examples: Int = 0) {
+        self.rec = rec
+        self.kl = kl
+        self.examples = examples
+    }
+    public var nelbo: Double { rec + kl }
+    public static func + (a: TermSums, b: TermSums) -> TermSums {
+        TermSums(rec: a.rec + b.rec, kl: a.kl + b.kl, examples: a.examples + b.examples)
+    }
+}
+
+/// The negative ELBO with one reparametrized sample and the analytic KL: Rec + KL per example (MATH.md §3).
+public enum ELBO {
+    /// Forward (and, with `gradients`, backward) for `rows` examples whose inputs and noise are already in `ws.x`
+    /// and `ws.noise`. The gradient of `lossScale · Σ_rows NELBO` is written (not added) into `gradients`.
+    @inlinable
+    public static func evaluate<T: BLASScalar>(
+        model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, workspace ws: StepWorkspace<T>,
+        gradients: UnsafeMutablePointer<T>?, lossScale: T
+    ) throws -> TermSums {
+        let k = model.configuration.latent, d = model.configuration.inputs
+        let posterior = model.posterior
+        model.encoder.forward(parameters: p, input: ws.x.pointer, rows: rows, workspace: ws.encoder)
+        let q = UnsafePointer(ws.encoder.output)
+        try posterior.prepare(parameters: q, rows: rows, scratch: ws.scratch.pointer,
+                              logDeterminant: ws.logDeterminant.pointer)
+        posterior.sample(parameters: q, scratch: ws.scratch.pointer, noise: ws.noise.pointer, samples: 1, rows: rows,
+                         z: ws.z.pointer)
+        model.decoder.forward(parameters: p, input: ws.z.pointer, rows: rows, workspace: ws.decoder)
+        for r in 0..<rows { ws.rowScale[r] = lossScale }
+        BernoulliLikelihood.evaluate(
+            logits: ws.decoder.output, targets: ws.x.pointer, rows: rows, columns: d,
+            negativeLogLikelihood: ws.rec.pointer,
+            gradient: gradients == nil ? nil : ws.decoder.outputGradient, scale: ws.rowScale.pointer)
+        posterior.klToStandardNormal(parameters: q, scratch: ws.scratch.pointer, logDeterminant: ws.logDeterminant.pointer,
+                                     rows: rows, kl: ws.kl.pointer)
+        var sums = TermSums(examples: rows)
+        for r in 0..<rows {
+            sums.rec += Double(ws.rec[r])
+            sums.kl += Double(ws.kl[r])
+        }
+        guard let g = gradients else { return sums }
+        model.decoder.backward(parameters: p, gradients: g, input: ws.z.pointer, rows: rows, workspace: ws.decoder,
+                               inputGradient: ws.dz.pointer, accumulate: false)
+        ws.dLogDeterminant.pointer.update(repeating: 0, count: rows)
+        posterior.backward(parameters: q, scratch: ws.scratch.pointer, noise: ws.noise.pointer, samples: 1, rows: rows,
+                           dz: ws.dz.pointer, dLogDeterminant: ws.dLogDeterminant.pointer, klWeight: lossScale,
+                           dParameters: ws.encoder.outputGradient)
+        model.encoder.backward(parameters: p, gradients: g, input: ws.x.pointer, rows: rows, workspace: ws.encoder,
+                               inputGradient: nil, accumulate: false)
+        _ = k
+        return sums
+    }
+}

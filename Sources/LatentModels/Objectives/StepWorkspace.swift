@@ -1,0 +1,41 @@
+import LatentCore
+
+/// Every buffer one forward/backward pass needs for up to `capacity` examples, allocated once and reused.
+public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
+    public let capacity: Int
+    public let samples: Int
+    /// Binarized inputs, capacity × inputs.
+    public let x: Buffer<T>
+    public let encoder: MLPWorkspace<T>
+    public let decoder: MLPWorkspace<T>
+    /// ε, z and dz: samples × capacity × latent.
+    public let noise: Buffer<T>
+    public let z: Buffer<T>
+    public let dz: Buffer<T>
+    public let scratch: Buffer<T>
+    public let logDeterminant: Buffer<T>
+    public let dLogDeterminant: Buffer<T>
+    /// Per example (and per sample for rec): Rec, KL, and the loss weight of each decoder row.
+    public let rec: Buffer<T>
+    public let kl: Buffer<T>
+    public let rowScale: Buffer<T>
+
+    public init(model: VariationalAutoencoder<T>, capacity: Int, samples: Int? = nil) {
+        let m = samples ?? model.configuration.samples
+        let k = model.configuration.latent
+        self.capacity = capacity
+        self.samples = m
+        x = Buffer(count: capacity * model.configuration.inputs)
+        encoder = MLPWorkspace(model.encoder, capacity: capacity)
+        decoder = MLPWorkspace(model.decoder, capacity: capacity * m)
+        noise = Buffer(count: m * capacity * k)
+        z = Buffer(count: m * capacity * k)
+        dz = Buffer(count: m * capacity * k)
+        scratch = Buffer(count: capacity * model.posterior.scratchPerRow)
+        logDeterminant = Buffer(count: capacity)
+        dLogDeterminant = Buffer(count: capacity)
+        rec = Buffer(count: capacity * m)
+        kl = Buffer(count: capacity)
+        rowScale = Buffer(count: capacity * m)
+    }
+}

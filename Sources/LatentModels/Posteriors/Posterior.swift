@@ -1,0 +1,53 @@
+import LatentCore
+
+/// The posterior families of MATH.md §2.
+public enum PosteriorKind: String, Codable, Sendable, CaseIterable {
+    case diagonal, full, covariance
+}
+
+/// A Gaussian posterior family q(z|x) = N(μ, L Lᵀ) reparametrized as z = μ + Lε, evaluated for a batch at once.
+///
+/// Objectives, evaluation and the benchmark use only this interface, so they take every family unchanged.
+/// Layouts: encoder output `parameters` rows × parameterCount; `noise`, `z`, `dz` samples × rows × latent.
+public protocol Posterior<Scalar>: Sendable {
+    associatedtype Scalar: BLASScalar
+    var latent: Int { get }
+    /// Encoder outputs per example.
+    var parameterCount: Int { get }
+    /// Per-example scratch scalars that `prepare` fills (e.g. σ or L) and later calls read.
+    var scratchPerRow: Int { get }
+
+    /// Computes per-example state from the encoder output; `logDeterminant[r]` = Σᵢ log L_ii.
+    func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+                 logDeterminant: UnsafeMutablePointer<Scalar>) throws
+    /// z = μ + Lε for every sample and row.
+    func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+                samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>)
+    /// Analytic KL(q ‖ N(0, I)) per row.
+    func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+                            logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>)
+    /// log q(z|x) of arbitrary (foreign) z, one row of z per example: solves L u = z − μ.
+    func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+                    logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
+                    out: UnsafeMutablePointer<Scalar>)
+    /// dParameters (rows × parameterCount, overwritten) from dz, the coefficient of Σ log L_ii per row,
+    /// and the weight of the analytic KL of each row.
+    func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+                  samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
+                  klWeight: Scalar, dParameters: UnsafeMutablePointer<Scalar>)
+}
+
+extension Posterior {
+    /// log q(z|x) for a z drawn by this posterior's own reparametrization: −½‖ε‖² − Σ log L_ii − (k/2) log 2π.
+    @inlinable
+    public func logDensityOfOwnSample(noise: UnsafePointer<Scalar>, logDeterminant: Scalar) -> Scalar {
+        var s: Scalar = 0
+        for i in 0..<latent { s += noise[i] * noise[i] }
+        return -s / 2 - logDeterminant - Scalar(latent) * Scalar.halfLogTwoPi
+    }
+}
+
+extension BLASScalar {
+    /// ½ log 2π.
+    @inlinable public static var halfLogTwoPi: Self { Self(0.918_938_533_204_672_741_780_329_736_4) }
+}

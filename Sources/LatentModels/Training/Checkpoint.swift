@@ -1,0 +1,244 @@
+import Foundation
+import LatentCore
+internal import CZlib
+
+/// Training state stored beside the parameters: what resuming and evaluation need to know.
+public struct TrainingState: Codable, Equatable, Sendable {
+    public var seed: UInt64
+    public var step: Int
+    public var epoch: Int
+    public var batch: Int
+    public var learningRate: Double
+    public var threads: Int
+    public var data: String
+    public init(seed: UInt64, step: Int, epoch: Int, batch: Int, learningRate: Double, threads: Int, data: String) {
+        self.seed = seed
+        self.step = step
+        self.epoch = epoch
+        self.batch = batch
+        self.learningRate = learningRate
+        self.threads = threads
+        self.data = data
+    }
+}
+
+/// Why a checkpoint could not be written or read, and what to do about it.
+public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+    case missing(path: String)
+    case unwritable(path: String, reason: String)
+    case badMagic(path: String)
+    case newerVersion(path: String, found: UInt32, supported: UInt32)
+    case truncated(path: String)
+    case checksumMismatch(path: String)
+    case sizeMismatch(path: String, expected: Int, found: Int)
+    case badHeader(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .missing(path):
+            return "no checkpoint at \(path); pass the --out directory of a finished `latent train` run"
+        case let .unwritable(path, reason):
+            return "cannot write \(path): \(reason); choose a writable --out directory"
+        case let .badMagic(path):
+            return "\(path) is not a Latent checkpoint (bad magic); pass the directory written by `latent train --out`"
+        case let .newerVersion(path, found, supported):
+            return "\(path) has checkpoint format \(found), this build reads up to \(supported); update latent"
+        case let .truncated(path):
+            return "\(path) is truncated; it was not written by a complete save (use the run's previous checkpoint)"
+        case let .checksumMismatch(path):
+            return "\(path) is corrupt (checksum mismatch); retrain or restore the file from a backup"
+        case let .sizeMismatch(path, expected, found):
+            return "\(path) holds \(found) parameters but its configuration needs \(expected); the file is corrupt"
+        case let .badHeader(path, reason):
+            return "\(path) has an unreadable header (\(reason)); the file is corrupt"
+        }
+    }
+}
+
+/// A versioned binary checkpoint: magic, version, JSON header (configuration and training state), the flat
+/// parameter buffer and Adam's two moment buffers as little-endian Float32, and a CRC-32 of everything before it.
+///
+/// Saving writes `checkpoint.tmp`, flushes it to disk and renames it over `checkpoint`, so a crash at any moment
+/// leaves the previous complete checkpoint in place.
+public struct Checkpoint: Sendable {
+    public static let magic: [UInt8] = Array("LATENTCK".utf8)
+    public static let version: UInt32 = 1
+    public static let fileName = "checkpoint"
+
+    struct Header: Codable {
+        var configuration: ModelConfiguration
+        var state: TrainingState
+        var parameterCount: Int
+    }
+
+    public var configuration: ModelConfiguration
+    public var state: TrainingState
+    public var parameters: [Float]
+    public var firstMoment: [Float]
+    public var secondMoment: [Float]
+
+    public init(configuration: ModelConfiguration, state: TrainingState, parameters: [Float],
+                firstMoment: [Float], secondMoment: [Float]) {
+        self.configuration = configuration
+        self.state = state
+        self.parameters = parameters
+        self.firstMoment = firstMoment
+        self.secondMoment = secondMoment
+    }
+
+    /// The serialized bytes, checksum included.
+    public func encoded() throws -> [UInt8] {
+        let header = try JSONEncoder().encode(Header(configuration: configuration, state: state,
+                                                     parameterCount: parameters.count))
+        var bytes = Checkpoint.magic
+        append(Checkpoint.version, to: &bytes)
+        append(UInt32(header.count), to: &bytes)
+        bytes.append(contentsOf: header)
+        for buffer in [parameters, firstMoment, secondMoment] {
+            bytes.reserveCapacity(bytes.count + buffer.count * 4)
+            for v in buffer { append(v.bitPattern, to: &bytes) }
+        }
+        append(Checkpoint.crc32(bytes), to: &bytes)
+        return bytes
+    }
+
+    /// Parses and verifies bytes read from `path` (magic, version, header, sizes, checksum).
+    public static func decode(_ bytes: [UInt8], path: String) throws -> Checkpoint {
+        guard bytes.count >= magic.count + 12 else {
+            if bytes.starts(with: magic.prefix(bytes.count)) || bytes.isEmpty { throw CheckpointError.truncated(path: path) }
+            throw CheckpointError.badMagic(path: path)
+        }
+        guard Array(bytes[0..<magic.count]) == magic else { throw CheckpointError.badMagic(path: path) }
+        var cursor = magic.count
+        let found = readUInt32(bytes, &cursor)
+        guard found <= version, found >= 1 else {
+            throw CheckpointError.newerVersion(path: path, found: found, supported: version)
+        }
+        let headerLength = Int(readUInt32(bytes, &cursor))
+        guard headerLength <= bytes.count - cursor - 4 else { throw CheckpointError.truncated(path: path) }
+        let storedChecksum = UInt32(bytes[bytes.count - 4]) | UInt32(bytes[bytes.count - 3]) << 8
+            | UInt32(bytes[bytes.count - 2]) << 16 | UInt32(bytes[bytes.count - 1]) << 24
+        let header: Header
+        do {
+            header = try JSONDecoder().decode(Header.self, from: Data(bytes[cursor..<(cursor + headerLength)]))
+        } catch {
+            throw crc32(Array(bytes[0..<(bytes.count - 4)])) == storedChecksum
+                ? CheckpointError.badHeader(path: path, reason: "\(error)")
+                : CheckpointError.checksumMismatch(path: path)
+        }
+        cursor += headerLength
+        let n = header.parameterCount
+        guard n >= 0, n < Int.max / 16 else { throw CheckpointError.badHeader(path: path, reason: "parameter count") }
+        let expectedLength = cursor + 3 * n * 4 + 4
+        guard bytes.count >= expectedLength else { throw CheckpointError.truncated(path: path) }
+        guard bytes.count == expectedLength else { throw CheckpointError.checksumMismatch(path: path) }
+        guard crc32(Array(bytes[0..<(bytes.count - 4)])) == storedChecksum else {
+            throw CheckpointError.checksumMismatch(path: path)
+        }
+        let required = VariationalAutoencoder<Float>.parameterCount(header.configuration)
+        guard required == n else { throw CheckpointError.sizeMismatch(path: path, expected: required, found: n) }
+        func floats() -> [Float] {
+            var out = [Float](repeating: 0, count: n)
+            for i in 0..<n { out[i] = Float(bitPattern: readUInt32(bytes, &cursor)) }
+            return out
+        }
+        let p = floats(), m = floats(), v = floats()
+        return Checkpoint(configuration: header.configuration, state: header.state, parameters: p,
+                          firstMoment: m, secondMoment: v)
+    }
+
+    /// Loads `DIR/checkpoint` (or a file path).
+    public static func load(from path: String) throws -> Checkpoint {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CheckpointError.missing(path: path)
+        }
+        let file = isDirectory.boolValue ? (path as NSString).appendingPathComponent(fileName) : path
+        guard FileManager.default.fileExists(atPath: file) else { throw CheckpointError.missing(path: file) }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw CheckpointError.unwritable(path: file, reason: "cannot be read")
+        }
+        return try decode([UInt8](data), path: file)
+    }
+
+    /// Writes atomically into `directory/checkpoint` (temporary file, fsync, rename).
+    public func save(to directory: String) throws {
+        let bytes = try encoded()
+        let final = (directory as NSString).appendingPathComponent(Checkpoint.fileName)
+        let temporary = final + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw CheckpointError.unwritable(path: temporary, reason: String(cString: strerror(errno)))
+        }
+        var written = 0
+        let ok: Bool = bytes.withUnsafeBytes { raw in
+            while written < raw.count {
+                let n = write(fd, raw.baseAddress! + written, raw.count - written)
+                if n <= 0 { return false }
+                written += n
+            }
+            return fsync(fd) == 0
+        }
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        guard ok else {
+            unlink(temporary)
+            throw CheckpointError.unwritable(path: temporary, reason: reason)
+        }
+        guard rename(temporary, final) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw CheckpointError.unwritable(path: final, reason: reason)
+        }
+        let dirFD = open(directory, O_RDONLY)
+        if dirFD >= 0 {
+            fsync(dirFD)
+            close(dirFD)
+        }
+    }
+
+    /// zlib's CRC-32 of `bytes`.
+    public static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBufferPointer { UInt32(CZlib.crc32(0, $0.baseAddress, UInt32($0.count))) }
+    }
+}
+
+private func append(_ v: UInt32, to bytes: inout [UInt8]) {
+    bytes.append(UInt8(v & 0xFF))
+    bytes.append(UInt8((v >> 8) & 0xFF))
+    bytes.append(UInt8((v >> 16) & 0xFF))
+    bytes.append(UInt8(v >> 24))
+}
+
+private func readUInt32(_ bytes: [UInt8], _ cursor: inout Int) -> UInt32 {
+    defer { cursor += 4 }
+    return UInt32(bytes[cursor]) | UInt32(bytes[cursor + 1]) << 8 | UInt32(bytes[cursor + 2]) << 16
+        | UInt32(bytes[cursor + 3]) << 24
+}
+
+extension VariationalAutoencoder {
+    /// The flat parameter count a configuration implies (without allocating a model).
+    public static func parameterCount(_ c: ModelConfiguration) -> Int {
+        let enc = [c.inputs] + c.hidden + [c.posteriorParameterCount]
+        let dec = [c.latent] + c.hidden.reversed() + [c.inputs]
+        func count(_ w: [Int]) -> Int { (0..<(w.count - 1)).reduce(0) { $0 + w[$1] * w[$1 + 1] + w[$1 + 1] } }
+        return count(enc) + count(dec)
+    }
+
+    /// A checkpoint of this Float model with its optimizer.
+    public func checkpoint(adam: Adam<Float>, state: TrainingState) -> Checkpoint where T == Float {
+        Checkpoint(configuration: configuration, state: state, parameters: store.parameters.array,
+                   firstMoment: adam.firstMoment.array, secondMoment: adam.secondMoment.array)
+    }
+
+    /// Copies a checkpoint's parameters in (and its moments into `adam` when given).
+    public func load(_ checkpoint: Checkpoint, adam: Adam<Float>? = nil) where T == Float {
+        for i in 0..<parameterCount { store.parameters[i] = checkpoint.parameters[i] }
+        if let adam {
+            for i in 0..<parameterCount {
+                adam.firstMoment[i] = checkpoint.firstMoment[i]
+                adam.secondMoment[i] = checkpoint.secondMoment[i]
+            }
+        }
+    }
+}

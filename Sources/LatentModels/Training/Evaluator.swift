@@ -1,0 +1,60 @@
+import LatentCore
+import LatentData
+
+/// Evaluates the one-sample NELBO (analytic KL) of a Float model on statically binarized images, in parallel.
+///
+/// The noise of example i is keyed by (seed, i), so results do not depend on batch size or thread count beyond
+/// the order of the final sums.
+public final class Evaluator: @unchecked Sendable {
+    public let model: VariationalAutoencoder<Float>
+    public let workers: Int
+    public let batchSize: Int
+    let workspaces: [StepWorkspace<Float>]
+    let workerSums: UnsafeMutablePointer<TermSums>
+
+    public init(model: VariationalAutoencoder<Float>, threads: Int, batchSize: Int = 500) {
+        self.model = model
+        workers = max(1, threads)
+        self.batchSize = batchSize
+        let capacity = (batchSize + workers - 1) / workers
+        workspaces = (0..<workers).map { _ in StepWorkspace(model: model, capacity: capacity, samples: 1) }
+        workerSums = .allocate(capacity: workers)
+        workerSums.initialize(repeating: TermSums(), count: workers)
+    }
+
+    deinit { workerSums.deallocate() }
+
+    /// Mean-able sums of Rec and KL over `binarized` (count × inputs values in {0, 1}).
+    public func evaluate(binarized: [Float], count: Int, seed: UInt64 = 0) -> TermSums {
+        let d = model.configuration.inputs, k = model.configuration.latent
+        let parameters = UnsafePointer(model.store.parameters.pointer)
+        var total = TermSums()
+        binarized.withUnsafeBufferPointer { data in
+            var start = 0
+            while start < count {
+                let rows = min(batchSize, count - start)
+                Parallel.run(workers) { w in
+                    let slice = Parallel.slice(rows, parts: workers, part: w)
+                    let ws = workspaces[w]
+                    workerSums[w] = TermSums()
+                    guard !slice.isEmpty else { return }
+                    for (j, row) in slice.enumerated() {
+                        let example = start + row
+                        (ws.x.pointer + j * d).update(from: data.baseAddress! + example * d, count: d)
+                        var rng = RandomStream(seed: seed, purpose: .evaluation, index: UInt64(example))
+                        rng.fillNormal(ws.noise.pointer + j * k, count: k)
+                    }
+                    if let sums = try? ELBO.evaluate(model: model, parameters: parameters, rows: slice.count,
+                                                     workspace: ws, gradients: nil, lossScale: 1) {
+                        workerSums[w] = sums
+                    } else {
+                        workerSums[w] = TermSums(rec: .nan, kl: .nan, examples: slice.count)
+                    }
+                }
+                for w in 0..<workers { total = total + workerSums[w] }
+                start += rows
+            }
+        }
+        return total
+    }
+}

@@ -1,0 +1,149 @@
+import LatentCore
+import LatentData
+
+/// Data-parallel training of a Float model: each worker owns a contiguous slice of the minibatch, its own
+/// workspace and gradient buffer, and runs single-threaded BLAS; the gradient buffers are then summed and Adam
+/// updates the parameters, both split by parameter range across the same workers (DESIGN.md § Multicore).
+///
+/// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count; only the
+/// order of floating-point sums in the gradient reduction does.
+public final class Trainer: @unchecked Sendable {
+    public let model: VariationalAutoencoder<Float>
+    public let adam: Adam<Float>
+    public let batchSize: Int
+    public let workers: Int
+    public let seed: UInt64
+    public private(set) var step = 0
+    public private(set) var epoch = 0
+
+    let images: ImageSet
+    let workspaces: [StepWorkspace<Float>]
+    let workerGradients: [Buffer<Float>]
+    let workerSums: UnsafeMutablePointer<TermSums>
+    let workerFailures: UnsafeMutablePointer<Bool>
+    var permutation: [Int]
+    let thresholds: [UInt32]
+
+    public init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int, learningRate: Double,
+                seed: UInt64, threads: Int) {
+        self.model = model
+        self.images = images
+        self.batchSize = batchSize
+        self.seed = seed
+        workers = max(1, min(threads, batchSize))
+        adam = Adam(count: model.parameterCount, learningRate: learningRate)
+        let capacity = (batchSize + workers - 1) / workers
+        workspaces = (0..<workers).map { _ in StepWorkspace(model: model, capacity: capacity) }
+        workerGradients = (0..<workers).map { _ in Buffer(count: model.parameterCount) }
+        workerSums = .allocate(capacity: workers)
+        workerSums.initialize(repeating: TermSums(), count: workers)
+        workerFailures = .allocate(capacity: workers)
+        workerFailures.initialize(repeating: false, count: workers)
+        permutation = Array(0..<images.count)
+        thresholds = Binarization.thresholds
+        BLASThreads.set(1)
+    }
+
+    deinit {
+        workerSums.deallocate()
+        workerFailures.deallocate()
+    }
+
+    /// Steps per epoch (the last, smaller batch included).
+    public var stepsPerEpoch: Int { (images.count + batchSize - 1) / batchSize }
+
+    /// Restores counters after loading a checkpoint; the permutation of the current epoch is recomputed from the seed.
+    public func restore(step: Int, epoch: Int) {
+        self.step = step
+        self.epoch = epoch
+        adam.restore(step: step)
+    }
+
+    /// The shuffled example order of an epoch: a Fisher–Yates shuffle keyed by (seed, epoch).
+    public static func permutation(count: Int, seed: UInt64, epoch: Int) -> [Int] {
+        var order = Array(0..<count)
+        var rng = RandomStream(seed: seed, purpose: .shuffle, step: UInt64(epoch))
+        if count > 1 {
+            for i in stride(from: count - 1, to: 0, by: -1) {
+                order.swapAt(i, rng.index(below: i + 1))
+            }
+        }
+        return order
+    }
+
+    /// Prepares the order of `epoch` (0-based); call before its steps.
+    public func beginEpoch(_ epoch: Int) {
+        self.epoch = epoch
+        permutation = Trainer.permutation(count: images.count, seed: seed, epoch: epoch)
+    }
+
+    /// One optimization step on batch `index` of the current epoch; returns the batch's term sums.
+    public func trainStep(batch index: Int) throws -> TermSums {
+        let start = index * batchSize
+        let rows = min(batchSize, images.count - start)
+        let currentStep = step
+        let scale = Float(1) / Float(rows)
+        let parameters = UnsafePointer(model.store.parameters.pointer)
+        let d = model.configuration.inputs, k = model.configuration.latent
+        permutation.withUnsafeBufferPointer { perm in
+            images.pixels.withUnsafeBufferPointer { pixels in
+                thresholds.withUnsafeBufferPointer { th in
+                    Parallel.run(workers) { w in
+                        let slice = Parallel.slice(rows, parts: workers, part: w)
+                        let ws = workspaces[w]
+                        guard !slice.isEmpty else {
+                            workerGradients[w].zero()
+                            workerSums[w] = TermSums()
+                            return
+                        }
+                        for (j, row) in slice.enumerated() {
+                            let example = perm[start + row]
+                            var bits = RandomStream(seed: seed, purpose: .binarization, step: UInt64(currentStep),
+                                                    index: UInt64(row))
+                            Binarization.sample(pixels: pixels.baseAddress! + example * d, count: d,
+                                                thresholds: th.baseAddress!, rng: &bits, into: ws.x.pointer + j * d)
+                            var noise = RandomStream(seed: seed, purpose: .noise, step: UInt64(currentStep),
+                                                     index: UInt64(row))
+                            noise.fillNormal(ws.noise.pointer + j * k, count: k)
+                        }
+                        do {
+                            workerSums[w] = try ELBO.evaluate(
+                                model: model, parameters: parameters, rows: slice.count, workspace: ws,
+                                gradients: workerGradients[w].pointer, lossScale: scale)
+                            workerFailures[w] = false
+                        } catch {
+                            workerFailures[w] = true
+                        }
+                    }
+                }
+            }
+        }
+        var sums = TermSums()
+        for w in 0..<workers { sums = sums + workerSums[w] }
+        if !sums.rec.isFinite { throw TrainingError.nonFinite(step: currentStep, term: "Rec") }
+        if !sums.kl.isFinite { throw TrainingError.nonFinite(step: currentStep, term: "KL") }
+        if (0..<workers).contains(where: { workerFailures[$0] }) {
+            throw TrainingError.nonFinite(step: currentStep, term: "posterior factorization")
+        }
+        applyGradients()
+        step += 1
+        return sums
+    }
+
+    /// Sums the workers' gradient buffers into the model's and takes an Adam step, split by parameter range.
+    func applyGradients() {
+        adam.beginStep()
+        let n = model.parameterCount
+        let total = model.store.gradients.pointer, p = model.store.parameters.pointer
+        Parallel.run(workers) { w in
+            let range = Parallel.slice(n, parts: workers, part: w)
+            let first = workerGradients[0].pointer
+            for i in range { total[i] = first[i] }
+            for other in 1..<max(1, workers) {
+                let g = workerGradients[other].pointer
+                for i in range { total[i] += g[i] }
+            }
+            adam.update(parameters: p, gradients: total, range: range)
+        }
+    }
+}

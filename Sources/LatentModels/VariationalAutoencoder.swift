@@ -1,0 +1,39 @@
+import LatentCore
+
+/// Encoder, posterior family and Bernoulli decoder over one flat parameter store (MATH.md §1–3).
+public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
+    public let configuration: ModelConfiguration
+    public let store = ParameterStore<T>()
+    public let encoder: MLP
+    public let decoder: MLP
+    public let posterior: DiagonalGaussian<T>
+
+    public init(_ configuration: ModelConfiguration) {
+        self.configuration = configuration
+        posterior = DiagonalGaussian(latent: configuration.latent)
+        encoder = MLP(widths: [configuration.inputs] + configuration.hidden + [configuration.posteriorParameterCount],
+                      activation: configuration.activation, name: "encoder", store: store)
+        decoder = MLP(widths: [configuration.latent] + configuration.hidden.reversed() + [configuration.inputs],
+                      activation: configuration.activation, name: "decoder", store: store)
+        store.allocate()
+    }
+
+    public var parameterCount: Int { store.count }
+
+    /// PyTorch's default Linear initialization: weights and biases uniform in ±1/√fan_in.
+    public func initialize(seed: UInt64) {
+        var rng = RandomStream(seed: seed, purpose: .initialization)
+        let p = store.parameters.pointer
+        for layer in encoder.layers + decoder.layers {
+            let bound = 1 / Double(layer.inputs).squareRoot()
+            for view in [layer.weight, layer.bias] {
+                for i in view.range { p[i] = T((rng.uniform() * 2 - 1) * bound) }
+            }
+        }
+    }
+
+    /// FLOPs of one training step on `rows` examples with `samples` decoder passes each (MATH.md §8: forward ×3).
+    public func trainingFLOPs(rows: Int, samples: Int = 1) -> Double {
+        3 * (encoder.forwardFLOPs(rows: rows) + decoder.forwardFLOPs(rows: rows * samples))
+    }
+}

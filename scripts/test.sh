@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite: set up, build everything (the CLI tests run the built executables), run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+swift build --build-tests
+swift test --skip-build "$@"
