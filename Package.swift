@@ -1,7 +1,17 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+/// Release builds are tuned for the building machine, like `-march=native`: when its CPU has AVX2 and FMA, the
+/// element-wise kernels are compiled for them (8 lanes and fused multiply-adds instead of SSE2's 4 lanes).
+let hostHasAVX2: Bool = {
+    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+    let set = Set(flags.split(separator: " ").map(String.init))
+    return set.contains("avx2") && set.contains("fma")
+}()
+let releaseFlags = ["-Ounchecked", "-wmo"] + (hostHasAVX2 ? ["-target-cpu", "haswell"] : [])
+let optimized: [SwiftSetting] = [.unsafeFlags(releaseFlags, .when(configuration: .release))]
 
 let package = Package(
     name: "Latent",

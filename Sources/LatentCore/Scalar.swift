@@ -22,7 +22,7 @@ public enum Side: Sendable {
 /// A floating-point scalar with BLAS/LAPACK bindings and elementary functions: `Float` (training) and `Double` (checks).
 ///
 /// All matrices are row-major. The bindings live in `BLAS.swift` and `LAPACK.swift`, the only files that call C.
-public protocol BLASScalar: BinaryFloatingPoint, Sendable, CustomStringConvertible
+public protocol BLASScalar: BinaryFloatingPoint, Sendable, CustomStringConvertible, VectorMath, SIMDScalar
 where RawSignificand: FixedWidthInteger {
     /// C = α op(A) op(B) + β C, with op(A) rows×inner and op(B) inner×columns.
     static func gemm(

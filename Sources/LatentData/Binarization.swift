@@ -6,10 +6,11 @@ public enum Binarization {
     public static let thresholds: [UInt32] = (0..<256).map { UInt32((Double($0) / 255 * Double(1 << 24)).rounded()) }
 
     /// Fresh Bernoulli draws for one image into `out` (dynamic binarization), from the caller's keyed stream.
+    /// Two pixels per 64-bit draw, each compared as 24 bits against the pixel's threshold.
     @inlinable
-    public static func sample<T: BLASScalar>(
+    public static func sample(
         pixels: UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
-        rng: inout RandomStream, into out: UnsafeMutablePointer<T>
+        rng: inout RandomStream, into out: UnsafeMutablePointer<Float>
     ) {
         var i = 0
         while i + 1 < count {
@@ -24,6 +25,17 @@ public enum Binarization {
             let a = UInt32(truncatingIfNeeded: rng.next()) & 0xFF_FFFF
             out[i] = a < thresholds[Int(pixels[i])] ? 1 : 0
         }
+    }
+
+    /// The same draws as `sample(…into: UnsafeMutablePointer<Float>)`, converted to any scalar type.
+    public static func sample<T: BLASScalar>(
+        pixels: UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
+        rng: inout RandomStream, into out: UnsafeMutablePointer<T>
+    ) {
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
+        defer { floats.deallocate() }
+        sample(pixels: pixels, count: count, thresholds: thresholds, rng: &rng, into: floats)
+        for i in 0..<count { out[i] = T(floats[i]) }
     }
 
     /// A fixed binarization of a whole image set: image i uses the stream keyed by (seed, i), so any subset agrees.

@@ -24,22 +24,61 @@ public final class Adam<T: BLASScalar>: @unchecked Sendable {
     /// Restores the step counter from a checkpoint.
     public func restore(step: Int) { self.step = step }
 
-    /// Updates parameters in `range` (ranges of one step may run in parallel).
+    /// Updates parameters in `range` with the gradient `g` (+ `g2` when given: the reduction of two workers'
+    /// buffers fused into the update, so the summed gradient is never written). Ranges of one step may run in parallel.
+    ///
+    /// Eight lanes at a time through `SIMD8` and `fastSquareRoot` (libm's scalar square root does not vectorize).
+    /// With `zeroingGradients` the gradient buffers are cleared while their lines are in cache, so the next step's
+    /// GEMMs can accumulate (β = 1) instead of paying OpenBLAS's separate β = 0 pass.
     @inlinable
-    public func update(parameters p: UnsafeMutablePointer<T>, gradients g: UnsafePointer<T>, range: Range<Int>) {
+    public func update(parameters p: UnsafeMutablePointer<T>, gradients g: UnsafeMutablePointer<T>,
+                       plus g2: UnsafeMutablePointer<T>? = nil, range: Range<Int>, zeroingGradients: Bool = false) {
         let t = Double(step)
         let stepSize = T(learningRate / (1 - integerPower(beta1, t)))
         let correction2 = T(1 / (1 - integerPower(beta2, t)).squareRoot())
         let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon)
         let m = firstMoment.pointer, v = secondMoment.pointer
-        for i in range {
-            let gi = g[i]
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            var gi = load(g + i)
+            if let g2 { gi += load(g2 + i) }
+            if zeroingGradients {
+                store(.zero, g + i)
+                if let g2 { store(.zero, g2 + i) }
+            }
+            let mi = b1 * load(m + i) + (1 - b1) * gi
+            let vi = b2 * load(v + i) + (1 - b2) * gi * gi
+            store(mi, m + i)
+            store(vi, v + i)
+            store(load(p + i) - stepSize * mi / (T.fastSquareRoot(vi) * correction2 + eps), p + i)
+            i += 8
+        }
+        while i < range.upperBound {
+            let gi = g[i] + (g2?[i] ?? 0)
+            if zeroingGradients {
+                g[i] = 0
+                g2?[i] = 0
+            }
             let mi = b1 * m[i] + (1 - b1) * gi
             let vi = b2 * v[i] + (1 - b2) * gi * gi
             m[i] = mi
             v[i] = vi
             p[i] -= stepSize * mi / (vi.squareRoot() * correction2 + eps)
+            i += 1
         }
+    }
+
+    @inlinable @inline(__always)
+    func load(_ x: UnsafePointer<T>) -> SIMD8<T> {
+        UnsafeRawPointer(x).loadUnaligned(as: SIMD8<T>.self)
+    }
+
+    @inlinable @inline(__always)
+    func load(_ x: UnsafeMutablePointer<T>) -> SIMD8<T> { load(UnsafePointer(x)) }
+
+    @inlinable @inline(__always)
+    func store(_ value: SIMD8<T>, _ x: UnsafeMutablePointer<T>) {
+        UnsafeMutableRawPointer(x).storeBytes(of: value, as: SIMD8<T>.self)
     }
 }
 

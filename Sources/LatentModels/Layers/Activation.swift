@@ -14,7 +14,8 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
                 // ELU (α = 1): y = v for v > 0, eᵛ − 1 otherwise.
                 for c in 0..<columns {
                     let v = row[c] + bias[c]
-                    row[c] = v > 0 ? v : T.expm1(v)
+                    let negative = T.fastExpMinusOne(min(v, 0))
+                    row[c] = v > 0 ? v : negative
                 }
             case .relu:
                 for c in 0..<columns { row[c] = max(row[c] + bias[c], 0) }
@@ -37,9 +38,12 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     public func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>, count: Int) {
         switch self {
         case .elu:
-            for i in 0..<count { let v = y[i]; if v <= 0 { g[i] *= v + 1 } }
+            for i in 0..<count {
+                let v = y[i], gi = g[i]
+                g[i] = v > 0 ? gi : gi * (v + 1)
+            }
         case .relu:
-            for i in 0..<count where y[i] <= 0 { g[i] = 0 }
+            for i in 0..<count { g[i] = y[i] > 0 ? g[i] : 0 }
         case .tanh:
             for i in 0..<count { g[i] *= 1 - y[i] * y[i] }
         case .identity:

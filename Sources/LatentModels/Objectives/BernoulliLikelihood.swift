@@ -4,32 +4,48 @@ import LatentCore
 public enum BernoulliLikelihood {
     /// Per row: `negativeLogLikelihood[r]` = −log p(x_r|z_r); if `gradient` is given it receives
     /// `scale[r] · (sigmoid(a) − x)` = d(scale·(−log p))/da, computed in the same pass.
+    ///
+    /// The per-element terms go through `terms` (one row of scratch) so the element loop has no reduction and
+    /// vectorizes; the row sum then uses eight independent partial sums.
     @inlinable
     public static func evaluate<T: BLASScalar>(
         logits a: UnsafePointer<T>, targets x: UnsafePointer<T>, rows: Int, columns: Int,
         negativeLogLikelihood out: UnsafeMutablePointer<T>,
-        gradient: UnsafeMutablePointer<T>?, scale: UnsafePointer<T>?
+        gradient: UnsafeMutablePointer<T>?, scale: UnsafePointer<T>?, terms: UnsafeMutablePointer<T>
     ) {
         for r in 0..<rows {
             let ar = a + r * columns, xr = x + r * columns
-            var total: T = 0
             if let gradient, let scale {
                 let g = gradient + r * columns, w = scale[r]
                 for d in 0..<columns {
-                    let v = ar[d]
-                    let e = T.exp(-abs(v))
+                    let v = ar[d], target = xr[d]
+                    let e = T.fastExp(-abs(v))
                     let inv = 1 / (1 + e)
-                    total += max(v, 0) + T.log1p(e) - xr[d] * v
+                    terms[d] = max(v, 0) + T.fastLogOnePlus(e) - target * v
                     let sigmoid = v >= 0 ? inv : e * inv
-                    g[d] = w * (sigmoid - xr[d])
+                    g[d] = w * (sigmoid - target)
                 }
             } else {
                 for d in 0..<columns {
                     let v = ar[d]
-                    total += max(v, 0) + T.log1p(T.exp(-abs(v))) - xr[d] * v
+                    terms[d] = max(v, 0) + T.fastLogOnePlus(T.fastExp(-abs(v))) - xr[d] * v
                 }
             }
-            out[r] = total
+            out[r] = sum(terms, count: columns)
         }
+    }
+
+    /// Σ values with eight interleaved partial sums (breaks the dependency chain of a single accumulator).
+    @inlinable
+    static func sum<T: BLASScalar>(_ v: UnsafePointer<T>, count: Int) -> T {
+        var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0, s4: T = 0, s5: T = 0, s6: T = 0, s7: T = 0
+        var i = 0
+        while i + 8 <= count {
+            s0 += v[i]; s1 += v[i + 1]; s2 += v[i + 2]; s3 += v[i + 3]
+            s4 += v[i + 4]; s5 += v[i + 5]; s6 += v[i + 6]; s7 += v[i + 7]
+            i += 8
+        }
+        while i < count { s0 += v[i]; i += 1 }
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
     }
 }

@@ -19,13 +19,13 @@ public struct TermSums: Sendable, Equatable {
 /// The negative ELBO with one reparametrized sample and the analytic KL: Rec + KL per example (MATH.md §3).
 public enum ELBO {
     /// Forward (and, with `gradients`, backward) for `rows` examples whose inputs and noise are already in `ws.x`
-    /// and `ws.noise`. The gradient of `lossScale · Σ_rows NELBO` is written (not added) into `gradients`.
+    /// and `ws.noise`. The gradient of `lossScale · Σ_rows NELBO` is written into `gradients`, or added to it with `accumulate`.
     @inlinable
     public static func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, workspace ws: StepWorkspace<T>,
-        gradients: UnsafeMutablePointer<T>?, lossScale: T
+        gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {
-        let k = model.configuration.latent, d = model.configuration.inputs
+        let d = model.configuration.inputs
         let posterior = model.posterior
         model.encoder.forward(parameters: p, input: ws.x.pointer, rows: rows, workspace: ws.encoder)
         let q = UnsafePointer(ws.encoder.output)
@@ -38,7 +38,8 @@ public enum ELBO {
         BernoulliLikelihood.evaluate(
             logits: ws.decoder.output, targets: ws.x.pointer, rows: rows, columns: d,
             negativeLogLikelihood: ws.rec.pointer,
-            gradient: gradients == nil ? nil : ws.decoder.outputGradient, scale: ws.rowScale.pointer)
+            gradient: gradients == nil ? nil : ws.decoder.outputGradient, scale: ws.rowScale.pointer,
+            terms: ws.terms.pointer)
         posterior.klToStandardNormal(parameters: q, scratch: ws.scratch.pointer, logDeterminant: ws.logDeterminant.pointer,
                                      rows: rows, kl: ws.kl.pointer)
         var sums = TermSums(examples: rows)
@@ -48,14 +49,13 @@ public enum ELBO {
         }
         guard let g = gradients else { return sums }
         model.decoder.backward(parameters: p, gradients: g, input: ws.z.pointer, rows: rows, workspace: ws.decoder,
-                               inputGradient: ws.dz.pointer, accumulate: false)
+                               inputGradient: ws.dz.pointer, accumulate: accumulate)
         ws.dLogDeterminant.pointer.update(repeating: 0, count: rows)
         posterior.backward(parameters: q, scratch: ws.scratch.pointer, noise: ws.noise.pointer, samples: 1, rows: rows,
                            dz: ws.dz.pointer, dLogDeterminant: ws.dLogDeterminant.pointer, klWeight: lossScale,
                            dParameters: ws.encoder.outputGradient)
         model.encoder.backward(parameters: p, gradients: g, input: ws.x.pointer, rows: rows, workspace: ws.encoder,
-                               inputGradient: nil, accumulate: false)
-        _ = k
+                               inputGradient: nil, accumulate: accumulate)
         return sums
     }
 }

@@ -19,6 +19,8 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
     public let rec: Buffer<T>
     public let kl: Buffer<T>
     public let rowScale: Buffer<T>
+    /// One row of per-pixel likelihood terms.
+    public let terms: Buffer<T>
 
     public init(model: VariationalAutoencoder<T>, capacity: Int, samples: Int? = nil) {
         let m = samples ?? model.configuration.samples
@@ -37,5 +39,6 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
         rec = Buffer(count: capacity * m)
         kl = Buffer(count: capacity)
         rowScale = Buffer(count: capacity * m)
+        terms = Buffer(count: model.configuration.inputs)
     }
 }

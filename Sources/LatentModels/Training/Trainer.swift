@@ -4,6 +4,7 @@ import LatentData
 /// Data-parallel training of a Float model: each worker owns a contiguous slice of the minibatch, its own
 /// workspace and gradient buffer, and runs single-threaded BLAS; the gradient buffers are then summed and Adam
 /// updates the parameters, both split by parameter range across the same workers (DESIGN.md § Multicore).
+/// Worker gradient buffers accumulate (GEMM β = 1) and are cleared by Adam's pass, which reads them anyway.
 ///
 /// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count; only the
 /// order of floating-point sums in the gradient reduction does.
@@ -92,7 +93,6 @@ public final class Trainer: @unchecked Sendable {
                         let slice = Parallel.slice(rows, parts: workers, part: w)
                         let ws = workspaces[w]
                         guard !slice.isEmpty else {
-                            workerGradients[w].zero()
                             workerSums[w] = TermSums()
                             return
                         }
@@ -109,7 +109,7 @@ public final class Trainer: @unchecked Sendable {
                         do {
                             workerSums[w] = try ELBO.evaluate(
                                 model: model, parameters: parameters, rows: slice.count, workspace: ws,
-                                gradients: workerGradients[w].pointer, lossScale: scale)
+                                gradients: workerGradients[w].pointer, lossScale: scale, accumulate: true)
                             workerFailures[w] = false
                         } catch {
                             workerFailures[w] = true
@@ -130,20 +130,28 @@ public final class Trainer: @unchecked Sendable {
         return sums
     }
 
-    /// Sums the workers' gradient buffers into the model's and takes an Adam step, split by parameter range.
+    /// Sums the workers' gradient buffers and takes an Adam step, split by parameter range across the workers.
+    /// With two workers the sum is fused into Adam's loop; with more, workers 1… are first added into worker 0's.
     func applyGradients() {
         adam.beginStep()
         let n = model.parameterCount
-        let total = model.store.gradients.pointer, p = model.store.parameters.pointer
+        let p = model.store.parameters.pointer
         Parallel.run(workers) { w in
             let range = Parallel.slice(n, parts: workers, part: w)
             let first = workerGradients[0].pointer
-            for i in range { total[i] = first[i] }
+            if workers == 2 {
+                adam.update(parameters: p, gradients: first, plus: workerGradients[1].pointer, range: range,
+                            zeroingGradients: true)
+                return
+            }
             for other in 1..<max(1, workers) {
                 let g = workerGradients[other].pointer
-                for i in range { total[i] += g[i] }
+                for i in range {
+                    first[i] += g[i]
+                    g[i] = 0
+                }
             }
-            adam.update(parameters: p, gradients: total, range: range)
+            adam.update(parameters: p, gradients: first, range: range, zeroingGradients: true)
         }
     }
 }
