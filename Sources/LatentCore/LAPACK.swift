@@ -1,18 +1,24 @@
 internal import CLinearAlgebra
 
 // The only file that calls `LAPACKE_*`.
+//
+// A row-major lower triangle is, in memory, the column-major upper triangle of the transpose; since Σ is symmetric,
+// factoring "U" in column-major order yields the row-major lower factor L directly. LAPACKE's row-major entry
+// points would instead transpose through a temporary it allocates on every call.
+
+private func columnMajorTriangle(_ rowMajor: Triangle) -> CChar {
+    CChar(UInt8(ascii: rowMajor == .lower ? "U" : "L"))
+}
 
 extension Float {
     public static func potrfInfo(triangle: Triangle, order: Int, a: UnsafeMutablePointer<Float>, lda: Int) -> Int {
-        Int(LAPACKE_spotrf(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: triangle == .lower ? "L" : "U")),
-                           Int32(order), a, Int32(lda)))
+        Int(LAPACKE_spotrf(LAPACK_COL_MAJOR, columnMajorTriangle(triangle), Int32(order), a, Int32(lda)))
     }
 }
 
 extension Double {
     public static func potrfInfo(triangle: Triangle, order: Int, a: UnsafeMutablePointer<Double>, lda: Int) -> Int {
-        Int(LAPACKE_dpotrf(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: triangle == .lower ? "L" : "U")),
-                           Int32(order), a, Int32(lda)))
+        Int(LAPACKE_dpotrf(LAPACK_COL_MAJOR, columnMajorTriangle(triangle), Int32(order), a, Int32(lda)))
     }
 }
 

@@ -48,9 +48,6 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
         }
         guard samples > 0 else { throw fail("--samples must be at least 1 (got \(samples))") }
         guard jitter.isFinite, jitter >= 0 else { throw fail("--jitter must be a finite value ≥ 0 (got \(jitter))") }
-        guard posterior == .diagonal else {
-            throw fail("--posterior \(posterior.rawValue) is not available yet; use --posterior diagonal")
-        }
         guard model == .vae else {
             throw fail("--model \(model.rawValue) is not available yet; use --model vae")
         }

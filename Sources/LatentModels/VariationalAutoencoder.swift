@@ -6,11 +6,13 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
     public let store = ParameterStore<T>()
     public let encoder: MLP
     public let decoder: MLP
-    public let posterior: DiagonalGaussian<T>
+    public let posterior: AnyPosterior<T>
+    /// Cholesky factorizations that needed a raised jitter (covariance posterior), over this model's lifetime.
+    public let factorizationRetries = FactorizationCounter()
 
     public init(_ configuration: ModelConfiguration) {
         self.configuration = configuration
-        posterior = DiagonalGaussian(latent: configuration.latent)
+        posterior = AnyPosterior(configuration, retries: factorizationRetries)
         encoder = MLP(widths: [configuration.inputs] + configuration.hidden + [configuration.posteriorParameterCount],
                       activation: configuration.activation, name: "encoder", store: store)
         decoder = MLP(widths: [configuration.latent] + configuration.hidden.reversed() + [configuration.inputs],

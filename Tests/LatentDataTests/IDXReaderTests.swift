@@ -84,7 +84,9 @@ final class IDXReaderTests: XCTestCase {
     }
 
     func testWrongMagic() throws {
-        expectDataError(try IDXReader.images(path: try write(IDXFixture.labelFile(labels), "labels-as-images")),
+        // (A label file long enough to hold an image header.)
+        let tenLabels = IDXFixture.labelFile([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+        expectDataError(try IDXReader.images(path: try write(tenLabels, "labels-as-images")),
                         { $0 == .badMagic(path: self.dir.file("labels-as-images"), found: 0x801, expected: 0x803) },
                         "label file read as images")
         expectDataError(try IDXReader.labels(path: try write(imageBytes, "images-as-labels")),

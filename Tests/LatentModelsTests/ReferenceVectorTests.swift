@@ -5,8 +5,13 @@ import XCTest
 
 /// The engine reproduces independent float64 reference values (shared/vectors) to 1e-9 relative error.
 final class ReferenceVectorTests: XCTestCase {
-    func testVAEDiagonalReproducesReference() throws {
-        let v = try ReferenceVector("vae_diagonal")
+    func testVAEDiagonalReproducesReference() throws { try checkELBO("vae_diagonal") }
+    func testVAEFullReproducesReference() throws { try checkELBO("vae_full") }
+    func testVAECovarianceReproducesReference() throws { try checkELBO("vae_covariance") }
+
+    /// Loss, per-example Rec/KL, z, L and every parameter gradient of an ELBO case.
+    func checkELBO(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let v = try ReferenceVector(name)
         let model = v.makeModel()
         let ws = StepWorkspace(model: model, capacity: v.batch)
         for (i, x) in v.x.enumerated() { ws.x[i] = x }
@@ -15,12 +20,25 @@ final class ReferenceVectorTests: XCTestCase {
                                      workspace: ws, gradients: model.store.gradients.pointer,
                                      lossScale: 1 / Double(v.batch))
         let expected = v.expected
-        XCTAssertLessThan(relativeError(sums.nelbo / Double(v.batch), expected["loss"] as! Double), 1e-9)
+        XCTAssertLessThan(relativeError(sums.nelbo / Double(v.batch), expected["loss"] as! Double), 1e-9,
+                          "\(name): loss", file: file, line: line)
         let rec = flatten(expected["rec"]!), kl = flatten(expected["kl"]!)
-        XCTAssertLessThan(maxRelativeError((0..<v.batch).map { ws.rec[$0] }, rec).error, 1e-9)
-        XCTAssertLessThan(maxRelativeError((0..<v.batch).map { ws.kl[$0] }, kl).error, 1e-9)
-        XCTAssertLessThan(maxRelativeError((0..<(v.batch * v.latent)).map { ws.z[$0] }, flatten(expected["z"]!)).error, 1e-9)
+        XCTAssertLessThan(maxRelativeError((0..<v.batch).map { ws.rec[$0] }, rec).error, 1e-9, "\(name): rec",
+                          file: file, line: line)
+        XCTAssertLessThan(maxRelativeError((0..<v.batch).map { ws.kl[$0] }, kl).error, 1e-9, "\(name): kl",
+                          file: file, line: line)
+        XCTAssertLessThan(maxRelativeError((0..<(v.batch * v.latent)).map { ws.z[$0] }, flatten(expected["z"]!),
+                                           floor: 1e-12).error, 1e-9, "\(name): z", file: file, line: line)
+        var factors = [Double]()
+        let l = UnsafeMutablePointer<Double>.allocate(capacity: v.latent * v.latent)
+        defer { l.deallocate() }
+        for r in 0..<v.batch {
+            model.posterior.factor(scratch: ws.scratch.pointer, row: r, into: l)
+            factors += (0..<(v.latent * v.latent)).map { l[$0] }
+        }
+        XCTAssertLessThan(maxRelativeError(factors, flatten(expected["L"]!), floor: 1e-12).error, 1e-9,
+                          "\(name): L", file: file, line: line)
         let worst = maxRelativeError(model.store.gradients.array, v.expectedGradient(for: model), floor: 1e-12)
-        XCTAssertLessThan(worst.error, 1e-9, "gradient entry \(worst.index)")
+        XCTAssertLessThan(worst.error, 1e-9, "\(name): gradient entry \(worst.index)", file: file, line: line)
     }
 }

@@ -1,0 +1,180 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LatentCore
+
+/// q = N(μ, Σ) with Σ = A Aᵀ + δI: the encoder emits μ (k) and A (k×k, row-major); L = chol(Σ) by LAPACK's potrf,
+/// and the backward goes through the factorization (MATH.md §2, "covariance").
+///
+/// A factorization that fails (possible in Float for a nearly singular AAᵀ) is retried with δ raised tenfold,
+/// up to six times; each retry is counted in `FactorizationCounter`, never silently dropped.
+public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
+    public let latent: Int
+    public let jitter: Scalar
+    public let retries: FactorizationCounter
+
+    public init(latent: Int, jitter: Scalar, retries: FactorizationCounter = FactorizationCounter()) {
+        self.latent = latent
+        self.jitter = jitter
+        self.retries = retries
+    }
+
+    public var parameterCount: Int { latent + latent * latent }
+    /// L (k²), then the δ actually used (1).
+    public var scratchPerRow: Int { latent * latent + 1 }
+
+    @inlinable
+    public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+                        logDeterminant: UnsafeMutablePointer<Scalar>) throws {
+        let k = latent, width = parameterCount
+        for r in 0..<rows {
+            let a = parameters + r * width + k
+            let l = scratch + r * scratchPerRow
+            var delta = jitter
+            var attempt = 0
+            while true {
+                // Σ = A Aᵀ + δI, then L = chol(Σ) in place.
+                Scalar.gemm(.none, .transpose, rows: k, columns: k, inner: k, alpha: 1, a: a, lda: k, b: a, ldb: k,
+                            beta: 0, c: l, ldc: k)
+                for i in 0..<k { l[i * k + i] += delta }
+                do {
+                    try choleskyLower(l, order: k)
+                    break
+                } catch let error as LinearAlgebraError {
+                    attempt += 1
+                    retries.record()
+                    guard attempt <= 6 else { throw error }
+                    delta = max(delta, Scalar(1e-6)) * 10
+                }
+            }
+            l[k * k] = delta
+            var logDet: Scalar = 0
+            for i in 0..<k { logDet += Scalar.log(l[i * k + i]) }
+            logDeterminant[r] = logDet
+        }
+    }
+
+    @inlinable
+    public func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+                       samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {
+        let k = latent
+        for s in 0..<samples {
+            for r in 0..<rows {
+                let mu = parameters + r * parameterCount, l = scratch + r * scratchPerRow
+                let e = noise + (s * rows + r) * k, out = z + (s * rows + r) * k
+                for i in 0..<k {
+                    var v = mu[i]
+                    for j in 0...i { v += l[i * k + j] * e[j] }
+                    out[i] = v
+                }
+            }
+        }
+    }
+
+    /// KL = ½(tr Σ + ‖μ‖² − k) − Σᵢ log L_ii, with tr Σ = ‖A‖_F² + kδ.
+    @inlinable
+    public func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+                                   logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>) {
+        let k = latent
+        for r in 0..<rows {
+            let mu = parameters + r * parameterCount, a = mu + k
+            let delta = scratch[r * scratchPerRow + k * k]
+            var total: Scalar = Scalar(k) * delta - Scalar(k)
+            for i in 0..<k { total += mu[i] * mu[i] }
+            for i in 0..<(k * k) { total += a[i] * a[i] }
+            kl[r] = total / 2 - logDeterminant[r]
+        }
+    }
+
+    @inlinable
+    public func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+                           logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
+                           out: UnsafeMutablePointer<Scalar>) {
+        let k = latent
+        let u = UnsafeMutablePointer<Scalar>.allocate(capacity: k)
+        defer { u.deallocate() }
+        for r in 0..<rows {
+            let mu = parameters + r * parameterCount
+            for i in 0..<k { u[i] = z[r * k + i] - mu[i] }
+            Scalar.trsv(triangle: .lower, transpose: .none, order: k, triangular: scratch + r * scratchPerRow, ldt: k,
+                        x: u, increment: 1)
+            var q: Scalar = 0
+            for i in 0..<k { q += u[i] * u[i] }
+            out[r] = -q / 2 - logDeterminant[r] - Scalar(k) * Scalar.halfLogTwoPi
+        }
+    }
+
+    /// L̄ from sampling, log det and KL; Σ̄ = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹ (two triangular solves) + (w/2) I; Ā = (Σ̄ + Σ̄ᵀ) A.
+    @inlinable
+    public func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+                         samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
+                         klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
+        let k = latent, width = parameterCount
+        let work = UnsafeMutablePointer<Scalar>.allocate(capacity: 3 * k * k)
+        defer { work.deallocate() }
+        let lBar = work, p = work + k * k, sigmaBar = work + 2 * k * k
+        for r in 0..<rows {
+            let mu = parameters + r * width, a = mu + k
+            let l = scratch + r * scratchPerRow
+            let dmu = dParameters + r * width, da = dmu + k
+            for i in 0..<k {
+                var gm = w * mu[i]
+                for s in 0..<samples { gm += dz[(s * rows + r) * k + i] }
+                dmu[i] = gm
+                for j in 0..<k {
+                    guard j <= i else { lBar[i * k + j] = 0; continue }
+                    var g: Scalar = 0
+                    for s in 0..<samples {
+                        let base = (s * rows + r) * k
+                        g += dz[base + i] * noise[base + j]
+                    }
+                    if i == j { g += (dLogDeterminant[r] - w) / l[i * k + i] }
+                    lBar[i * k + j] = g
+                }
+            }
+            // P = Lᵀ L̄, then Φ: keep the lower triangle, halve the diagonal.
+            Scalar.gemm(.transpose, .none, rows: k, columns: k, inner: k, alpha: 1, a: l, lda: k, b: lBar, ldb: k,
+                        beta: 0, c: p, ldc: k)
+            for i in 0..<k {
+                p[i * k + i] /= 2
+                for j in (i + 1)..<max(i + 1, k) { p[i * k + j] = 0 }
+            }
+            // Σ̄ = L⁻ᵀ Φ(P) L⁻¹: solve Lᵀ Y = Φ(P), then Σ̄ L = Y.
+            Scalar.trsm(side: .left, triangle: .lower, transpose: .transpose, unitDiagonal: false, rows: k, columns: k,
+                        alpha: 1, triangular: l, ldt: k, b: p, ldb: k)
+            Scalar.trsm(side: .right, triangle: .lower, transpose: .none, unitDiagonal: false, rows: k, columns: k,
+                        alpha: 1, triangular: l, ldt: k, b: p, ldb: k)
+            for i in 0..<k {
+                for j in 0..<k { sigmaBar[i * k + j] = p[i * k + j] + p[j * k + i] }
+                sigmaBar[i * k + i] += w
+            }
+            // Ā = (Σ̄ + Σ̄ᵀ) A, the KL's ½ w tr Σ contributing w I to the symmetrized Σ̄.
+            Scalar.gemm(.none, .none, rows: k, columns: k, inner: k, alpha: 1, a: sigmaBar, lda: k, b: a, ldb: k,
+                        beta: 0, c: da, ldc: k)
+        }
+    }
+}
+
+/// Counts Cholesky factorizations that needed a larger jitter; shared by the workers of one run.
+public final class FactorizationCounter: @unchecked Sendable {
+    private var count = 0
+    private let lock = NSLockLike()
+    public init() {}
+    public func record() { lock.withLock { count += 1 } }
+    public var value: Int { lock.withLock { count } }
+}
+
+/// A tiny mutex over pthread_mutex, so LatentModels need not import Foundation for it.
+final class NSLockLike: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(mutex, nil) }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+    func withLock<R>(_ body: () -> R) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+}
