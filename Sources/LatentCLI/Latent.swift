@@ -6,7 +6,7 @@ struct Latent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "latent",
         abstract: "Train and evaluate variational autoencoders on CPUs (BLAS and LAPACK underneath).",
-        subcommands: [Train.self, Eval.self])
+        subcommands: [Train.self, Eval.self, Compare.self])
 }
 
 /// Prints a library error as one line on stderr and exits non-zero, instead of a stack trace.

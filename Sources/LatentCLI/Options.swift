@@ -23,7 +23,7 @@ struct IntegerList: ExpressibleByArgument {
 struct ModelOptions: ParsableArguments {
     @Option(help: "Objective: vae (ELBO, standard normal prior).")
     var model: ModelKind = .vae
-    @Option(help: "Posterior family: diagonal.")
+    @Option(help: "Posterior family: diagonal, full (Cholesky factor), covariance (AAᵀ + δI through potrf).")
     var posterior: PosteriorKind = .diagonal
     @Option(help: "Latent dimension k.")
     var latent: Int = 10
@@ -31,13 +31,17 @@ struct ModelOptions: ParsableArguments {
     var hidden: IntegerList = IntegerList([300, 300])
     @Option(help: "Hidden activation: elu, relu, tanh.")
     var activation: Activation = .elu
+    @Option(help: "δ in Σ = AAᵀ + δI for --posterior covariance.")
+    var jitter: Double = 1e-3
 
     var configuration: ModelConfiguration {
         ModelConfiguration(model: model, posterior: posterior, hidden: hidden.values, latent: latent,
-                           activation: activation)
+                           activation: activation, jitter: jitter)
     }
 
     func validate() throws {
+        try requireFinite(jitter, "--jitter")
+        guard jitter >= 0 else { throw ValidationError("--jitter must be ≥ 0 (got \(jitter))") }
         guard latent > 0 else { throw ValidationError("--latent must be at least 1 (got \(latent))") }
         guard hidden.values.allSatisfy({ $0 > 0 }) else { throw ValidationError("--hidden widths must be positive") }
     }
@@ -52,4 +56,49 @@ struct DataOptions: ParsableArguments {
 /// Rejects NaN and infinities, which ArgumentParser's Double parsing accepts.
 func requireFinite(_ value: Double, _ flag: String) throws {
     guard value.isFinite else { throw ValidationError("\(flag) must be a finite number (got \(value))") }
+}
+
+/// The flags of a training run, shared by `train` and `compare`.
+struct TrainingFlags: ParsableArguments {
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var dataOptions: DataOptions
+    @Option(help: "Minibatch size.") var batch: Int = 100
+    @Option(help: "Adam learning rate.") var lr: Double = 1e-3
+    @Option(help: "Epochs (passes over the training set); default 20.") var epochs: Int?
+    @Option(help: "Total optimization steps (instead of --epochs).") var iterations: Int?
+    @Option(help: "Random seed (initialization, shuffling, binarization, noise).") var seed: UInt64 = 0
+    @Option(help: "Worker threads (default: all cores).") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Output directory.") var out: String = "runs/latest"
+    @Option(help: "Use only the first N training images.") var trainLimit: Int?
+    @Option(help: "Use only the first N test images for the per-epoch evaluation.") var testLimit: Int?
+
+    func validate() throws {
+        try requireFinite(lr, "--lr")
+        guard lr > 0 else { throw ValidationError("--lr must be positive (got \(lr))") }
+        guard batch > 0 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
+        guard threads > 0 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        if epochs != nil && iterations != nil {
+            throw ValidationError("give either --epochs or --iterations, not both")
+        }
+        if let epochs, epochs <= 0 { throw ValidationError("--epochs must be at least 1 (got \(epochs))") }
+        if let iterations, iterations <= 0 { throw ValidationError("--iterations must be at least 1 (got \(iterations))") }
+        if let trainLimit, trainLimit <= 0 { throw ValidationError("--train-limit must be at least 1 (got \(trainLimit))") }
+        if let testLimit, testLimit <= 0 { throw ValidationError("--test-limit must be at least 1 (got \(testLimit))") }
+    }
+
+    var options: TrainingOptions {
+        var options = TrainingOptions()
+        options.configuration = model.configuration
+        options.batch = batch
+        options.learningRate = lr
+        options.epochs = iterations == nil ? (epochs ?? 20) : nil
+        options.iterations = iterations
+        options.seed = seed
+        options.threads = threads
+        options.data = dataOptions.data
+        options.out = out
+        options.trainLimit = trainLimit
+        options.testLimit = testLimit
+        return options
+    }
 }

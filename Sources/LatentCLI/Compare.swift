@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import LatentModels
+
+/// Comma-separated posterior families.
+struct PosteriorList: ExpressibleByArgument {
+    var values: [PosteriorKind]
+    init?(argument: String) {
+        let parsed = argument.split(separator: ",").map { PosteriorKind(rawValue: String($0)) }
+        guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else { return nil }
+        values = parsed.map { $0! }
+    }
+    init(_ values: [PosteriorKind]) { self.values = values }
+    var defaultValueDescription: String { values.map(\.rawValue).joined(separator: ",") }
+    static var allValueStrings: [String] { PosteriorKind.allCases.map(\.rawValue) }
+}
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train one model per posterior family (same seed, data order, schedule) and compare them.",
+        discussion: "Writes DIR/compare.json, DIR/compare.md and each family's run under DIR/<family>/.")
+
+    @Option(help: "Posterior families to compare.") var posteriors = PosteriorList(PosteriorKind.allCases)
+    @OptionGroup var flags: TrainingFlags
+
+    func run() throws {
+        try reportingErrors {
+            var base = flags.options
+            if flags.out == "runs/latest" { base.out = "runs/compare" }
+            let bar = ProgressLine()
+            var current: PosteriorKind?
+            let results = try Comparison.run(families: posteriors.values, base: base) { family, p in
+                if current != family {
+                    bar.finish()
+                    current = family
+                    printError("training posterior \(family.rawValue)")
+                }
+                bar.update(String(format: "%@: epoch %d/%d  step %d/%d  NELBO %.2f  %.0f samples/s  ETA %@",
+                                  family.rawValue, p.epoch, p.epochs, p.step, p.totalSteps, p.runningNELBO,
+                                  p.samplesPerSecond, formatDuration(p.etaSeconds)), final: p.step == p.totalSteps)
+            }
+            bar.finish()
+            let table = Comparison.markdown(results)
+            print(table, terminator: "")
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let json = try encoder.encode(["families": results])
+            let directory = base.out as NSString
+            for (name, data) in [("compare.json", json), ("compare.md", Data(table.utf8))] {
+                let path = directory.appendingPathComponent(name)
+                guard FileManager.default.createFile(atPath: path, contents: data) else {
+                    throw CheckpointError.unwritable(path: path, reason: "cannot create the file")
+                }
+            }
+            printError("wrote \(directory.appendingPathComponent("compare.json")) and compare.md")
+        }
+    }
+}

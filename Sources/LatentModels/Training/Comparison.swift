@@ -1,0 +1,68 @@
+import Foundation
+import LatentCore
+
+/// One posterior family's row of `latent compare`.
+public struct FamilyResult: Codable, Sendable {
+    public var posterior: String
+    public var nelbo: Double
+    public var kl: Double
+    public var rec: Double
+    public var active_units: Int
+    public var mean_abs_correlation: Double
+    public var samples_per_second: Double
+    public var seconds_per_epoch: Double
+    /// Diagonal's samples/s over this family's: how many times as long training takes.
+    public var cost_ratio: Double
+    public var factorization_retries: Int
+    public var parameters: Int
+    public var run_directory: String
+}
+
+/// Trains one model per posterior family with the same seed, data order and schedule, and evaluates each.
+public enum Comparison {
+    /// Runs every family in turn into `base.out/<family>`; `progress` receives each family's training progress.
+    public static func run(
+        families: [PosteriorKind], base: TrainingOptions,
+        progress: (PosteriorKind, TrainingProgress) -> Void = { _, _ in }
+    ) throws -> [FamilyResult] {
+        var results = [FamilyResult]()
+        for family in families {
+            var options = base
+            options.configuration.posterior = family
+            options.out = (base.out as NSString).appendingPathComponent(family.rawValue)
+            let session = try TrainingSession(options: options)
+            let final = try session.run { progress(family, $0) }
+            let stats = try session.evaluator.posteriorStatistics(binarized: session.testBinarized,
+                                                                  count: session.testCount)
+            let trainSeconds = session.history.reduce(0) { $0 + $1.seconds }
+            let trained = Double(session.trainer.step) * Double(options.batch)
+            let examples = min(trained, Double(session.history.count * session.dataset.train.count))
+            results.append(FamilyResult(
+                posterior: family.rawValue, nelbo: final.test_nelbo, kl: final.test_kl, rec: final.test_rec,
+                active_units: stats.activeUnits, mean_abs_correlation: stats.meanAbsoluteCorrelation,
+                samples_per_second: examples / trainSeconds,
+                seconds_per_epoch: trainSeconds / Double(session.history.count), cost_ratio: 1,
+                factorization_retries: session.model.factorizationRetries.value,
+                parameters: session.model.parameterCount, run_directory: options.out))
+        }
+        if let diagonal = results.first(where: { $0.posterior == PosteriorKind.diagonal.rawValue }) {
+            for i in results.indices { results[i].cost_ratio = diagonal.samples_per_second / results[i].samples_per_second }
+        }
+        return results
+    }
+
+    /// The Markdown table of `compare.md`.
+    public static func markdown(_ results: [FamilyResult]) -> String {
+        var lines = [
+            "| posterior | test NELBO | KL | Rec | active units | mean abs corr | samples/s | s/epoch | cost vs diagonal | jitter retries |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results {
+            lines.append(String(
+                format: "| %@ | %.2f | %.2f | %.2f | %d | %.3f | %.0f | %.2f | %.2f× | %d |", r.posterior, r.nelbo, r.kl,
+                r.rec, r.active_units, r.mean_abs_correlation, r.samples_per_second, r.seconds_per_epoch, r.cost_ratio,
+                r.factorization_retries))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
