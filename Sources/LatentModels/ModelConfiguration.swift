@@ -15,10 +15,14 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
     public var samples = 1
     /// δ in Σ = AAᵀ + δI for the covariance posterior.
     public var jitter = 1e-3
+    /// The prior: N(0, I) or the learnable mixture (always the mixture for `gmvae`).
+    public var prior: PriorKind = .normal
+    /// Mixture components K (mixture prior only).
+    public var components = 500
 
     public init(model: ModelKind = .vae, posterior: PosteriorKind = .diagonal, inputs: Int = 784,
                 hidden: [Int] = [300, 300], latent: Int = 10, activation: Activation = .elu, samples: Int = 1,
-                jitter: Double = 1e-3) {
+                jitter: Double = 1e-3, prior: PriorKind? = nil, components: Int = 500) {
         self.model = model
         self.posterior = posterior
         self.inputs = inputs
@@ -27,7 +31,12 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
         self.activation = activation
         self.samples = samples
         self.jitter = jitter
+        self.prior = prior ?? (model == .gmvae ? .mixture : .normal)
+        self.components = components
     }
+
+    /// Whether the objective uses the analytic KL to N(0, I) (the plain VAE) rather than importance weights.
+    public var usesAnalyticKL: Bool { model == .vae && prior == .normal }
 
     /// Encoder outputs per example for the configured posterior family.
     public var posteriorParameterCount: Int {
@@ -48,8 +57,13 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
         }
         guard samples > 0 else { throw fail("--samples must be at least 1 (got \(samples))") }
         guard jitter.isFinite, jitter >= 0 else { throw fail("--jitter must be a finite value ≥ 0 (got \(jitter))") }
-        guard model == .vae else {
-            throw fail("--model \(model.rawValue) is not available yet; use --model vae")
+        guard components > 0 else { throw fail("--components must be at least 1 (got \(components))") }
+        guard model == .iwae || samples == 1 else {
+            throw fail("--samples \(samples) needs --model iwae (the ELBO uses one sample)")
+        }
+        guard model != .gmvae || prior == .mixture else { throw fail("--model gmvae uses --prior mixture") }
+        guard model != .vae || prior == .normal else {
+            throw fail("--prior mixture with --model vae is --model gmvae; use that")
         }
     }
 }

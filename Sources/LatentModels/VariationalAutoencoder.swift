@@ -7,6 +7,8 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
     public let encoder: MLP
     public let decoder: MLP
     public let posterior: AnyPosterior<T>
+    /// The mixture prior's parameters, when the configuration has one (nil: N(0, I)).
+    public let mixture: GaussianMixturePrior?
     /// Cholesky factorizations that needed a raised jitter (covariance posterior), over this model's lifetime.
     public let factorizationRetries = FactorizationCounter()
 
@@ -17,6 +19,9 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
                       activation: configuration.activation, name: "encoder", store: store)
         decoder = MLP(widths: [configuration.latent] + configuration.hidden.reversed() + [configuration.inputs],
                       activation: configuration.activation, name: "decoder", store: store)
+        mixture = configuration.prior == .mixture
+            ? GaussianMixturePrior(components: configuration.components, latent: configuration.latent, store: store)
+            : nil
         store.allocate()
     }
 
@@ -32,6 +37,7 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
                 for i in view.range { p[i] = T((rng.uniform() * 2 - 1) * bound) }
             }
         }
+        mixture?.initialize(parameters: p, rng: &rng)
     }
 
     /// FLOPs of one training step on `rows` examples with `samples` decoder passes each (MATH.md §8: forward ×3).

@@ -25,9 +25,15 @@ struct ReferenceVector {
     var x: [Double] { flatten(json["x"]!) }
     var eps: [Double] { flatten(json["eps"]!) }
 
+    var prior: PriorKind { PriorKind(rawValue: json["prior"] as! String)! }
+    var priorParameters: [String: Any]? { json["prior_params"] as? [String: Any] }
+    var components: Int { priorParameters.map { flatten($0["means"]!).count / latent } ?? 1 }
+
     var configuration: ModelConfiguration {
-        ModelConfiguration(model: samples > 1 ? .iwae : .vae, posterior: posterior, inputs: inputs, hidden: hidden,
-                           latent: latent, activation: .elu, samples: samples, jitter: json["delta"] as? Double ?? 1e-3)
+        let kind: ModelKind = samples > 1 ? .iwae : (prior == .mixture ? .gmvae : .vae)
+        return ModelConfiguration(model: kind, posterior: posterior, inputs: inputs, hidden: hidden, latent: latent,
+                                  activation: .elu, samples: samples, jitter: json["delta"] as? Double ?? 1e-3,
+                                  prior: prior, components: components)
     }
 
     /// A Double model holding the case's weights.
@@ -42,6 +48,11 @@ struct ReferenceVector {
                 for (i, v) in values.enumerated() { model.store.parameters[view.offset + i] = v }
             }
         }
+        if let mixture = model.mixture, let prior = priorParameters {
+            for (view, key) in [(mixture.means, "means"), (mixture.logVariances, "log_variances")] {
+                for (i, v) in flatten(prior[key]!).enumerated() { model.store.parameters[view.offset + i] = v }
+            }
+        }
         return model
     }
 
@@ -53,6 +64,11 @@ struct ReferenceVector {
         for (layer, spec) in zip(layers, specs) {
             for (view, key) in [(layer.weight, "d_weight"), (layer.bias, "d_bias")] {
                 for (i, v) in flatten(spec[key]!).enumerated() { g[view.offset + i] = v }
+            }
+        }
+        if let mixture = model.mixture, let prior = priorParameters {
+            for (view, key) in [(mixture.means, "d_means"), (mixture.logVariances, "d_log_variances")] {
+                for (i, v) in flatten(prior[key]!).enumerated() { g[view.offset + i] = v }
             }
         }
         return g

@@ -8,6 +8,37 @@ final class ReferenceVectorTests: XCTestCase {
     func testVAEDiagonalReproducesReference() throws { try checkELBO("vae_diagonal") }
     func testVAEFullReproducesReference() throws { try checkELBO("vae_full") }
     func testVAECovarianceReproducesReference() throws { try checkELBO("vae_covariance") }
+    func testGMVAEDiagonalReproducesReference() throws { try checkELBO("gmvae_diagonal") }
+    func testGMVAEFullReproducesReference() throws { try checkELBO("gmvae_full") }
+    func testIWAEDiagonalM3ReproducesReference() throws { try checkIWAE("iwae_diagonal_m3") }
+    func testIWAECovarianceM3ReproducesReference() throws { try checkIWAE("iwae_covariance_m3") }
+    func testIWAEGMVAEFullM3ReproducesReference() throws { try checkIWAE("iwae_gmvae_full_m3") }
+
+    /// Log-weights, per-example bounds, loss and every gradient of an importance-weighted case.
+    func checkIWAE(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let v = try ReferenceVector(name)
+        let model = v.makeModel()
+        let ws = StepWorkspace(model: model, capacity: v.batch)
+        for (i, x) in v.x.enumerated() { ws.x[i] = x }
+        for (i, e) in v.eps.enumerated() { ws.noise[i] = e }
+        let sums = try Objective.evaluate(model: model, parameters: model.store.parameters.pointer, rows: v.batch,
+                                          samples: v.samples, workspace: ws, gradients: model.store.gradients.pointer,
+                                          lossScale: 1 / Double(v.batch))
+        let expected = v.expected
+        XCTAssertLessThan(relativeError(sums.loss / Double(v.batch), expected["loss"] as! Double), 1e-9,
+                          "\(name): loss", file: file, line: line)
+        let logWeights = (0..<(v.samples * v.batch)).map { ws.logWeights[$0] }
+        XCTAssertLessThan(maxRelativeError(logWeights, flatten(expected["log_weights"]!)).error, 1e-9,
+                          "\(name): log weights", file: file, line: line)
+        let bounds = (0..<v.batch).map { -ws.bound[$0] }
+        XCTAssertLessThan(maxRelativeError(bounds, flatten(expected["negative_iwae_bound"]!)).error, 1e-9,
+                          "\(name): bounds", file: file, line: line)
+        XCTAssertLessThan(maxRelativeError((0..<(v.samples * v.batch * v.latent)).map { ws.z[$0] },
+                                           flatten(expected["z"]!), floor: 1e-12).error, 1e-9,
+                          "\(name): z", file: file, line: line)
+        let worst = maxRelativeError(model.store.gradients.array, v.expectedGradient(for: model), floor: 1e-12)
+        XCTAssertLessThan(worst.error, 1e-9, "\(name): gradient entry \(worst.index)", file: file, line: line)
+    }
 
     /// Loss, per-example Rec/KL, z, L and every parameter gradient of an ELBO case.
     func checkELBO(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -16,9 +47,9 @@ final class ReferenceVectorTests: XCTestCase {
         let ws = StepWorkspace(model: model, capacity: v.batch)
         for (i, x) in v.x.enumerated() { ws.x[i] = x }
         for (i, e) in v.eps.enumerated() { ws.noise[i] = e }
-        let sums = try ELBO.evaluate(model: model, parameters: model.store.parameters.pointer, rows: v.batch,
-                                     workspace: ws, gradients: model.store.gradients.pointer,
-                                     lossScale: 1 / Double(v.batch))
+        let sums = try Objective.evaluate(model: model, parameters: model.store.parameters.pointer, rows: v.batch,
+                                          samples: 1, workspace: ws, gradients: model.store.gradients.pointer,
+                                          lossScale: 1 / Double(v.batch))
         let expected = v.expected
         XCTAssertLessThan(relativeError(sums.nelbo / Double(v.batch), expected["loss"] as! Double), 1e-9,
                           "\(name): loss", file: file, line: line)
@@ -27,6 +58,10 @@ final class ReferenceVectorTests: XCTestCase {
                           file: file, line: line)
         XCTAssertLessThan(maxRelativeError((0..<v.batch).map { ws.kl[$0] }, kl).error, 1e-9, "\(name): kl",
                           file: file, line: line)
+        if let logPrior = expected["log_prior"] {
+            XCTAssertLessThan(maxRelativeError((0..<v.batch).map { ws.logPrior[$0] }, flatten(logPrior)).error, 1e-9,
+                              "\(name): log prior", file: file, line: line)
+        }
         XCTAssertLessThan(maxRelativeError((0..<(v.batch * v.latent)).map { ws.z[$0] }, flatten(expected["z"]!),
                                            floor: 1e-12).error, 1e-9, "\(name): z", file: file, line: line)
         var factors = [Double]()

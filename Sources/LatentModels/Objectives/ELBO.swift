@@ -1,18 +1,22 @@
 import LatentCore
 
 /// Sums of the per-example terms of one pass; divide by `examples` for means.
+/// For one sample, `loss` = Rec + KL (the NELBO); for m > 1 it is the negative IWAE bound and Rec, KL are
+/// averages over the m samples.
 public struct TermSums: Sendable, Equatable {
     public var rec: Double = 0
     public var kl: Double = 0
+    public var loss: Double = 0
     public var examples = 0
-    public init(rec: Double = 0, kl: Double = 0, examples: Int = 0) {
+    public init(rec: Double = 0, kl: Double = 0, loss: Double? = nil, examples: Int = 0) {
         self.rec = rec
         self.kl = kl
+        self.loss = loss ?? rec + kl
         self.examples = examples
     }
     public var nelbo: Double { rec + kl }
     public static func + (a: TermSums, b: TermSums) -> TermSums {
-        TermSums(rec: a.rec + b.rec, kl: a.kl + b.kl, examples: a.examples + b.examples)
+        TermSums(rec: a.rec + b.rec, kl: a.kl + b.kl, loss: a.loss + b.loss, examples: a.examples + b.examples)
     }
 }
 

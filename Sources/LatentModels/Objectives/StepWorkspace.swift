@@ -21,6 +21,14 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
     public let rowScale: Buffer<T>
     /// One row of per-pixel likelihood terms.
     public let terms: Buffer<T>
+    /// Per sample and example (samples × capacity): log p(z), log w, and the loss weight of each sample.
+    public let logPrior: Buffer<T>
+    public let logWeights: Buffer<T>
+    public let coefficient: Buffer<T>
+    /// Per example: the importance-weighted bound's log-sum-exp.
+    public let bound: Buffer<T>
+    /// log N_j(z) of every mixture component (samples × capacity × K); empty without a mixture prior.
+    public let componentLogDensities: Buffer<T>
 
     public init(model: VariationalAutoencoder<T>, capacity: Int, samples: Int? = nil) {
         let m = samples ?? model.configuration.samples
@@ -40,5 +48,10 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
         kl = Buffer(count: capacity)
         rowScale = Buffer(count: capacity * m)
         terms = Buffer(count: model.configuration.inputs)
+        logPrior = Buffer(count: m * capacity)
+        logWeights = Buffer(count: m * capacity)
+        coefficient = Buffer(count: m * capacity)
+        bound = Buffer(count: capacity)
+        componentLogDensities = Buffer(count: model.mixture == nil ? 0 : m * capacity * model.configuration.components)
     }
 }
