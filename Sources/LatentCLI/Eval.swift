@@ -3,13 +3,28 @@ import Foundation
 import LatentData
 import LatentModels
 
+/// Comma-separated sample counts for `--iw`.
+struct SampleCounts: ExpressibleByArgument {
+    var values: [Int]
+    init?(argument: String) {
+        let parsed = argument.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+        values = parsed.map { $0! }
+    }
+}
+
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate a checkpoint: NELBO, KL and Rec on the statically binarized test set.")
+        abstract: "Evaluate a checkpoint: NELBO, KL, Rec, IWAE-m bounds and active units on the static test set.")
 
     @Option(help: "Run directory (or checkpoint file) written by `latent train`.") var checkpoint: String
     @Option(help: "Directory with the IDX files (default: the one the model was trained on).") var data: String?
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
+    @Option(help: "IWAE bounds to estimate, e.g. 1,10,100,1000,5000 (streamed: memory does not grow with m).")
+    var iw: SampleCounts?
+    @Option(help: "cs236: the homework's fixed 100-image (10 per class) subset, NELBO over 100 repeats, IWAE-1,10,100,1000.")
+    var preset: Preset?
+    @Option(help: "Seed of the evaluation noise.") var seed: UInt64 = 0
     @Option(help: "Worker threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print one JSON object instead of a table.") var json = false
 
@@ -24,29 +39,33 @@ struct Eval: ParsableCommand {
             let model = VariationalAutoencoder<Float>(saved.configuration)
             model.load(saved)
             let dataset = try Dataset.load(directory: data ?? saved.state.data, expectedPixels: saved.configuration.inputs)
-            let test = dataset.test.prefix(limit)
-            let binarized = Binarization.staticBinarized(test, seed: TrainingSession.testBinarizationSeed, as: Float.self)
-            let sums = Evaluator(model: model, threads: threads).evaluate(binarized: binarized, count: test.count)
-            let n = Double(sums.examples)
-            let result = EvaluationSummary(nelbo: sums.nelbo / n, kl: sums.kl / n, rec: sums.rec / n,
-                                           examples: sums.examples)
+            let all = Binarization.staticBinarized(dataset.test, seed: TrainingSession.testBinarizationSeed, as: Float.self)
+            var indices = Array(0..<dataset.test.count)
+            var repeats = 1
+            var sampleCounts = iw?.values ?? []
+            if preset == .cs236 {
+                indices = EvaluationProtocol.cs236Subset(labels: dataset.testLabels)
+                repeats = 100
+                if iw == nil { sampleCounts = [1, 10, 100, 1000] }
+            }
+            if let limit { indices = Array(indices.prefix(limit)) }
+            let d = saved.configuration.inputs
+            var binarized = [Float]()
+            binarized.reserveCapacity(indices.count * d)
+            for i in indices { binarized += all[(i * d)..<((i + 1) * d)] }
+            let report = try EvaluationProtocol.run(
+                model: model, binarized: binarized, count: indices.count, repeats: repeats, sampleCounts: sampleCounts,
+                seed: seed, threads: threads)
+            if let throughput = report.decoder_samples_per_second {
+                printError(String(format: "IWAE: %.0f decoder samples/s", throughput))
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
-                print("| examples | NELBO | KL | Rec |")
-                print("|---|---|---|---|")
-                print(String(format: "| %d | %.2f | %.2f | %.2f |", result.examples, result.nelbo, result.kl, result.rec))
+                print(report.markdown, terminator: "")
             }
         }
     }
-}
-
-/// The `--json` output of `latent eval`.
-struct EvaluationSummary: Codable {
-    var nelbo: Double
-    var kl: Double
-    var rec: Double
-    var examples: Int
 }

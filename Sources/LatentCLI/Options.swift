@@ -6,6 +6,7 @@ import LatentModels
 extension ModelKind: ExpressibleByArgument {}
 extension PosteriorKind: ExpressibleByArgument {}
 extension Activation: ExpressibleByArgument {}
+extension PriorKind: ExpressibleByArgument {}
 
 /// Comma-separated positive integers, e.g. `300,300`.
 struct IntegerList: ExpressibleByArgument {
@@ -21,8 +22,14 @@ struct IntegerList: ExpressibleByArgument {
 
 /// The model's shape and objective.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Objective: vae (ELBO, standard normal prior).")
+    @Option(help: "Objective: vae (ELBO, N(0, I) prior), gmvae (mixture prior), iwae (importance-weighted bound).")
     var model: ModelKind = .vae
+    @Option(help: "Prior: normal or mixture (gmvae implies mixture; iwae takes either).")
+    var prior: PriorKind?
+    @Option(help: "Mixture components K of the mixture prior.")
+    var components: Int = 500
+    @Option(help: "Importance samples m per example (iwae).")
+    var samples: Int?
     @Option(help: "Posterior family: diagonal, full (Cholesky factor), covariance (AAᵀ + δI through potrf).")
     var posterior: PosteriorKind = .diagonal
     @Option(help: "Latent dimension k.")
@@ -36,13 +43,25 @@ struct ModelOptions: ParsableArguments {
 
     var configuration: ModelConfiguration {
         ModelConfiguration(model: model, posterior: posterior, hidden: hidden.values, latent: latent,
-                           activation: activation, jitter: jitter)
+                           activation: activation, samples: samples ?? (model == .iwae ? 10 : 1), jitter: jitter,
+                           prior: prior, components: components)
     }
 
     func validate() throws {
         try requireFinite(jitter, "--jitter")
         guard jitter >= 0 else { throw ValidationError("--jitter must be ≥ 0 (got \(jitter))") }
         guard latent > 0 else { throw ValidationError("--latent must be at least 1 (got \(latent))") }
+        guard components > 0 else { throw ValidationError("--components must be at least 1 (got \(components))") }
+        if let samples {
+            guard samples > 0 else { throw ValidationError("--samples must be at least 1 (got \(samples))") }
+            guard model == .iwae || samples == 1 else {
+                throw ValidationError("--samples needs --model iwae (vae and gmvae train the one-sample ELBO)")
+            }
+        }
+        if model == .gmvae && prior == .normal { throw ValidationError("--model gmvae uses the mixture prior") }
+        if model == .vae && prior == .mixture {
+            throw ValidationError("--prior mixture with --model vae is --model gmvae; use that")
+        }
         guard hidden.values.allSatisfy({ $0 > 0 }) else { throw ValidationError("--hidden widths must be positive") }
     }
 }
@@ -58,8 +77,16 @@ func requireFinite(_ value: Double, _ flag: String) throws {
     guard value.isFinite else { throw ValidationError("\(flag) must be a finite number (got \(value))") }
 }
 
+/// Named configurations that reproduce a published protocol.
+enum Preset: String, ExpressibleByArgument, CaseIterable {
+    /// Stanford CS236 homework: 784-300-300 ELU, k = 10, batch 100, Adam 1e-3, 20 000 iterations.
+    case cs236
+}
+
 /// The flags of a training run, shared by `train` and `compare`.
 struct TrainingFlags: ParsableArguments {
+    @Option(help: "A named protocol: cs236 (784-300-300 ELU, k = 10, batch 100, Adam 1e-3, 20 000 iterations).")
+    var preset: Preset?
     @OptionGroup var model: ModelOptions
     @OptionGroup var dataOptions: DataOptions
     @Option(help: "Minibatch size.") var batch: Int = 100
@@ -93,6 +120,17 @@ struct TrainingFlags: ParsableArguments {
         options.learningRate = lr
         options.epochs = iterations == nil ? (epochs ?? 20) : nil
         options.iterations = iterations
+        if preset == .cs236 {
+            options.configuration.hidden = [300, 300]
+            options.configuration.latent = 10
+            options.configuration.activation = .elu
+            options.batch = 100
+            options.learningRate = 1e-3
+            if epochs == nil {
+                options.iterations = iterations ?? 20_000
+                options.epochs = nil
+            }
+        }
         options.seed = seed
         options.threads = threads
         options.data = dataOptions.data

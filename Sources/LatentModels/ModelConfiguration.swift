@@ -35,6 +35,21 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
         self.components = components
     }
 
+    /// Decodes a checkpoint header; keys added after format 1 was first written default to their old meaning.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(ModelKind.self, forKey: .model)
+        posterior = try c.decode(PosteriorKind.self, forKey: .posterior)
+        inputs = try c.decode(Int.self, forKey: .inputs)
+        hidden = try c.decode([Int].self, forKey: .hidden)
+        latent = try c.decode(Int.self, forKey: .latent)
+        activation = try c.decode(Activation.self, forKey: .activation)
+        samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? 1
+        jitter = try c.decodeIfPresent(Double.self, forKey: .jitter) ?? 1e-3
+        prior = try c.decodeIfPresent(PriorKind.self, forKey: .prior) ?? (model == .gmvae ? .mixture : .normal)
+        components = try c.decodeIfPresent(Int.self, forKey: .components) ?? 500
+    }
+
     /// Whether the objective uses the analytic KL to N(0, I) (the plain VAE) rather than importance weights.
     public var usesAnalyticKL: Bool { model == .vae && prior == .normal }
 

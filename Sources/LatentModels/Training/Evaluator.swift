@@ -1,7 +1,8 @@
 import LatentCore
 import LatentData
 
-/// Evaluates the one-sample NELBO (analytic KL) of a Float model on statically binarized images, in parallel.
+/// Evaluates the one-sample NELBO of a Float model on statically binarized images, in parallel: the analytic KL
+/// for a N(0, I) prior, the one-sample Monte Carlo KL for the mixture.
 ///
 /// The noise of example i is keyed by (seed, i), so results do not depend on batch size or thread count beyond
 /// the order of the final sums.
@@ -44,8 +45,8 @@ public final class Evaluator: @unchecked Sendable {
                         var rng = RandomStream(seed: seed, purpose: .evaluation, index: UInt64(example))
                         rng.fillNormal(ws.noise.pointer + j * k, count: k)
                     }
-                    if let sums = try? ELBO.evaluate(model: model, parameters: parameters, rows: slice.count,
-                                                     workspace: ws, gradients: nil, lossScale: 1) {
+                    if let sums = try? Objective.evaluate(model: model, parameters: parameters, rows: slice.count,
+                                                          samples: 1, workspace: ws, gradients: nil, lossScale: 1) {
                         workerSums[w] = sums
                     } else {
                         workerSums[w] = TermSums(rec: .nan, kl: .nan, examples: slice.count)

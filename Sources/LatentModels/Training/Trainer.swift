@@ -86,6 +86,7 @@ public final class Trainer: @unchecked Sendable {
         let scale = Float(1) / Float(rows)
         let parameters = UnsafePointer(model.store.parameters.pointer)
         let d = model.configuration.inputs, k = model.configuration.latent
+        let samples = model.configuration.samples
         permutation.withUnsafeBufferPointer { perm in
             images.pixels.withUnsafeBufferPointer { pixels in
                 thresholds.withUnsafeBufferPointer { th in
@@ -104,12 +105,15 @@ public final class Trainer: @unchecked Sendable {
                                                 thresholds: th.baseAddress!, rng: &bits, into: ws.x.pointer + j * d)
                             var noise = RandomStream(seed: seed, purpose: .noise, step: UInt64(currentStep),
                                                      index: UInt64(row))
-                            noise.fillNormal(ws.noise.pointer + j * k, count: k)
+                            for s in 0..<samples {
+                                noise.fillNormal(ws.noise.pointer + (s * slice.count + j) * k, count: k)
+                            }
                         }
                         do {
-                            workerSums[w] = try ELBO.evaluate(
-                                model: model, parameters: parameters, rows: slice.count, workspace: ws,
-                                gradients: workerGradients[w].pointer, lossScale: scale, accumulate: true)
+                            workerSums[w] = try Objective.evaluate(
+                                model: model, parameters: parameters, rows: slice.count, samples: samples,
+                                workspace: ws, gradients: workerGradients[w].pointer, lossScale: scale,
+                                accumulate: true)
                             workerFailures[w] = false
                         } catch {
                             workerFailures[w] = true
@@ -121,7 +125,10 @@ public final class Trainer: @unchecked Sendable {
         var sums = TermSums()
         for w in 0..<workers { sums = sums + workerSums[w] }
         if !sums.rec.isFinite { throw TrainingError.nonFinite(step: currentStep, term: "Rec") }
-        if !sums.kl.isFinite { throw TrainingError.nonFinite(step: currentStep, term: "KL") }
+        if !sums.kl.isFinite {
+            throw TrainingError.nonFinite(step: currentStep, term: model.configuration.usesAnalyticKL ? "KL" : "KL (log q − log prior)")
+        }
+        if !sums.loss.isFinite { throw TrainingError.nonFinite(step: currentStep, term: "importance-weighted bound") }
         if (0..<workers).contains(where: { workerFailures[$0] }) {
             throw TrainingError.nonFinite(step: currentStep, term: "posterior factorization")
         }

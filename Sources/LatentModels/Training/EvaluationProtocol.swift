@@ -1,0 +1,64 @@
+import Foundation
+import LatentCore
+
+/// The figures `latent eval` reports (its `--json` keys): NELBO, KL, Rec, IWAE-m bounds as positive negative
+/// log-likelihoods in nats (keyed by m), and the number of active units.
+public struct EvaluationReport: Codable, Sendable {
+    public var nelbo: Double
+    public var kl: Double
+    public var rec: Double
+    public var examples: Int
+    public var repeats: Int
+    public var iwae: [String: Double]
+    public var active_units: Int
+    public var decoder_samples_per_second: Double?
+
+    /// The same figures as a Markdown table.
+    public var markdown: String {
+        let ms = iwae.keys.compactMap(Int.init).sorted()
+        var header = "| examples | NELBO | KL | Rec |"
+        var rule = "|---:|---:|---:|---:|"
+        var row = String(format: "| %d | %.2f | %.2f | %.2f |", examples, nelbo, kl, rec)
+        for m in ms {
+            header += " IWAE-\(m) |"
+            rule += "---:|"
+            row += String(format: " %.2f |", iwae[String(m)]!)
+        }
+        header += " active units |"
+        rule += "---:|"
+        row += " \(active_units) |"
+        return [header, rule, row].joined(separator: "\n") + "\n"
+    }
+}
+
+/// How a trained model is evaluated: the one-sample NELBO (averaged over `repeats` noise draws), the streamed
+/// IWAE bounds, and active units (MATH.md §7).
+public enum EvaluationProtocol {
+    /// CS236's fixed test subset: the first 10 test images of each class, in class order.
+    public static func cs236Subset(labels: [UInt8]) -> [Int] {
+        (0..<10).flatMap { c in labels.indices.filter { labels[$0] == UInt8(c) }.prefix(10) }
+    }
+
+    public static func run(
+        model: VariationalAutoencoder<Float>, binarized: [Float], count: Int, repeats: Int, sampleCounts: [Int],
+        seed: UInt64, threads: Int
+    ) throws -> EvaluationReport {
+        let evaluator = Evaluator(model: model, threads: threads)
+        var sums = TermSums()
+        for r in 0..<repeats {
+            sums = sums + evaluator.evaluate(binarized: binarized, count: count, seed: seed &+ UInt64(r))
+        }
+        let n = Double(sums.examples)
+        guard sums.nelbo.isFinite else { throw TrainingError.nonFinite(step: 0, term: "test NELBO") }
+        let stats = try evaluator.posteriorStatistics(binarized: binarized, count: count)
+        var report = EvaluationReport(nelbo: sums.nelbo / n, kl: sums.kl / n, rec: sums.rec / n, examples: count,
+                                      repeats: repeats, iwae: [:], active_units: stats.activeUnits)
+        if !sampleCounts.isEmpty {
+            let bound = try ImportanceBoundEvaluator(model: model, threads: threads)
+                .evaluate(binarized: binarized, count: count, sampleCounts: sampleCounts, seed: seed)
+            for (m, value) in bound.bounds { report.iwae[String(m)] = value }
+            report.decoder_samples_per_second = bound.decoderSamplesPerSecond
+        }
+        return report
+    }
+}

@@ -1,0 +1,241 @@
+import Foundation
+import XCTest
+
+/// End-to-end runs of the built `latent` executable on a tiny synthetic dataset.
+final class CLITests: XCTestCase {
+    /// One temporary root per test; removed afterwards.
+    var root: URL!
+    var data: URL { root.appendingPathComponent("data") }
+
+    override func setUpWithError() throws {
+        root = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("latent-cli-tests-\(UUID().uuidString)")
+        try SyntheticDataset.write(to: root.appendingPathComponent("data"))
+    }
+
+    override func tearDown() {
+        if let root { try? FileManager.default.removeItem(at: root) }
+    }
+
+    func trainArguments(out: URL, iterations: Int = 20, extra: [String] = []) -> [String] {
+        ["train", "--data", data.path, "--hidden", "16", "--latent", "3", "--iterations", "\(iterations)",
+         "--batch", "10", "--threads", "2", "--seed", "7", "--out", out.path] + extra
+    }
+
+    func train(out: URL, iterations: Int = 20, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try LatentCommand.run(trainArguments(out: out, iterations: iterations))
+        XCTAssertTrue(r.exitedNormally && r.status == 0, "train failed (\(r.status)): \(r.stderr)", file: file, line: line)
+        assertNoCrash(r, file: file, line: line)
+    }
+
+    func metrics(_ out: URL) throws -> [[String: Any]] {
+        let text = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        return try text.split(separator: "\n").map {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    func assertNoCrash(_ r: LatentCommand.Result, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(r.exitedNormally, "terminated by a signal: \(r.stderr)", file: file, line: line)
+        for marker in ["Fatal error", "Swift runtime failure", "Stack dump", "Current stack trace", "Backtrace", "fatalError", "Illegal instruction",
+                       "Segmentation fault"] {
+            XCTAssertFalse(r.stderr.contains(marker), "stderr shows a crash (\(marker)): \(r.stderr)", file: file, line: line)
+        }
+    }
+
+    /// A library error: non-zero exit, exactly one non-empty line on stderr, no crash.
+    func assertCleanFailure(_ arguments: [String], mentioning words: [String] = [], file: StaticString = #filePath,
+                            line: UInt = #line) throws {
+        let r = try LatentCommand.run(arguments)
+        let what = "latent \(arguments.joined(separator: " "))"
+        assertNoCrash(r, file: file, line: line)
+        XCTAssertNotEqual(r.status, 0, "\(what) succeeded", file: file, line: line)
+        XCTAssertEqual(r.stderrLines.count, 1, "\(what): stderr must be exactly one line, got:\n\(r.stderr)",
+                       file: file, line: line)
+        for word in words {
+            XCTAssertTrue(r.stderr.contains(word), "\(what): stderr does not mention \(word): \(r.stderr)", file: file, line: line)
+        }
+    }
+
+    /// An argument validation error (ArgumentParser may add usage lines): non-zero exit, the first line is the
+    /// error and names the flag, no crash.
+    func assertValidationFailure(_ arguments: [String], flag: String, file: StaticString = #filePath,
+                                 line: UInt = #line) throws {
+        let r = try LatentCommand.run(arguments)
+        let what = "latent \(arguments.joined(separator: " "))"
+        assertNoCrash(r, file: file, line: line)
+        XCTAssertNotEqual(r.status, 0, "\(what) succeeded", file: file, line: line)
+        let first = r.stderrLines.first ?? ""
+        XCTAssertTrue(first.contains("Error") || first.contains("error"), "\(what): first line \(first)", file: file, line: line)
+        XCTAssertTrue(first.contains(flag), "\(what): first line does not name \(flag): \(first)", file: file, line: line)
+    }
+
+    // MARK: - (a) train
+
+    func testTrainWritesCheckpointAndMetrics() throws {
+        let out = root.appendingPathComponent("run")
+        try train(out: out)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.tmp").path))
+        let lines = try metrics(out)
+        XCTAssertEqual(lines.count, 1, "20 iterations of batch 10 over 200 images are one epoch")
+        let last = try XCTUnwrap(lines.last)
+        for key in ["epoch", "step", "train_nelbo", "test_nelbo", "seconds", "samples_per_second"] {
+            XCTAssertNotNil(last[key], "metrics.jsonl lacks \(key): \(last)")
+        }
+        XCTAssertEqual(last["epoch"] as? Int, 1)
+        XCTAssertEqual(last["step"] as? Int, 20)
+        for key in ["train_nelbo", "test_nelbo", "seconds", "samples_per_second"] {
+            let v = try XCTUnwrap(last[key] as? Double, key)
+            XCTAssertTrue(v.isFinite && v > 0, "\(key) = \(v)")
+        }
+        // A NELBO in nats for 784 Bernoulli pixels: positive and below the uniform-guess 784·log 2 plus the KL.
+        let nelbo = try XCTUnwrap(last["test_nelbo"] as? Double)
+        XCTAssertLessThan(nelbo, 784 * log(2.0) + 100)
+    }
+
+    // MARK: - (b) reproducibility
+
+    func testSameSeedSameThreadsIsReproducible() throws {
+        let a = root.appendingPathComponent("a"), b = root.appendingPathComponent("b")
+        try train(out: a, iterations: 30)
+        try train(out: b, iterations: 30)
+        let ma = try metrics(a), mb = try metrics(b)
+        XCTAssertEqual(ma.count, 2, "30 steps of 20 per epoch write two metrics lines")
+        XCTAssertEqual(ma.count, mb.count)
+        let timing: Set<String> = ["seconds", "samples_per_second", "eval_seconds"]
+        for (la, lb) in zip(ma, mb) {
+            XCTAssertEqual(Set(la.keys), Set(lb.keys))
+            for key in la.keys where !timing.contains(key) {
+                XCTAssertEqual("\(la[key]!)", "\(lb[key]!)", "metrics differ in \(key)")
+            }
+        }
+        let ca = [UInt8](try Data(contentsOf: a.appendingPathComponent("checkpoint")))
+        let cb = [UInt8](try Data(contentsOf: b.appendingPathComponent("checkpoint")))
+        // The parameter and optimizer payload (after the JSON header; format: magic, version, header length, header).
+        func payload(_ c: [UInt8]) -> ArraySlice<UInt8> {
+            guard c.count >= 16 else { return [] }
+            let length = Int(c[12]) | Int(c[13]) << 8 | Int(c[14]) << 16 | Int(c[15]) << 24
+            return c.count >= 16 + length ? c[(16 + length)...].dropLast(4) : []
+        }
+        XCTAssertFalse(payload(ca).isEmpty)
+        XCTAssertTrue(payload(ca) == payload(cb), "parameters or Adam moments differ between identical runs")
+        XCTAssertTrue(ca == cb, "checkpoint files differ between identical runs (headers: "
+                      + "\(String(decoding: ca.prefix(ca.count - payload(ca).count - 4).dropFirst(16), as: UTF8.self)) vs "
+                      + "\(String(decoding: cb.prefix(cb.count - payload(cb).count - 4).dropFirst(16), as: UTF8.self)))")
+    }
+
+    // MARK: - (c) eval
+
+    func testEvalPrintsOneJSONObject() throws {
+        let out = root.appendingPathComponent("run")
+        try train(out: out)
+        let r = try LatentCommand.run(["eval", "--checkpoint", out.path, "--data", data.path, "--threads", "2", "--json"])
+        assertNoCrash(r)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdoutLines.count, 1, "stdout: \(r.stdout)")
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        for key in ["nelbo", "kl", "rec", "examples"] { XCTAssertNotNil(object[key], "missing \(key): \(r.stdout)") }
+        XCTAssertEqual(object["examples"] as? Int, 50)
+        let nelbo = try XCTUnwrap(object["nelbo"] as? Double), kl = try XCTUnwrap(object["kl"] as? Double)
+        let rec = try XCTUnwrap(object["rec"] as? Double)
+        XCTAssertTrue(kl >= 0 && rec > 0, "kl \(kl), rec \(rec)")
+        XCTAssertEqual(nelbo, kl + rec, accuracy: 1e-9 * nelbo)
+        // The checkpoint holds exactly the parameters that training evaluated at the end of its last epoch. `eval`
+        // leaves OpenBLAS multi-threaded while training pins it to one thread, so the Float sums may be reassociated:
+        // at most 784 roundings of a row's positive terms, 784·u relative.
+        let test = try XCTUnwrap(try metrics(out).last?["test_nelbo"] as? Double)
+        XCTAssertEqual(nelbo, test, accuracy: 784 * Double(Float.ulpOfOne) / 2 * test)
+        // With single-threaded BLAS, as in training, the computation is the same one: the same number.
+        let pinned = try LatentCommand.run(["eval", "--checkpoint", out.path, "--data", data.path, "--threads", "2", "--json"],
+                                           environment: ["OPENBLAS_NUM_THREADS": "1"])
+        XCTAssertEqual(pinned.status, 0, pinned.stderr)
+        let pinnedObject = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(pinned.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(try XCTUnwrap(pinnedObject["nelbo"] as? Double), test, "eval of the checkpoint vs training's last evaluation")
+        // Without --json: a table on stdout.
+        let table = try LatentCommand.run(["eval", "--checkpoint", out.path, "--data", data.path, "--threads", "2"])
+        XCTAssertEqual(table.status, 0, table.stderr)
+        XCTAssertTrue(table.stdout.contains("NELBO"), table.stdout)
+    }
+
+    // MARK: - (d) bad input
+
+    func testMissingDataDirectory() throws {
+        let out = root.appendingPathComponent("run")
+        try assertCleanFailure(["train", "--data", root.appendingPathComponent("nowhere").path, "--iterations", "1",
+                                "--out", out.path], mentioning: ["nowhere"])
+    }
+
+    func testInvalidFlagValues() throws {
+        let out = root.appendingPathComponent("run").path
+        let base = ["train", "--data", data.path, "--iterations", "1", "--out", out]
+        try assertValidationFailure(base + ["--batch", "0"], flag: "--batch")
+        try assertValidationFailure(base + ["--lr", "-1"], flag: "--lr")
+        try assertValidationFailure(base + ["--lr=-1"], flag: "--lr")
+        try assertValidationFailure(base + ["--lr", "nan"], flag: "--lr")
+        try assertValidationFailure(base + ["--lr", "inf"], flag: "--lr")
+        try assertValidationFailure(base + ["--latent", "0"], flag: "--latent")
+        try assertValidationFailure(base + ["--threads", "0"], flag: "--threads")
+        try assertValidationFailure(base + ["--hidden", "0"], flag: "--hidden")
+        try assertValidationFailure(["eval", "--checkpoint", out, "--limit", "0"], flag: "--limit")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a rejected run must not create its output")
+    }
+
+    func testCorruptGzipImageFile() throws {
+        let path = data.appendingPathComponent(SyntheticDataset.fileNames[0] + ".gz")
+        var bytes = [UInt8](try Data(contentsOf: path))
+        for i in (bytes.count / 2)..<(bytes.count / 2 + 8) { bytes[i] ^= 0xFF }
+        try Data(bytes).write(to: path)
+        try assertCleanFailure(trainArguments(out: root.appendingPathComponent("run")), mentioning: ["gzip"])
+    }
+
+    func testTruncatedGzipImageFile() throws {
+        let path = data.appendingPathComponent(SyntheticDataset.fileNames[2] + ".gz")
+        let bytes = [UInt8](try Data(contentsOf: path))
+        try Data(bytes.prefix(bytes.count / 3)).write(to: path)
+        try assertCleanFailure(trainArguments(out: root.appendingPathComponent("run")))
+    }
+
+    func testUnwritableOutput() throws {
+        try assertCleanFailure(trainArguments(out: URL(fileURLWithPath: "/proc/latent-x")), mentioning: ["/proc/latent-x"])
+    }
+
+    func testEvalMissingCheckpoint() throws {
+        try assertCleanFailure(["eval", "--checkpoint", root.appendingPathComponent("no-run").path, "--data", data.path],
+                               mentioning: ["no-run"])
+    }
+
+    func testEvalCorruptCheckpoint() throws {
+        let out = root.appendingPathComponent("run")
+        try train(out: out)
+        let path = out.appendingPathComponent("checkpoint")
+        var bytes = [UInt8](try Data(contentsOf: path))
+        bytes[bytes.count - 10] ^= 0x01
+        try Data(bytes).write(to: path)
+        try assertCleanFailure(["eval", "--checkpoint", out.path, "--data", data.path], mentioning: ["checksum"])
+    }
+
+    /// Image-size fields of 2³²−1 overflow rows × columns; the reader must reject the file, not trap.
+    func testImageHeaderWithHugeDimensions() throws {
+        let images = SyntheticDataset.header([0x803, 200, 0xFFFF_FFFF, 0xFFFF_FFFF]) + [UInt8](repeating: 0, count: 64)
+        try SyntheticDataset.write(to: data, trainImages: images)
+        try assertCleanFailure(trainArguments(out: root.appendingPathComponent("run")))
+    }
+
+    /// A training set with no images must be rejected with a message, not divide by zero.
+    func testEmptyTrainingSet() throws {
+        try SyntheticDataset.write(to: data, train: 0)
+        try assertCleanFailure(trainArguments(out: root.appendingPathComponent("run")))
+    }
+
+    func testWrongImageSizeForModel() throws {
+        try SyntheticDataset.write(to: data, trainImages: SyntheticDataset.imageFile(count: 200, rows: 10, columns: 10, seed: 3))
+        try assertCleanFailure(trainArguments(out: root.appendingPathComponent("run")), mentioning: ["10×10"])
+    }
+
+    func testExecutableIsFound() throws {
+        let path = try LatentCommand.executable()
+        let r = try LatentCommand.run(["--help"])
+        XCTAssertEqual(r.status, 0, "\(path): \(r.stderr)")
+        XCTAssertTrue(r.stdout.contains("train") && r.stdout.contains("eval"), r.stdout)
+    }
+}
