@@ -39,10 +39,15 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]
+        ),
 
         // MARK: - Implementation
         .target(name: "LatentCore", dependencies: ["CLinearAlgebra"], swiftSettings: optimized),
-        .target(name: "LatentData", dependencies: ["LatentCore", "CZlib"], swiftSettings: optimized),
+        .target(name: "LatentData", dependencies: ["LatentCore", "CZlib", "CPNG"], swiftSettings: optimized),
         .target(name: "LatentModels", dependencies: ["LatentCore", "LatentData", "CZlib"], swiftSettings: optimized),
         .executableTarget(
             name: "LatentCLI",

@@ -30,8 +30,12 @@ extension Float: VectorMath {
         p = p * r + 1.666_666_55e-1
         p = p * r + 5.000_000_12e-1
         let e = p * (r * r) + r + 1
-        let scale = Float(bitPattern: UInt32(truncatingIfNeeded: Int32(n) &+ 127) << 23)
-        return e * scale
+        // 2ⁿ as two factors 2^(n/2)·2^(n − n/2): n reaches 128 near the top of the range, past one factor's exponent.
+        let whole = Int32(n)
+        let half = whole >> 1
+        let first = Float(bitPattern: UInt32(truncatingIfNeeded: half &+ 127) << 23)
+        let second = Float(bitPattern: UInt32(truncatingIfNeeded: whole &- half &+ 127) << 23)
+        return e * first * second
     }
 
     @inlinable @inline(__always)
@@ -66,13 +70,16 @@ extension Float {
 
     @inlinable @inline(__always)
     public static func fastSquareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
-        let bits = unsafeBitCast(v, to: SIMD8<UInt32>.self)
+        // Subnormals are scaled by 2⁶⁴ into the normal range (the bit trick needs a normal exponent), then √ by 2⁻³².
+        let tiny = v .< Float.leastNormalMagnitude
+        let x = v.replacing(with: v * 0x1p64, where: tiny)
+        let bits = unsafeBitCast(x, to: SIMD8<UInt32>.self)
         var y = unsafeBitCast(SIMD8<UInt32>(repeating: 0x5F37_5A86) &- (bits &>> 1), to: SIMD8<Float>.self)
-        let half = 0.5 * v
+        let half = 0.5 * x
         y = y * (1.5 - half * y * y)
         y = y * (1.5 - half * y * y)
         y = y * (1.5 - half * y * y)
-        return v * y
+        return (x * y).replacing(with: x * y * 0x1p-32, where: tiny)
     }
 }
 

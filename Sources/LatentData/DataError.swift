@@ -8,6 +8,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case truncated(path: String, expectedBytes: Int, foundBytes: Int)
     case countMismatch(images: Int, labels: Int)
     case wrongImageSize(path: String, rows: Int, columns: Int, expected: Int)
+    case badDimensions(path: String, rows: Int, columns: Int)
+    case empty(path: String)
 
     public var description: String {
         switch self {
@@ -31,6 +33,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case let .countMismatch(images, labels):
             return "the image file holds \(images) images but the label file \(labels) labels; "
                 + "use matching files of one dataset"
+        case let .badDimensions(path, rows, columns):
+            return "\(path) declares \(rows)×\(columns) images, which no IDX image file holds; the file is corrupt"
+        case let .empty(path):
+            return "\(path) holds no images; point --data at a complete dataset (or raise --train-limit/--test-limit)"
         case let .wrongImageSize(path, rows, columns, expected):
             return "\(path) holds \(rows)×\(columns) images (\(rows * columns) pixels), the model expects \(expected) inputs; "
                 + "use 28×28 images or a model with matching --inputs"

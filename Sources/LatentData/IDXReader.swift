@@ -74,9 +74,12 @@ public enum IDXReader {
         let magic = bigEndian(b, 0)
         guard magic == imageMagic else { throw DataError.badMagic(path: path, found: magic, expected: imageMagic) }
         let count = Int(bigEndian(b, 4)), rows = Int(bigEndian(b, 8)), columns = Int(bigEndian(b, 12))
+        guard rows > 0, columns > 0, rows < 1 << 15, columns < 1 << 15 else {
+            throw DataError.badDimensions(path: path, rows: rows, columns: columns)
+        }
         let (pixels, overflow) = count.multipliedReportingOverflow(by: rows * columns)
-        guard !overflow, rows > 0, columns > 0, rows < 1 << 15, columns < 1 << 15 else {
-            throw DataError.badMagic(path: path, found: magic, expected: imageMagic)
+        guard !overflow else {
+            throw DataError.truncated(path: path, expectedBytes: Int.max, foundBytes: b.count - 16)
         }
         guard b.count - 16 >= pixels else {
             throw DataError.truncated(path: path, expectedBytes: pixels, foundBytes: b.count - 16)

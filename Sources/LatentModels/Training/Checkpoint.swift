@@ -88,7 +88,9 @@ public struct Checkpoint: Sendable {
 
     /// The serialized bytes, checksum included.
     public func encoded() throws -> [UInt8] {
-        let header = try JSONEncoder().encode(Header(configuration: configuration, state: state,
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]  // identical runs must write identical files
+        let header = try encoder.encode(Header(configuration: configuration, state: state,
                                                      parameterCount: parameters.count))
         var bytes = Checkpoint.magic
         append(Checkpoint.version, to: &bytes)

@@ -21,6 +21,7 @@ public final class Evaluator: @unchecked Sendable {
         workspaces = (0..<workers).map { _ in StepWorkspace(model: model, capacity: capacity, samples: 1) }
         workerSums = .allocate(capacity: workers)
         workerSums.initialize(repeating: TermSums(), count: workers)
+        BLASThreads.set(1)  // the workers are the parallelism; BLAS threads inside them would oversubscribe the cores
     }
 
     deinit { workerSums.deallocate() }

@@ -80,6 +80,8 @@ public final class TrainingSession {
         }
         data.train = data.train.prefix(options.trainLimit)
         data.test = data.test.prefix(options.testLimit)
+        guard data.train.count > 0 else { throw DataError.empty(path: options.data + " (training images)") }
+        guard data.test.count > 0 else { throw DataError.empty(path: options.data + " (test images)") }
         self.dataset = data
         model = VariationalAutoencoder<Float>(options.configuration)
         model.initialize(seed: options.seed)
@@ -88,6 +90,7 @@ public final class TrainingSession {
         evaluator = Evaluator(model: model, threads: options.threads)
         testCount = data.test.count
         testBinarized = Binarization.staticBinarized(data.test, seed: TrainingSession.testBinarizationSeed)
+        try prepareOutputDirectory()
     }
 
     /// Total steps of the run.
@@ -98,7 +101,6 @@ public final class TrainingSession {
 
     /// Trains to the end, writing `metrics.jsonl` and `checkpoint` into `options.out` after every epoch.
     public func run(progress: (TrainingProgress) -> Void = { _ in }) throws -> EpochMetrics {
-        try prepareOutputDirectory()
         let metricsPath = (options.out as NSString).appendingPathComponent("metrics.jsonl")
         FileManager.default.createFile(atPath: metricsPath, contents: nil)
         try writeOptions()
