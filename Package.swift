@@ -57,9 +57,10 @@ let package = Package(
             ],
             swiftSettings: optimized
         ),
+        .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
         .executableTarget(
             name: "LatentBench",
-            dependencies: ["LatentCore", "LatentData", "LatentModels"],
+            dependencies: ["LatentCore", "LatentData", "LatentModels", "CMallocCounter"],
             path: "Benchmarks/LatentBench",
             swiftSettings: optimized
         ),

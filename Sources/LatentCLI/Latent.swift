@@ -6,7 +6,8 @@ struct Latent: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "latent",
         abstract: "Train and evaluate variational autoencoders on CPUs (BLAS and LAPACK underneath).",
-        subcommands: [Train.self, Eval.self, Compare.self])
+        subcommands: [Train.self, Eval.self, Compare.self, Sample.self, Reconstruct.self, Interpolate.self,
+                      LatentMap.self, ReportCommand.self])
 }
 
 /// Prints a library error as one line on stderr and exits non-zero, instead of a stack trace.

@@ -7,6 +7,7 @@ extension ModelKind: ExpressibleByArgument {}
 extension PosteriorKind: ExpressibleByArgument {}
 extension Activation: ExpressibleByArgument {}
 extension PriorKind: ExpressibleByArgument {}
+extension Trainer.Parallelism: ExpressibleByArgument {}
 
 /// Comma-separated positive integers, e.g. `300,300`.
 struct IntegerList: ExpressibleByArgument {
@@ -95,6 +96,8 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Total optimization steps (instead of --epochs).") var iterations: Int?
     @Option(help: "Random seed (initialization, shuffling, binarization, noise).") var seed: UInt64 = 0
     @Option(help: "Worker threads (default: all cores).") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "How --threads are used: data (split the batch, single-threaded BLAS per worker) or blas (OpenBLAS threads).")
+    var parallelism: Trainer.Parallelism = .data
     @Option(help: "Output directory.") var out: String = "runs/latest"
     @Option(help: "Use only the first N training images.") var trainLimit: Int?
     @Option(help: "Use only the first N test images for the per-epoch evaluation.") var testLimit: Int?
@@ -133,6 +136,7 @@ struct TrainingFlags: ParsableArguments {
         }
         options.seed = seed
         options.threads = threads
+        options.parallelism = parallelism
         options.data = dataOptions.data
         options.out = out
         options.trainLimit = trainLimit

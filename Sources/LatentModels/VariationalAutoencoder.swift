@@ -38,6 +38,13 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
             }
         }
         mixture?.initialize(parameters: p, rng: &rng)
+        // Every family starts near q = N(μ, I): diagonal and full already do (s, d ≈ 0); for the covariance family
+        // a small random A would start at Σ ≈ δI, a nearly deterministic posterior with a huge KL, so the bias of
+        // A's diagonal starts at 1.
+        if configuration.posterior == .covariance, let last = encoder.layers.last {
+            let k = configuration.latent
+            for i in 0..<k { p[last.bias.offset + k + i * k + i] += 1 }
+        }
     }
 
     /// FLOPs of one training step on `rows` examples with `samples` decoder passes each (MATH.md §8: forward ×3).

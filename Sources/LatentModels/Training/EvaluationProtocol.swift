@@ -54,7 +54,7 @@ public enum EvaluationProtocol {
         var report = EvaluationReport(nelbo: sums.nelbo / n, kl: sums.kl / n, rec: sums.rec / n, examples: count,
                                       repeats: repeats, iwae: [:], active_units: stats.activeUnits)
         if !sampleCounts.isEmpty {
-            let bound = try ImportanceBoundEvaluator(model: model, threads: threads)
+            let bound = try ImportanceBoundEvaluator(model: model, threads: threads, pool: evaluator.pool)
                 .evaluate(binarized: binarized, count: count, sampleCounts: sampleCounts, seed: seed)
             for (m, value) in bound.bounds { report.iwae[String(m)] = value }
             report.decoder_samples_per_second = bound.decoderSamplesPerSecond

@@ -9,19 +9,21 @@ import LatentData
 public final class Evaluator: @unchecked Sendable {
     public let model: VariationalAutoencoder<Float>
     public let workers: Int
+    /// The threads that run the workers' parts (shared with other evaluators of the same run).
+    public let pool: WorkerPool
     public let batchSize: Int
     let workspaces: [StepWorkspace<Float>]
     let workerSums: UnsafeMutablePointer<TermSums>
 
-    public init(model: VariationalAutoencoder<Float>, threads: Int, batchSize: Int = 500) {
+    public init(model: VariationalAutoencoder<Float>, threads: Int, batchSize: Int = 500, pool: WorkerPool? = nil) {
         self.model = model
         workers = max(1, threads)
+        self.pool = pool.flatMap { $0.size == max(1, threads) ? $0 : nil } ?? WorkerPool(size: max(1, threads))
         self.batchSize = batchSize
         let capacity = (batchSize + workers - 1) / workers
         workspaces = (0..<workers).map { _ in StepWorkspace(model: model, capacity: capacity, samples: 1) }
         workerSums = .allocate(capacity: workers)
         workerSums.initialize(repeating: TermSums(), count: workers)
-        BLASThreads.set(1)  // the workers are the parallelism; BLAS threads inside them would oversubscribe the cores
     }
 
     deinit { workerSums.deallocate() }
@@ -30,12 +32,14 @@ public final class Evaluator: @unchecked Sendable {
     public func evaluate(binarized: [Float], count: Int, seed: UInt64 = 0) -> TermSums {
         let d = model.configuration.inputs, k = model.configuration.latent
         let parameters = UnsafePointer(model.store.parameters.pointer)
+        // The workers are the parallelism; BLAS threads inside them would oversubscribe the cores.
+        if BLASThreads.current != 1 { BLASThreads.set(1) }
         var total = TermSums()
         binarized.withUnsafeBufferPointer { data in
             var start = 0
             while start < count {
                 let rows = min(batchSize, count - start)
-                Parallel.run(workers) { w in
+                pool.run { w in
                     let slice = Parallel.slice(rows, parts: workers, part: w)
                     let ws = workspaces[w]
                     workerSums[w] = TermSums()

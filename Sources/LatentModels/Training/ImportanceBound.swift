@@ -7,14 +7,18 @@ import LatentCore
 public final class ImportanceBoundEvaluator: @unchecked Sendable {
     public let model: VariationalAutoencoder<Float>
     public let workers: Int
+    /// The threads that run the workers' parts (shared with other evaluators of the same run).
+    public let pool: WorkerPool
     public let rowsPerWorker: Int
     public let chunk: Int
     let workspaces: [StepWorkspace<Float>]
 
     /// `decoderRows` bounds the samples × examples one worker decodes at once (the memory knob).
-    public init(model: VariationalAutoencoder<Float>, threads: Int, rowsPerWorker: Int = 50, decoderRows: Int = 2500) {
+    public init(model: VariationalAutoencoder<Float>, threads: Int, rowsPerWorker: Int = 50, decoderRows: Int = 2500,
+                pool: WorkerPool? = nil) {
         self.model = model
         workers = max(1, threads)
+        self.pool = pool.flatMap { $0.size == max(1, threads) ? $0 : nil } ?? WorkerPool(size: max(1, threads))
         self.rowsPerWorker = rowsPerWorker
         let chunk = max(1, decoderRows / rowsPerWorker)
         self.chunk = chunk
@@ -36,6 +40,7 @@ public final class ImportanceBoundEvaluator: @unchecked Sendable {
         guard let largest = counts.last, counts.first! > 0 else { return Result(bounds: [:], examples: 0, decoderSamples: 0, seconds: 0) }
         let d = model.configuration.inputs, k = model.configuration.latent
         let parameters = UnsafePointer(model.store.parameters.pointer)
+        if BLASThreads.current != 1 { BLASThreads.set(1) }
         let start = Date()
         // Per worker: Σ over its examples of the bound at each checkpoint, and a failure flag.
         var totals = [[Double]](repeating: [Double](repeating: 0, count: counts.count + 1), count: workers)
@@ -45,7 +50,7 @@ public final class ImportanceBoundEvaluator: @unchecked Sendable {
                 var batchStart = 0
                 while batchStart < count {
                     let rows = min(perBatch, count - batchStart)
-                    Parallel.run(workers) { w in
+                    pool.run { w in
                         let slice = Parallel.slice(rows, parts: workers, part: w)
                         guard !slice.isEmpty else { return }
                         let ws = workspaces[w]

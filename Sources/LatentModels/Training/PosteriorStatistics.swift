@@ -18,6 +18,7 @@ extension Evaluator {
         let k = model.configuration.latent, d = model.configuration.inputs
         let parameters = UnsafePointer(model.store.parameters.pointer)
         let posterior = model.posterior
+        if BLASThreads.current != 1 { BLASThreads.set(1) }
         // Per worker: Σμ, Σμ², Σ|corr| and a failure flag, accumulated in Double.
         var sums = [[Double]](repeating: [Double](repeating: 0, count: 2 * k + 2), count: workers)
         try binarized.withUnsafeBufferPointer { data in
@@ -25,7 +26,7 @@ extension Evaluator {
             while start < count {
                 let rows = min(batchSize, count - start)
                 sums.withUnsafeMutableBufferPointer { perWorker in
-                    Parallel.run(workers) { w in
+                    pool.run { w in
                         let slice = Parallel.slice(rows, parts: workers, part: w)
                         guard !slice.isEmpty else { return }
                         let ws = workspaces[w]

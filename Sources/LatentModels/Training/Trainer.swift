@@ -9,10 +9,20 @@ import LatentData
 /// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count; only the
 /// order of floating-point sums in the gradient reduction does.
 public final class Trainer: @unchecked Sendable {
+    /// How `threads` are used: split the batch over workers with single-threaded BLAS (the default, faster at every
+    /// batch size measured by latent-bench and robust to a competing process), or one worker with OpenBLAS's threads.
+    public enum Parallelism: String, Codable, Sendable, CaseIterable {
+        case data, blas
+    }
+    public let parallelism: Parallelism
+    /// OpenBLAS threads inside each GEMM during a step.
+    public let blasThreads: Int
     public let model: VariationalAutoencoder<Float>
     public let adam: Adam<Float>
     public let batchSize: Int
     public let workers: Int
+    /// The threads that run the workers' parts (shared with other evaluators of the same run).
+    public let pool: WorkerPool
     public let seed: UInt64
     public private(set) var step = 0
     public private(set) var epoch = 0
@@ -26,12 +36,16 @@ public final class Trainer: @unchecked Sendable {
     let thresholds: [UInt32]
 
     public init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int, learningRate: Double,
-                seed: UInt64, threads: Int) {
+                seed: UInt64, threads: Int, parallelism: Parallelism = .data, pool: WorkerPool? = nil) {
         self.model = model
         self.images = images
         self.batchSize = batchSize
         self.seed = seed
-        workers = max(1, min(threads, batchSize))
+        self.parallelism = parallelism
+        let workerCount = parallelism == .data ? max(1, min(threads, batchSize)) : 1
+        workers = workerCount
+        blasThreads = parallelism == .data ? 1 : max(1, threads)
+        self.pool = pool.flatMap { $0.size == workerCount ? $0 : nil } ?? WorkerPool(size: workerCount)
         adam = Adam(count: model.parameterCount, learningRate: learningRate)
         let capacity = (batchSize + workers - 1) / workers
         workspaces = (0..<workers).map { _ in StepWorkspace(model: model, capacity: capacity) }
@@ -42,7 +56,6 @@ public final class Trainer: @unchecked Sendable {
         workerFailures.initialize(repeating: false, count: workers)
         permutation = Array(0..<images.count)
         thresholds = Binarization.thresholds
-        BLASThreads.set(1)
     }
 
     deinit {
@@ -80,6 +93,7 @@ public final class Trainer: @unchecked Sendable {
 
     /// One optimization step on batch `index` of the current epoch; returns the batch's term sums.
     public func trainStep(batch index: Int) throws -> TermSums {
+        if BLASThreads.current != blasThreads { BLASThreads.set(blasThreads) }
         let start = index * batchSize
         let rows = min(batchSize, images.count - start)
         let currentStep = step
@@ -90,7 +104,7 @@ public final class Trainer: @unchecked Sendable {
         permutation.withUnsafeBufferPointer { perm in
             images.pixels.withUnsafeBufferPointer { pixels in
                 thresholds.withUnsafeBufferPointer { th in
-                    Parallel.run(workers) { w in
+                    pool.run { w in
                         let slice = Parallel.slice(rows, parts: workers, part: w)
                         let ws = workspaces[w]
                         guard !slice.isEmpty else {
@@ -143,7 +157,7 @@ public final class Trainer: @unchecked Sendable {
         adam.beginStep()
         let n = model.parameterCount
         let p = model.store.parameters.pointer
-        Parallel.run(workers) { w in
+        pool.run { w in
             let range = Parallel.slice(n, parts: workers, part: w)
             let first = workerGradients[0].pointer
             if workers == 2 {

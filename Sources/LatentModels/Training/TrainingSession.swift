@@ -11,6 +11,8 @@ public struct TrainingOptions: Codable, Sendable {
     public var iterations: Int?
     public var seed: UInt64 = 0
     public var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// How the threads are used (DESIGN.md § Multicore); data parallelism unless asked otherwise.
+    public var parallelism: Trainer.Parallelism = .data
     public var data = Dataset.defaultDirectory
     public var out = "runs/latest"
     public var trainLimit: Int?
@@ -86,8 +88,10 @@ public final class TrainingSession {
         model = VariationalAutoencoder<Float>(options.configuration)
         model.initialize(seed: options.seed)
         trainer = Trainer(model: model, images: data.train, batchSize: options.batch,
-                          learningRate: options.learningRate, seed: options.seed, threads: options.threads)
-        evaluator = Evaluator(model: model, threads: options.threads)
+                          learningRate: options.learningRate, seed: options.seed, threads: options.threads,
+                          parallelism: options.parallelism)
+        evaluator = Evaluator(model: model, threads: options.threads,
+                              pool: options.parallelism == .data ? trainer.pool : nil)
         testCount = data.test.count
         testBinarized = Binarization.staticBinarized(data.test, seed: TrainingSession.testBinarizationSeed)
         try prepareOutputDirectory()

@@ -1,0 +1,318 @@
+import CMallocCounter
+import Foundation
+import LatentCore
+import LatentData
+import LatentModels
+
+/// latent-bench: kernels, training-step throughput and efficiency, thread scaling and evaluation throughput.
+/// Usage: latent-bench [--quick | --smoke] [--json FILE]
+@main
+struct Bench {
+    enum Mode { case full, quick, smoke }
+
+    static func main() throws {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        var mode = Mode.full
+        var jsonPath: String?
+        while let argument = arguments.first {
+            arguments.removeFirst()
+            switch argument {
+            case "--quick": mode = .quick
+            case "--smoke": mode = .smoke
+            case "--json":
+                guard let path = arguments.first else { fail("--json needs a file path, e.g. --json bench.json") }
+                jsonPath = path
+                arguments.removeFirst()
+            case "--help", "-h":
+                print("usage: latent-bench [--quick | --smoke] [--json FILE]")
+                return
+            default: fail("unknown argument \(argument); usage: latent-bench [--quick | --smoke] [--json FILE]")
+            }
+        }
+        var bench = BenchRunner(mode: mode)
+        bench.run()
+        if let jsonPath {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            struct Output: Codable { var machine: Machine; var rows: [Row] }
+            let data = try encoder.encode(Output(machine: Machine.describe(), rows: bench.rows))
+            guard FileManager.default.createFile(atPath: jsonPath, contents: data) else {
+                fail("cannot write \(jsonPath); choose a writable path for --json")
+            }
+        }
+    }
+
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        exit(1)
+    }
+}
+
+/// Runs every section and prints its table as it goes.
+struct BenchRunner {
+    let mode: Bench.Mode
+    var rows: [Row] = []
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+
+    init(mode: Bench.Mode) { self.mode = mode }
+
+    var repetitions: Int { mode == .full ? 7 : (mode == .quick ? 3 : 1) }
+    /// Seconds one timed repetition should last.
+    var repetitionSeconds: Double { mode == .full ? 0.5 : (mode == .quick ? 0.15 : 0.01) }
+
+    mutating func run() {
+        let machine = Machine.describe()
+        print("latent-bench on \(machine.cpu), \(machine.cores) cores, \(machine.blas)")
+        print("each figure: median of \(repetitions) timed repetitions after warm-up [min … max]\n")
+        gemmKernels()
+        choleskyKernels()
+        trainingSteps()
+        threadScaling()
+        evaluation()
+    }
+
+    // MARK: - Kernels
+
+    mutating func gemmKernels() {
+        print("## GEMM (cblas_sgemm, y = x Wᵀ, one thread unless noted)")
+        print("| shape (rows×inner×columns) | threads | GFLOP/s |")
+        print("|---|---:|---|")
+        let widths = [784, 300, 300, 20]
+        let batches = mode == .smoke ? [100] : [32, 100, 512]
+        var shapes: [(Int, Int, Int, Int)] = []
+        for b in batches {
+            for l in 0..<(widths.count - 1) { shapes.append((b, widths[l], widths[l + 1], 1)) }
+        }
+        let big = mode == .smoke ? 256 : 1024
+        shapes.append((big, big, big, 1))
+        if cores > 1 { shapes.append((big, big, big, cores)) }
+        for (m, k, n, threads) in shapes {
+            BLASThreads.set(threads)
+            let a = Buffer<Float>(count: m * k), w = Buffer<Float>(count: n * k), c = Buffer<Float>(count: m * n)
+            for i in 0..<a.count { a[i] = Float(i % 7) * 0.1 }
+            for i in 0..<w.count { w[i] = Float(i % 5) * 0.1 }
+            let flops = 2.0 * Double(m * n * k)
+            let calls = max(1, Int(repetitionSeconds * 20e9 / flops))
+            let result = Measurement.rate(repetitions: repetitions, warmup: 1, work: flops * Double(calls) / 1e9) {
+                for _ in 0..<calls {
+                    Float.gemm(.none, .transpose, rows: m, columns: n, inner: k, alpha: 1, a: a.pointer, lda: k,
+                               b: w.pointer, ldb: k, beta: 0, c: c.pointer, ldc: n)
+                }
+            }
+            print("| \(m)×\(k)×\(n) | \(threads) | \(format(result, digits: 1)) |")
+            rows.append(Row(kind: "gemm", threads: threads, gflops: result.median, gflops_min: result.min,
+                            gflops_max: result.max, rows_m: m, columns_n: n, inner_k: k))
+        }
+        BLASThreads.set(1)
+        print()
+    }
+
+    mutating func choleskyKernels() {
+        print("## Cholesky (LAPACKE_spotrf per example, one thread)")
+        print("| order k | µs per factorization | factorizations/s |")
+        print("|---:|---:|---|")
+        for k in [10, 32, 64] {
+            let count = mode == .smoke ? 10 : 500
+            var rng = RandomStream(seed: 1)
+            let a = Buffer<Float>(count: k * k)
+            for i in 0..<(k * k) { a[i] = Float(rng.normal()) }
+            // Σ = AAᵀ + kI is well conditioned.
+            let sigma = Matrix(rows: k, columns: k, values: a.array).multiplied(by: Matrix(rows: k, columns: k, values: a.array), .none, .transpose)
+            let base = Buffer<Float>(sigma.values)
+            for i in 0..<k { base[i * k + i] += Float(k) }
+            let work = Buffer<Float>(count: count * k * k)
+            let result = Measurement.rate(repetitions: repetitions, warmup: 1, work: Double(count)) {
+                for e in 0..<count {
+                    let m = work.pointer + e * k * k
+                    m.update(from: base.pointer, count: k * k)
+                    try? choleskyLower(m, order: k)
+                }
+            }
+            print(String(format: "| %d | %.2f | %@ |", k, 1e6 / result.median, format(result, digits: 0)))
+            rows.append(Row(kind: "potrf", latent: k, threads: 1, samples_per_second: result.median,
+                            samples_per_second_min: result.min, samples_per_second_max: result.max,
+                            microseconds: 1e6 / result.median))
+        }
+        print()
+    }
+
+    // MARK: - Training step
+
+    struct StepConfig {
+        var batch: Int
+        var latent: Int
+        var posterior: PosteriorKind
+        var samples: Int
+        var threads: Int
+        var parallelism: Trainer.Parallelism = .data
+    }
+
+    var stepConfigs: [StepConfig] {
+        var configs = [StepConfig]()
+        let threadCounts = cores > 1 ? [1, cores] : [1]
+        let batches = mode == .smoke ? [8] : [32, 100, 512]
+        let latents = mode == .full ? [10, 32, 64] : (mode == .quick ? [10, 64] : [4])
+        for threads in threadCounts {
+            for batch in batches {
+                for latent in latents {
+                    for posterior in PosteriorKind.allCases {
+                        if mode == .quick && batch != 100 && (posterior != .diagonal || latent != 10) { continue }
+                        configs.append(StepConfig(batch: batch, latent: latent, posterior: posterior, samples: 1,
+                                                  threads: threads))
+                    }
+                }
+                configs.append(StepConfig(batch: batch, latent: latents[0], posterior: .diagonal,
+                                          samples: mode == .smoke ? 2 : 10, threads: threads))
+            }
+        }
+        return configs
+    }
+
+    mutating func trainingSteps() {
+        print("## Training step (CS236 model 784-300-300, ELU; synthetic images; data parallelism)")
+        print("| batch | k | posterior | m | threads | samples/s | GFLOP/s | efficiency | bytes/step | allocs/step |")
+        print("|---:|---:|---|---:|---:|---|---:|---:|---:|---:|")
+        for config in stepConfigs {
+            let row = measureStep(config)
+            rows.append(row)
+            print(String(format: "| %d | %d | %@ | %d | %d | %@ | %.1f | %.2f | %.0f | %.1f |", config.batch,
+                         config.latent, config.posterior.rawValue, config.samples, config.threads,
+                         formatRow(row), row.gflops ?? 0, row.efficiency ?? 0, row.bytes_allocated_per_step ?? 0,
+                         row.allocations_per_step ?? 0))
+        }
+        print()
+    }
+
+    func syntheticImages(count: Int) -> ImageSet {
+        var rng = RandomStream(seed: 42)
+        var pixels = [UInt8](repeating: 0, count: count * 784)
+        for i in 0..<pixels.count { pixels[i] = rng.uniform() < 0.5 ? 0 : UInt8(truncatingIfNeeded: rng.next() & 0xFF) }
+        return ImageSet(count: count, rows: 28, columns: 28, pixels: pixels)
+    }
+
+    func makeTrainer(_ config: StepConfig) -> Trainer {
+        // The smoke mode (run by the test suite in a debug build) checks that every row works on a tiny model.
+        let configuration = ModelConfiguration(model: config.samples > 1 ? .iwae : .vae, posterior: config.posterior,
+                                               hidden: mode == .smoke ? [16] : [300, 300], latent: config.latent,
+                                               samples: config.samples)
+        let model = VariationalAutoencoder<Float>(configuration)
+        model.initialize(seed: 0)
+        return Trainer(model: model, images: syntheticImages(count: max(config.batch * 8, 1024)),
+                       batchSize: config.batch, learningRate: 1e-3, seed: 0, threads: config.threads,
+                       parallelism: config.parallelism)
+    }
+
+    func measureStep(_ config: StepConfig, competing: Bool = false) -> Row {
+        let trainer = makeTrainer(config)
+        trainer.beginEpoch(0)
+        var batch = 0
+        func step() {
+            _ = try? trainer.trainStep(batch: batch)
+            batch = (batch + 1) % trainer.stepsPerEpoch
+        }
+        for _ in 0..<3 { step() }
+        // Steps per repetition from a rough timing.
+        let probeStart = Date()
+        step()
+        let stepSeconds = max(Date().timeIntervalSince(probeStart), 1e-5)
+        let steps = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / stepSeconds))
+        let allocationsBefore = latent_allocation_count(), bytesBefore = latent_allocated_bytes()
+        for _ in 0..<steps { step() }
+        let allocations = Double(latent_allocation_count() - allocationsBefore) / Double(steps)
+        let bytes = Double(latent_allocated_bytes() - bytesBefore) / Double(steps)
+        let result = Measurement.rate(repetitions: repetitions, warmup: 0, work: Double(steps * config.batch)) {
+            for _ in 0..<steps { step() }
+        }
+        let replay = GEMMReplay(trainer: trainer)
+        let gemms = Measurement.rate(repetitions: repetitions, warmup: 2, work: Double(steps * config.batch)) {
+            for _ in 0..<steps { replay.run() }
+        }
+        let flopsPerSample = trainer.model.trainingFLOPs(rows: 1, samples: config.samples)
+        return Row(kind: "train_step", batch: config.batch, latent: config.latent, posterior: config.posterior.rawValue,
+                   samples: config.samples, threads: config.threads, parallelism: config.parallelism.rawValue,
+                   competing_process: competing, samples_per_second: result.median,
+                   samples_per_second_min: result.min, samples_per_second_max: result.max,
+                   gflops: result.median * flopsPerSample / 1e9, gflops_min: result.min * flopsPerSample / 1e9,
+                   gflops_max: result.max * flopsPerSample / 1e9, efficiency: result.median / gemms.median,
+                   bytes_allocated_per_step: bytes, allocations_per_step: allocations)
+    }
+
+    // MARK: - Thread scaling
+
+    mutating func threadScaling() {
+        print("## Thread scaling (batch 100, k = 10, diagonal)")
+        print("| parallelism | threads | competing process | samples/s | speed-up over 1 thread |")
+        print("|---|---:|---|---|---:|")
+        let base = StepConfig(batch: mode == .smoke ? 8 : 100, latent: mode == .smoke ? 4 : 10, posterior: .diagonal,
+                              samples: 1, threads: 1)
+        let single = measureStep(base)
+        for competing in [false, true] {
+            let busy = competing ? BusyLoop() : nil
+            for parallelism in Trainer.Parallelism.allCases {
+                for threads in 1...cores {
+                    if threads == 1 && parallelism == .blas { continue }
+                    var config = base
+                    config.threads = threads
+                    config.parallelism = parallelism
+                    var row = threads == 1 && !competing ? single : measureStep(config, competing: competing)
+                    row.kind = "scaling"
+                    row.competing_process = competing
+                    row.speedup = (row.samples_per_second ?? 0) / (single.samples_per_second ?? 1)
+                    rows.append(row)
+                    print(String(format: "| %@ | %d | %@ | %@ | %.2f× |", parallelism.rawValue, threads,
+                                 competing ? "yes" : "no", formatRow(row), row.speedup ?? 0))
+                }
+            }
+            busy?.stop()
+        }
+        print()
+    }
+
+    // MARK: - Evaluation
+
+    mutating func evaluation() {
+        print("## Evaluation (IWAE-1000 bound, streamed; all cores)")
+        print("| m | examples | decoder samples/s |")
+        print("|---:|---:|---|")
+        let model = VariationalAutoencoder<Float>(ModelConfiguration(hidden: mode == .smoke ? [16] : [300, 300]))
+        model.initialize(seed: 0)
+        let examples = mode == .smoke ? 4 : 40
+        let m = mode == .smoke ? 5 : 1000
+        let images = syntheticImages(count: examples)
+        let binarized = Binarization.staticBinarized(images, seed: 0, as: Float.self)
+        let evaluator = ImportanceBoundEvaluator(model: model, threads: cores)
+        let result = Measurement.rate(repetitions: repetitions, warmup: 1, work: Double(examples * m)) {
+            _ = try? evaluator.evaluate(binarized: binarized, count: examples, sampleCounts: [m])
+        }
+        print("| \(m) | \(examples) | \(format(result, digits: 0)) |")
+        rows.append(Row(kind: "eval_iwae", name: "IWAE-\(m)", samples: m, threads: cores,
+                        samples_per_second: result.median, samples_per_second_min: result.min,
+                        samples_per_second_max: result.max))
+        print()
+    }
+
+    func format(_ m: Measurement, digits: Int) -> String {
+        let f = "%.\(digits)f"
+        return String(format: "\(f) [\(f) … \(f)]", m.median, m.min, m.max)
+    }
+
+    func formatRow(_ row: Row) -> String {
+        String(format: "%.0f [%.0f … %.0f]", row.samples_per_second ?? 0, row.samples_per_second_min ?? 0,
+               row.samples_per_second_max ?? 0)
+    }
+}
+
+/// A competing process: a shell busy loop on the machine, started and stopped by the benchmark itself.
+final class BusyLoop {
+    let process = Process()
+    init() {
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "while :; do :; done"]
+        try? process.run()
+        usleep(100_000)
+    }
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// The median, minimum and maximum of repeated timings of the same work, after warm-up.
+struct Measurement {
+    var values: [Double]
+    var median: Double {
+        let s = values.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+    var min: Double { values.min() ?? .nan }
+    var max: Double { values.max() ?? .nan }
+
+    /// Times `body` (which does `work` units per call) `repetitions` times after `warmup` calls; values are units/s.
+    static func rate(repetitions: Int, warmup: Int, work: Double, _ body: () throws -> Void) rethrows -> Measurement {
+        for _ in 0..<warmup { try body() }
+        var values = [Double]()
+        for _ in 0..<repetitions {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            values.append(work / seconds)
+        }
+        return Measurement(values: values)
+    }
+}
+
+/// One line of the benchmark's table and JSON (`rows`): a kind and the fields that apply to it.
+struct Row: Codable {
+    var kind: String
+    var name: String?
+    var batch: Int?
+    var latent: Int?
+    var posterior: String?
+    var samples: Int?
+    var threads: Int?
+    var parallelism: String?
+    var competing_process: Bool?
+    var samples_per_second: Double?
+    var samples_per_second_min: Double?
+    var samples_per_second_max: Double?
+    var gflops: Double?
+    var gflops_min: Double?
+    var gflops_max: Double?
+    var efficiency: Double?
+    var bytes_allocated_per_step: Double?
+    var allocations_per_step: Double?
+    var speedup: Double?
+    var microseconds: Double?
+    var rows_m: Int?
+    var columns_n: Int?
+    var inner_k: Int?
+}

@@ -1,1 +1,0 @@
-print("latent-bench")

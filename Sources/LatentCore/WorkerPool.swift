@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// A fixed set of threads that run one parallel region at a time, `body(part)` for part in 0..<size, with the
+/// calling thread as part 0. Workers spin briefly between regions (a training step has two regions a few hundred
+/// microseconds apart) and then sleep, so a region starts in well under a microsecond while the pool is busy and
+/// costs nothing while it is idle. Unlike `DispatchQueue.concurrentPerform`, starting a region allocates nothing.
+public final class WorkerPool: @unchecked Sendable {
+    public let size: Int
+    private let state: PoolState
+    private var threads: [pthread_t] = []
+
+    public init(size: Int) {
+        self.size = max(1, size)
+        state = PoolState()
+        for part in 1..<self.size {
+            let context = Unmanaged.passRetained(WorkerContext(state: state, part: part)).toOpaque()
+            var thread = pthread_t()
+            let status = pthread_create(&thread, nil, { raw in
+                let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
+                context.state.work(part: context.part)
+                return nil
+            }, context)
+            precondition(status == 0, "WorkerPool: pthread_create failed (\(status))")
+            threads.append(thread)
+        }
+    }
+
+    deinit {
+        state.stopping.store(true, ordering: .releasing)
+        state.generation.add(1, ordering: .releasing)
+        for thread in threads { pthread_join(thread, nil) }
+    }
+
+    /// Runs `body(part)` for every part concurrently and returns when all have finished. Parts must write disjoint
+    /// memory (each worker owns its workspace, gradient buffer and parameter range), which is why `body` need
+    /// not be `@Sendable`. Not reentrant.
+    public func run(_ body: (Int) -> Void) {
+        guard size > 1 else {
+            body(0)
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            state.body = escapable
+            state.pending.store(size - 1, ordering: .relaxed)
+            state.generation.add(1, ordering: .releasing)
+            escapable(0)
+            var spins = 0
+            while state.pending.load(ordering: .acquiring) != 0 {
+                spins += 1
+                if spins > PoolState.spinLimit { sched_yield() }
+            }
+            state.body = nil
+        }
+    }
+}
+
+/// The state the pool's threads share: a region counter, the parts still running, and the region's body
+/// (written before `generation` is published, read by workers after they observe it).
+private final class PoolState: @unchecked Sendable {
+    let generation = Atomic<Int>(0)
+    let pending = Atomic<Int>(0)
+    let stopping = Atomic<Bool>(false)
+    var body: ((Int) -> Void)?
+
+    /// Spins of a waiting thread before it starts sleeping (workers) or yielding (the caller) between checks.
+    static let spinLimit = 1 << 16
+
+    func work(part: Int) {
+        // Generation 0 is the state before any region: a region published before this thread got here must still
+        // be seen as new, so the starting point is 0, not the current value.
+        var seen = 0
+        while true {
+            var spins = 0
+            var current = generation.load(ordering: .acquiring)
+            while current == seen {
+                spins += 1
+                if spins > PoolState.spinLimit { usleep(50) }
+                current = generation.load(ordering: .acquiring)
+            }
+            seen = current
+            if stopping.load(ordering: .acquiring) { return }
+            body?(part)
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
+}
+
+private final class WorkerContext {
+    let state: PoolState
+    let part: Int
+    init(state: PoolState, part: Int) {
+        self.state = state
+        self.part = part
+    }
+}

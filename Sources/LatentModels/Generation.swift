@@ -1,0 +1,203 @@
+import LatentCore
+import LatentData
+
+/// Why a picture of a model could not be made, and what to do about it.
+public enum GenerationError: Error, CustomStringConvertible, Equatable {
+    case latentMapNeedsTwoDimensions(latent: Int)
+    case notEnoughTestImages(needed: Int, available: Int, flag: String)
+    case invalidCount(name: String, value: Int)
+
+    /// One line: what went wrong and what to do.
+    public var description: String {
+        switch self {
+        case let .latentMapNeedsTwoDimensions(latent):
+            return "latent-map needs a model with a 2-dimensional latent space, this one has \(latent); "
+                + "train one with --latent 2"
+        case let .notEnoughTestImages(needed, available, flag):
+            return "this needs \(needed) test images but the test set has only \(available); lower \(flag)"
+        case let .invalidCount(name, value):
+            return "\(name) must be at least 1 (got \(value))"
+        }
+    }
+}
+
+/// What a trained model draws: decoder means for latent codes from the prior, from posterior means of images,
+/// along straight lines between them, and over a regular 2-D grid — as pixel intensities and as image grids.
+///
+/// The decoder mean of a Bernoulli decoder is sigmoid(logits), the probability of each pixel being ink (MATH.md §1).
+/// Every function processes at most `chunk` rows at a time through one reusable MLP workspace.
+public enum Generation {
+    /// Rows per encoder/decoder pass.
+    public static let chunk = 256
+
+    // MARK: - Intensities
+
+    /// Decoder means sigmoid(decoder(z)) for `count` latent codes `z` (count × latent), as count × inputs values.
+    public static func decode<T: BLASScalar>(_ model: VariationalAutoencoder<T>, latents z: [T], count: Int) -> [T] {
+        let k = model.configuration.latent, d = model.configuration.inputs
+        precondition(z.count >= count * k, "decode: \(count) codes need \(count * k) values, got \(z.count)")
+        var out = [T](repeating: 0, count: count * d)
+        guard count > 0 else { return out }
+        let workspace = MLPWorkspace<T>(model.decoder, capacity: min(count, chunk))
+        let p = UnsafePointer(model.store.parameters.pointer)
+        z.withUnsafeBufferPointer { zs in
+            out.withUnsafeMutableBufferPointer { o in
+                var start = 0
+                while start < count {
+                    let rows = min(chunk, count - start)
+                    model.decoder.forward(parameters: p, input: zs.baseAddress! + start * k, rows: rows,
+                                          workspace: workspace)
+                    let logits = workspace.output, target = o.baseAddress! + start * d
+                    for i in 0..<(rows * d) { target[i] = ElementWise.sigmoid(logits[i]) }
+                    start += rows
+                }
+            }
+        }
+        return out
+    }
+
+    /// Posterior means μ(x) (the first `latent` encoder outputs of every family) for `count` images x (count × inputs).
+    public static func posteriorMeans<T: BLASScalar>(_ model: VariationalAutoencoder<T>, images x: [T], count: Int) -> [T] {
+        let k = model.configuration.latent, d = model.configuration.inputs
+        let width = model.configuration.posteriorParameterCount
+        precondition(x.count >= count * d, "posteriorMeans: \(count) images need \(count * d) values, got \(x.count)")
+        var out = [T](repeating: 0, count: count * k)
+        guard count > 0 else { return out }
+        let workspace = MLPWorkspace<T>(model.encoder, capacity: min(count, chunk))
+        let p = UnsafePointer(model.store.parameters.pointer)
+        x.withUnsafeBufferPointer { xs in
+            var start = 0
+            while start < count {
+                let rows = min(chunk, count - start)
+                model.encoder.forward(parameters: p, input: xs.baseAddress! + start * d, rows: rows, workspace: workspace)
+                let parameters = workspace.output
+                for r in 0..<rows {
+                    for i in 0..<k { out[(start + r) * k + i] = parameters[r * width + i] }
+                }
+                start += rows
+            }
+        }
+        return out
+    }
+
+    /// `count` latent codes drawn from the model's prior: N(0, I), or for the mixture a uniformly chosen component j
+    /// and z = m_j + exp(ℓ_j/2)·ε. Code i uses the stream keyed by (seed, i), so any prefix agrees across counts.
+    public static func priorLatents<T: BLASScalar>(_ model: VariationalAutoencoder<T>, count: Int, seed: UInt64) -> [T] {
+        let k = model.configuration.latent
+        var z = [T](repeating: 0, count: count * k)
+        let p = UnsafePointer(model.store.parameters.pointer)
+        z.withUnsafeMutableBufferPointer { zs in
+            for n in 0..<count {
+                var rng = RandomStream(seed: seed, purpose: .sampling, index: UInt64(n))
+                let row = zs.baseAddress! + n * k
+                if let mixture = model.mixture {
+                    let j = rng.index(below: mixture.components)
+                    rng.fillNormal(row, count: k)
+                    let means = p + mixture.means.offset + j * k, logVariances = p + mixture.logVariances.offset + j * k
+                    for i in 0..<k { row[i] = means[i] + T.exp(logVariances[i] / 2) * row[i] }
+                } else {
+                    rng.fillNormal(row, count: k)
+                }
+            }
+        }
+        return z
+    }
+
+    /// `steps` points on the straight line from a to b, both ends included: a + t(b − a), t = s/(steps − 1).
+    public static func line<T: BLASScalar>(from a: ArraySlice<T>, to b: ArraySlice<T>, steps: Int) -> [T] {
+        precondition(a.count == b.count, "line: endpoints of different dimension")
+        var out = [T]()
+        out.reserveCapacity(steps * a.count)
+        for s in 0..<steps {
+            let t = steps > 1 ? T(s) / T(steps - 1) : 0
+            for (x, y) in zip(a, b) { out.append(x + t * (y - x)) }
+        }
+        return out
+    }
+
+    /// side² points of a regular grid over [−range, range]²: row r (top to bottom) has z₂ = range − r·h, column c
+    /// has z₁ = −range + c·h, h = 2·range/(side − 1), so the picture reads like a plot with z₂ pointing up.
+    public static func gridLatents<T: BLASScalar>(side: Int, range: Double) -> [T] {
+        var out = [T]()
+        out.reserveCapacity(side * side * 2)
+        let h = side > 1 ? 2 * range / Double(side - 1) : 0
+        for r in 0..<side {
+            for c in 0..<side {
+                out.append(T(side > 1 ? -range + Double(c) * h : 0))
+                out.append(T(side > 1 ? range - Double(r) * h : 0))
+            }
+        }
+        return out
+    }
+
+    // MARK: - Image grids
+
+    /// A near-square grid of `count` decoder means of prior samples.
+    public static func sampleGrid<T: BLASScalar>(_ model: VariationalAutoencoder<T>, count: Int, seed: UInt64) throws -> GrayImage {
+        guard count > 0 else { throw GenerationError.invalidCount(name: "--count", value: count) }
+        let side = try ImageGrid.squareSide(pixels: model.configuration.inputs)
+        let means = decode(model, latents: priorLatents(model, count: count, seed: seed), count: count)
+        return try ImageGrid.compose(tiles: means, count: count, tileWidth: side, tileHeight: side,
+                                     columns: ImageGrid.squareColumns(count: count))
+    }
+
+    /// The first `count` test images, statically binarized as in evaluation, each followed on its right by its
+    /// reconstruction (decoder mean at z = μ(x)); ⌈√count⌉ pairs per row.
+    public static func reconstructionGrid<T: BLASScalar>(
+        _ model: VariationalAutoencoder<T>, testImages: ImageSet, count: Int
+    ) throws -> GrayImage {
+        guard count > 0 else { throw GenerationError.invalidCount(name: "--count", value: count) }
+        guard testImages.count >= count else {
+            throw GenerationError.notEnoughTestImages(needed: count, available: testImages.count, flag: "--count")
+        }
+        let side = try ImageGrid.squareSide(pixels: model.configuration.inputs)
+        let d = model.configuration.inputs
+        let x = Binarization.staticBinarized(testImages.prefix(count), seed: TrainingSession.testBinarizationSeed, as: T.self)
+        let reconstructions = decode(model, latents: posteriorMeans(model, images: x, count: count), count: count)
+        var tiles = [T]()
+        tiles.reserveCapacity(2 * count * d)
+        for n in 0..<count {
+            tiles += x[(n * d)..<((n + 1) * d)]
+            tiles += reconstructions[(n * d)..<((n + 1) * d)]
+        }
+        return try ImageGrid.compose(tiles: tiles, count: 2 * count, tileWidth: side, tileHeight: side,
+                                     columns: 2 * ImageGrid.squareColumns(count: count))
+    }
+
+    /// One row per pair of test images (2p, 2p + 1): the decoder means along the straight line between their
+    /// posterior means, `steps` columns from the first image's μ to the second's.
+    public static func interpolationGrid<T: BLASScalar>(
+        _ model: VariationalAutoencoder<T>, testImages: ImageSet, pairs: Int, steps: Int
+    ) throws -> GrayImage {
+        guard pairs > 0 else { throw GenerationError.invalidCount(name: "--pairs", value: pairs) }
+        guard steps > 0 else { throw GenerationError.invalidCount(name: "--steps", value: steps) }
+        guard testImages.count >= 2 * pairs else {
+            throw GenerationError.notEnoughTestImages(needed: 2 * pairs, available: testImages.count, flag: "--pairs")
+        }
+        let side = try ImageGrid.squareSide(pixels: model.configuration.inputs)
+        let k = model.configuration.latent
+        let x = Binarization.staticBinarized(testImages.prefix(2 * pairs), seed: TrainingSession.testBinarizationSeed,
+                                             as: T.self)
+        let mu = posteriorMeans(model, images: x, count: 2 * pairs)
+        var path = [T]()
+        path.reserveCapacity(pairs * steps * k)
+        for p in 0..<pairs {
+            path += line(from: mu[(2 * p * k)..<((2 * p + 1) * k)], to: mu[((2 * p + 1) * k)..<((2 * p + 2) * k)],
+                         steps: steps)
+        }
+        let means = decode(model, latents: path, count: pairs * steps)
+        return try ImageGrid.compose(tiles: means, count: pairs * steps, tileWidth: side, tileHeight: side, columns: steps)
+    }
+
+    /// The decoded manifold of a model with a 2-D latent space: decoder means over a side×side grid of z in
+    /// [−range, range]² (z₁ left to right, z₂ bottom to top).
+    public static func latentMap<T: BLASScalar>(_ model: VariationalAutoencoder<T>, side: Int, range: Double = 3) throws -> GrayImage {
+        guard model.configuration.latent == 2 else {
+            throw GenerationError.latentMapNeedsTwoDimensions(latent: model.configuration.latent)
+        }
+        guard side > 0 else { throw GenerationError.invalidCount(name: "--grid", value: side) }
+        let tile = try ImageGrid.squareSide(pixels: model.configuration.inputs)
+        let means = decode(model, latents: gridLatents(side: side, range: range) as [T], count: side * side)
+        return try ImageGrid.compose(tiles: means, count: side * side, tileWidth: tile, tileHeight: tile, columns: side)
+    }
+}
