@@ -52,7 +52,7 @@ public final class WorkerPool: @unchecked Sendable {
                 spins += 1
                 if spins > PoolState.spinLimit { sched_yield() }
             }
-            state.body = nil
+            state.body = PoolState.idle
         }
     }
 }
@@ -63,10 +63,12 @@ private final class PoolState: @unchecked Sendable {
     let generation = Atomic<Int>(0)
     let pending = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
-    var body: ((Int) -> Void)?
+    /// Non-optional: storing a closure into an Optional reabstracts it through a heap-allocated thunk.
+    var body: (Int) -> Void = PoolState.idle
+    static let idle: @Sendable (Int) -> Void = { _ in }
 
     /// Spins of a waiting thread before it starts sleeping (workers) or yielding (the caller) between checks.
-    static let spinLimit = 1 << 16
+    static let spinLimit = 1 << 22
 
     func work(part: Int) {
         // Generation 0 is the state before any region: a region published before this thread got here must still
@@ -82,7 +84,7 @@ private final class PoolState: @unchecked Sendable {
             }
             seen = current
             if stopping.load(ordering: .acquiring) { return }
-            body?(part)
+            body(part)
             pending.subtract(1, ordering: .releasing)
         }
     }

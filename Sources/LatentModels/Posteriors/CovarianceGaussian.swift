@@ -20,8 +20,9 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     }
 
     public var parameterCount: Int { latent + latent * latent }
-    /// L (k²), then the δ actually used (1).
-    public var scratchPerRow: Int { latent * latent + 1 }
+    /// L (k²), then the δ actually used (1), then 3k² of working space for the row's backward (so the step
+    /// allocates nothing).
+    public var scratchPerRow: Int { 4 * latent * latent + 1 }
 
     @inlinable
     public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
@@ -110,10 +111,9 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
         let k = latent, width = parameterCount
-        let work = UnsafeMutablePointer<Scalar>.allocate(capacity: 3 * k * k)
-        defer { work.deallocate() }
-        let lBar = work, p = work + k * k, sigmaBar = work + 2 * k * k
         for r in 0..<rows {
+            let work = UnsafeMutablePointer(mutating: scratch + r * scratchPerRow + k * k + 1)
+            let lBar = work, p = work + k * k, sigmaBar = work + 2 * k * k
             let mu = parameters + r * width, a = mu + k
             let l = scratch + r * scratchPerRow
             let dmu = dParameters + r * width, da = dmu + k
