@@ -27,6 +27,7 @@ struct Compare: ParsableCommand {
         try reportingErrors {
             var base = flags.options
             if flags.out == "runs/latest" { base.out = "runs/compare" }
+            Interruption.install()
             let bar = ProgressLine()
             var current: PosteriorKind?
             let results = try Comparison.run(families: posteriors.values, base: base) { family, p in
@@ -38,7 +39,7 @@ struct Compare: ParsableCommand {
                 bar.update(String(format: "%@: epoch %d/%d  step %d/%d  NELBO %.2f  %.0f samples/s  ETA %@",
                                   family.rawValue, p.epoch, p.epochs, p.step, p.totalSteps, p.runningNELBO,
                                   p.samplesPerSecond, formatDuration(p.etaSeconds)), final: p.step == p.totalSteps)
-            }
+            } shouldStop: { Interruption.requested }
             bar.finish()
             let table = Comparison.markdown(results)
             print(table, terminator: "")

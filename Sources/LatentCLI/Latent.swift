@@ -7,7 +7,7 @@ struct Latent: ParsableCommand {
         commandName: "latent",
         abstract: "Train and evaluate variational autoencoders on CPUs (BLAS and LAPACK underneath).",
         subcommands: [Train.self, Eval.self, Compare.self, Sample.self, Reconstruct.self, Interpolate.self,
-                      LatentMap.self, ReportCommand.self])
+                      LatentMap.self, ReportCommand.self, GradVariance.self])
 }
 
 /// Prints a library error as one line on stderr and exits non-zero, instead of a stack trace.

@@ -8,6 +8,7 @@ extension PosteriorKind: ExpressibleByArgument {}
 extension Activation: ExpressibleByArgument {}
 extension PriorKind: ExpressibleByArgument {}
 extension Trainer.Parallelism: ExpressibleByArgument {}
+extension Trainer.NonFinitePolicy: ExpressibleByArgument {}
 
 /// Comma-separated positive integers, e.g. `300,300`.
 struct IntegerList: ExpressibleByArgument {
@@ -99,6 +100,10 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "How --threads are used: data (split the batch, single-threaded BLAS per worker) or blas (OpenBLAS threads).")
     var parallelism: Trainer.Parallelism = .data
     @Option(help: "Output directory.") var out: String = "runs/latest"
+    @Option(help: "Also checkpoint every N steps within an epoch (0: at the end of each epoch only).")
+    var checkpointEvery: Int = 0
+    @Option(name: .customLong("on-nan"), help: "On a non-finite loss or gradient: stop (keep the last good checkpoint) or skip-batch.")
+    var onNaN: Trainer.NonFinitePolicy = .stop
     @Option(help: "Use only the first N training images.") var trainLimit: Int?
     @Option(help: "Use only the first N test images for the per-epoch evaluation.") var testLimit: Int?
 
@@ -114,6 +119,7 @@ struct TrainingFlags: ParsableArguments {
         if let iterations, iterations <= 0 { throw ValidationError("--iterations must be at least 1 (got \(iterations))") }
         if let trainLimit, trainLimit <= 0 { throw ValidationError("--train-limit must be at least 1 (got \(trainLimit))") }
         if let testLimit, testLimit <= 0 { throw ValidationError("--test-limit must be at least 1 (got \(testLimit))") }
+        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must be ≥ 0 (got \(checkpointEvery))") }
     }
 
     var options: TrainingOptions {
@@ -137,6 +143,8 @@ struct TrainingFlags: ParsableArguments {
         options.seed = seed
         options.threads = threads
         options.parallelism = parallelism
+        options.checkpointEvery = checkpointEvery
+        options.onNonFinite = onNaN
         options.data = dataOptions.data
         options.out = out
         options.trainLimit = trainLimit

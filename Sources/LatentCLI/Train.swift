@@ -5,27 +5,46 @@ import LatentModels
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model; writes DIR/checkpoint, DIR/metrics.jsonl and DIR/options.json.")
+        abstract: "Train a model; writes DIR/checkpoint, DIR/metrics.jsonl and DIR/options.json.",
+        discussion: """
+            SIGINT or SIGTERM stops at the next step boundary after writing a checkpoint; \
+            `latent train --resume DIR` continues bit for bit (same metrics and parameters as an uninterrupted run).
+            """)
 
     @OptionGroup var flags: TrainingFlags
+    @Option(help: "Continue the run in DIR from its checkpoint, with the options it was started with (other flags are ignored).")
+    var resume: String?
 
     func run() throws {
         try reportingErrors {
-            let options = flags.options
-            let session = try TrainingSession(options: options)
-            printError("training \(options.configuration.model.rawValue) (\(options.configuration.posterior.rawValue) "
+            Interruption.install()
+            let session = try resume.map { try TrainingSession.resume(directory: $0) }
+                ?? TrainingSession(options: flags.options)
+            let options = session.options
+            let start = resume == nil ? "training" : "resuming at step \(session.trainer.step):"
+            printError("\(start) \(options.configuration.model.rawValue) (\(options.configuration.posterior.rawValue) "
                 + "posterior, k = \(options.configuration.latent), \(session.model.parameterCount) parameters) on "
-                + "\(session.dataset.train.count) images, batch \(options.batch), \(options.threads) thread(s), \(session.totalSteps) steps")
+                + "\(session.dataset.train.count) images, batch \(options.batch), \(options.threads) thread(s), "
+                + "\(session.totalSteps) steps")
             let bar = ProgressLine()
-            let final = try session.run { p in
+            let outcome = try session.run(progress: { p in
                 bar.update(String(format: "epoch %d/%d  step %d/%d  NELBO %.2f  %.0f samples/s  ETA %@",
                                   p.epoch, p.epochs, p.step, p.totalSteps, p.runningNELBO, p.samplesPerSecond,
                                   formatDuration(p.etaSeconds)), final: p.step == p.totalSteps)
-            }
+            }, shouldStop: { Interruption.requested })
             bar.finish()
-            printEpochTable(session.history)
-            print(String(format: "final test NELBO %.2f (KL %.2f, Rec %.2f) on %d images; checkpoint in %@",
-                         final.test_nelbo, final.test_kl, final.test_rec, session.testCount, options.out))
+            switch outcome {
+            case let .interrupted(step):
+                printError("\(TrainingError.interrupted(step: step, directory: options.out))")
+                throw ExitCode(Interruption.exitStatus)
+            case let .finished(final):
+                printEpochTable(session.history)
+                if session.trainer.skippedBatches > 0 {
+                    print("skipped \(session.trainer.skippedBatches) non-finite batch(es) (--on-nan skip-batch)")
+                }
+                print(String(format: "final test NELBO %.2f (KL %.2f, Rec %.2f) on %d images; checkpoint in %@",
+                             final.test_nelbo, final.test_kl, final.test_rec, session.testCount, options.out))
+            }
         }
     }
 }

@@ -3,7 +3,7 @@ import LatentCore
 /// Sums of the per-example terms of one pass; divide by `examples` for means.
 /// For one sample, `loss` = Rec + KL (the NELBO); for m > 1 it is the negative IWAE bound and Rec, KL are
 /// averages over the m samples.
-public struct TermSums: Sendable, Equatable {
+public struct TermSums: Sendable, Equatable, Codable {
     public var rec: Double = 0
     public var kl: Double = 0
     public var loss: Double = 0
@@ -51,6 +51,7 @@ public enum ELBO {
             sums.rec += Double(ws.rec[r])
             sums.kl += Double(ws.kl[r])
         }
+        sums.loss = sums.rec + sums.kl
         guard let g = gradients else { return sums }
         model.decoder.backward(parameters: p, gradients: g, input: ws.z.pointer, rows: rows, workspace: ws.decoder,
                                inputGradient: ws.dz.pointer, accumulate: accumulate)

@@ -3,6 +3,11 @@ import LatentCore
 internal import CZlib
 
 /// Training state stored beside the parameters: what resuming and evaluation need to know.
+///
+/// `epoch` counts completed epochs; a checkpoint written mid-epoch (on SIGINT/SIGTERM or `--checkpoint-every`)
+/// also carries the partial sums of the epoch in progress, so a resumed run writes the same metrics as an
+/// uninterrupted one. Random draws are keyed by (seed, step, row) and the epoch's order by (seed, epoch), so
+/// no generator state beyond these counters is needed to continue bit for bit.
 public struct TrainingState: Codable, Equatable, Sendable {
     public var seed: UInt64
     public var step: Int
@@ -11,7 +16,12 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var learningRate: Double
     public var threads: Int
     public var data: String
-    public init(seed: UInt64, step: Int, epoch: Int, batch: Int, learningRate: Double, threads: Int, data: String) {
+    /// Adam's update count (differs from `step` when batches were skipped as non-finite).
+    public var optimizerStep: Int?
+    public var epochSums: TermSums?
+    public var skippedBatches: Int?
+    public init(seed: UInt64, step: Int, epoch: Int, batch: Int, learningRate: Double, threads: Int, data: String,
+                optimizerStep: Int? = nil, epochSums: TermSums? = nil, skippedBatches: Int? = nil) {
         self.seed = seed
         self.step = step
         self.epoch = epoch
@@ -19,6 +29,9 @@ public struct TrainingState: Codable, Equatable, Sendable {
         self.learningRate = learningRate
         self.threads = threads
         self.data = data
+        self.optimizerStep = optimizerStep
+        self.epochSums = epochSums
+        self.skippedBatches = skippedBatches
     }
 }
 
@@ -32,6 +45,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case checksumMismatch(path: String)
     case sizeMismatch(path: String, expected: Int, found: Int)
     case badHeader(path: String, reason: String)
+    case configurationMismatch(path: String)
 
     public var description: String {
         switch self {
@@ -49,6 +63,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "\(path) is corrupt (checksum mismatch); retrain or restore the file from a backup"
         case let .sizeMismatch(path, expected, found):
             return "\(path) holds \(found) parameters but its configuration needs \(expected); the file is corrupt"
+        case let .configurationMismatch(path):
+            return "the checkpoint in \(path) was written for a different model configuration than its options.json; "
+                + "start a new run with another --out"
         case let .badHeader(path, reason):
             return "\(path) has an unreadable header (\(reason)); the file is corrupt"
         }

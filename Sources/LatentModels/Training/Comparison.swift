@@ -23,7 +23,7 @@ public enum Comparison {
     /// Runs every family in turn into `base.out/<family>`; `progress` receives each family's training progress.
     public static func run(
         families: [PosteriorKind], base: TrainingOptions,
-        progress: (PosteriorKind, TrainingProgress) -> Void = { _, _ in }
+        progress: (PosteriorKind, TrainingProgress) -> Void = { _, _ in }, shouldStop: () -> Bool = { false }
     ) throws -> [FamilyResult] {
         var results = [FamilyResult]()
         for family in families {
@@ -31,7 +31,11 @@ public enum Comparison {
             options.configuration.posterior = family
             options.out = (base.out as NSString).appendingPathComponent(family.rawValue)
             let session = try TrainingSession(options: options)
-            let final = try session.run { progress(family, $0) }
+            let final: EpochMetrics
+            switch try session.run(progress: { progress(family, $0) }, shouldStop: shouldStop) {
+            case let .finished(metrics): final = metrics
+            case let .interrupted(step): throw TrainingError.interrupted(step: step, directory: options.out)
+            }
             let stats = try session.evaluator.posteriorStatistics(binarized: session.testBinarized,
                                                                   count: session.testCount)
             let trainSeconds = session.history.reduce(0) { $0 + $1.seconds }

@@ -31,7 +31,9 @@ public final class Trainer: @unchecked Sendable {
     let workspaces: [StepWorkspace<Float>]
     let workerGradients: [Buffer<Float>]
     let workerSums: UnsafeMutablePointer<TermSums>
-    let workerFailures: UnsafeMutablePointer<Bool>
+    /// Per worker: 0 = fine, 1 = factorization failed, 2 = non-finite log q, 3 = non-finite log prior,
+    /// 4 = non-finite gradient of the posterior parameters.
+    let workerFailures: UnsafeMutablePointer<Int>
     var permutation: [Int]
     let thresholds: [UInt32]
 
@@ -53,7 +55,7 @@ public final class Trainer: @unchecked Sendable {
         workerSums = .allocate(capacity: workers)
         workerSums.initialize(repeating: TermSums(), count: workers)
         workerFailures = .allocate(capacity: workers)
-        workerFailures.initialize(repeating: false, count: workers)
+        workerFailures.initialize(repeating: 0, count: workers)
         permutation = Array(0..<images.count)
         thresholds = Binarization.thresholds
     }
@@ -67,10 +69,10 @@ public final class Trainer: @unchecked Sendable {
     public var stepsPerEpoch: Int { (images.count + batchSize - 1) / batchSize }
 
     /// Restores counters after loading a checkpoint; the permutation of the current epoch is recomputed from the seed.
-    public func restore(step: Int, epoch: Int) {
+    public func restore(step: Int, epoch: Int, optimizerStep: Int? = nil) {
         self.step = step
         self.epoch = epoch
-        adam.restore(step: step)
+        adam.restore(step: optimizerStep ?? step)
     }
 
     /// The shuffled example order of an epoch: a Fisher–Yates shuffle keyed by (seed, epoch).
@@ -92,6 +94,21 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// One optimization step on batch `index` of the current epoch; returns the batch's term sums.
+    /// What to do with a batch whose loss or gradient is not finite.
+    public enum NonFinitePolicy: String, Codable, Sendable, CaseIterable {
+        /// Throw `TrainingError.nonFinite` before touching the parameters.
+        case stop
+        /// Drop the batch's gradient, count it in `skippedBatches`, and go on.
+        case skipBatch = "skip-batch"
+    }
+    public var nonFinitePolicy = NonFinitePolicy.stop
+    public private(set) var skippedBatches = 0
+
+    /// Restores the skipped-batch count from a checkpoint.
+    public func restore(skippedBatches: Int) { self.skippedBatches = skippedBatches }
+
+    /// One optimization step on batch `index` of the current epoch; returns the batch's term sums (zero examples
+    /// when the batch was skipped as non-finite). The parameters are never updated from a non-finite batch.
     public func trainStep(batch index: Int) throws -> TermSums {
         if BLASThreads.current != blasThreads { BLASThreads.set(blasThreads) }
         let start = index * batchSize
@@ -128,9 +145,11 @@ public final class Trainer: @unchecked Sendable {
                                 model: model, parameters: parameters, rows: slice.count, samples: samples,
                                 workspace: ws, gradients: workerGradients[w].pointer, lossScale: scale,
                                 accumulate: true)
-                            workerFailures[w] = false
+                            workerFailures[w] = Trainer.diagnose(ws, rows: slice.count, samples: samples,
+                                                                 mixture: model.mixture != nil,
+                                                                 width: model.posterior.parameterCount)
                         } catch {
-                            workerFailures[w] = true
+                            workerFailures[w] = 1
                         }
                     }
                 }
@@ -138,17 +157,44 @@ public final class Trainer: @unchecked Sendable {
         }
         var sums = TermSums()
         for w in 0..<workers { sums = sums + workerSums[w] }
-        if !sums.rec.isFinite { throw TrainingError.nonFinite(step: currentStep, term: "Rec") }
-        if !sums.kl.isFinite {
-            throw TrainingError.nonFinite(step: currentStep, term: model.configuration.usesAnalyticKL ? "KL" : "KL (log q − log prior)")
-        }
-        if !sums.loss.isFinite { throw TrainingError.nonFinite(step: currentStep, term: "importance-weighted bound") }
-        if (0..<workers).contains(where: { workerFailures[$0] }) {
-            throw TrainingError.nonFinite(step: currentStep, term: "posterior factorization")
+        if let term = failedTerm(sums) {
+            for w in 0..<workers { workerGradients[w].zero() }
+            guard nonFinitePolicy == .skipBatch else { throw TrainingError.nonFinite(step: currentStep, term: term) }
+            skippedBatches += 1
+            step += 1
+            return TermSums()
         }
         applyGradients()
         step += 1
         return sums
+    }
+
+    /// The first term of the batch that is not finite (nil when all are), named as the error message shows it.
+    func failedTerm(_ sums: TermSums) -> String? {
+        let failures = (0..<workers).map { workerFailures[$0] }
+        if failures.contains(1) { return "posterior factorization (Cholesky)" }
+        if !sums.rec.isFinite { return "Rec" }
+        if failures.contains(2) { return "log q" }
+        if failures.contains(3) { return "prior" }
+        if !sums.kl.isFinite { return "KL" }
+        if !sums.loss.isFinite { return "importance-weighted bound" }
+        if failures.contains(4) { return "gradient" }
+        return nil
+    }
+
+    /// Checks the per-example log-determinants, log priors and posterior-parameter gradients of a worker's pass.
+    static func diagnose(_ ws: StepWorkspace<Float>, rows: Int, samples: Int, mixture: Bool, width: Int) -> Int {
+        var logQ: Float = 0
+        for r in 0..<rows { logQ += ws.logDeterminant[r] }
+        if !logQ.isFinite { return 2 }
+        if mixture {
+            var prior: Float = 0
+            for i in 0..<(rows * samples) { prior += ws.logPrior[i] }
+            if !prior.isFinite { return 3 }
+        }
+        let g = ws.encoder.outputGradient
+        for i in 0..<(rows * width) where !g[i].isFinite { return 4 }
+        return 0
     }
 
     /// Sums the workers' gradient buffers and takes an Adam step, split by parameter range across the workers.

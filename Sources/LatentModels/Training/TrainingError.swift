@@ -2,12 +2,18 @@
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case nonFinite(step: Int, term: String)
     case invalidOption(String)
+    case allBatchesSkipped(epoch: Int)
+    case interrupted(step: Int, directory: String)
 
     public var description: String {
         switch self {
         case let .nonFinite(step, term):
             return "non-finite \(term) at step \(step); the last good checkpoint is kept. "
                 + "Lower --lr (e.g. 1e-4) or, for dense posteriors, raise --jitter"
+        case let .interrupted(step, directory):
+            return "interrupted at step \(step); checkpoint saved, continue with `latent train --resume \(directory)`"
+        case let .allBatchesSkipped(epoch):
+            return "every batch of epoch \(epoch) was non-finite and skipped; lower --lr (e.g. 1e-4)"
         case let .invalidOption(message):
             return message
         }

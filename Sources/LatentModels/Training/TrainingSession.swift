@@ -17,7 +17,30 @@ public struct TrainingOptions: Codable, Sendable {
     public var out = "runs/latest"
     public var trainLimit: Int?
     public var testLimit: Int?
+    /// Also write a checkpoint every N steps within an epoch (0: only at the end of each epoch).
+    public var checkpointEvery = 0
+    /// What a non-finite loss or gradient does: stop with an error, or skip the batch and count it.
+    public var onNonFinite: Trainer.NonFinitePolicy = .stop
     public init() {}
+
+    /// Decodes `options.json`; keys added later default to their original behaviour.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        configuration = try c.decode(ModelConfiguration.self, forKey: .configuration)
+        batch = try c.decode(Int.self, forKey: .batch)
+        learningRate = try c.decode(Double.self, forKey: .learningRate)
+        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs)
+        iterations = try c.decodeIfPresent(Int.self, forKey: .iterations)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        threads = try c.decode(Int.self, forKey: .threads)
+        parallelism = try c.decodeIfPresent(Trainer.Parallelism.self, forKey: .parallelism) ?? .data
+        data = try c.decode(String.self, forKey: .data)
+        out = try c.decode(String.self, forKey: .out)
+        trainLimit = try c.decodeIfPresent(Int.self, forKey: .trainLimit)
+        testLimit = try c.decodeIfPresent(Int.self, forKey: .testLimit)
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? 0
+        onNonFinite = try c.decodeIfPresent(Trainer.NonFinitePolicy.self, forKey: .onNonFinite) ?? .stop
+    }
 
     public func validate() throws {
         try configuration.validate()
@@ -31,6 +54,7 @@ public struct TrainingOptions: Codable, Sendable {
         guard threads > 0 else { throw fail("--threads must be at least 1 (got \(threads))") }
         if let trainLimit, trainLimit <= 0 { throw fail("--train-limit must be at least 1 (got \(trainLimit))") }
         if let testLimit, testLimit <= 0 { throw fail("--test-limit must be at least 1 (got \(testLimit))") }
+        guard checkpointEvery >= 0 else { throw fail("--checkpoint-every must be ≥ 0 (got \(checkpointEvery))") }
     }
 }
 
@@ -45,6 +69,16 @@ public struct EpochMetrics: Codable, Sendable {
     public var seconds: Double
     public var samples_per_second: Double
     public var eval_seconds: Double
+    /// Batches skipped as non-finite so far (`--on-nan skip-batch`).
+    public var skipped_batches: Int
+}
+
+/// How a run ended.
+public enum TrainingOutcome: Sendable {
+    /// Every step done; the last epoch's metrics.
+    case finished(EpochMetrics)
+    /// Stopped at a step boundary on request (SIGINT/SIGTERM); a checkpoint of that step was written.
+    case interrupted(step: Int)
 }
 
 /// Live progress for the command line to render.
@@ -72,6 +106,37 @@ public final class TrainingSession {
     /// Seed of the static test binarization (fixed, independent of the training seed).
     public static let testBinarizationSeed: UInt64 = 0
 
+    /// Partial sums of the epoch in progress when resuming mid-epoch.
+    var resumedEpochSums: TermSums?
+    var resuming = false
+
+    /// Continues the run in `directory` from its checkpoint, with the options it was started with.
+    public static func resume(directory: String, dataset: Dataset? = nil) throws -> TrainingSession {
+        let optionsPath = (directory as NSString).appendingPathComponent("options.json")
+        guard let data = FileManager.default.contents(atPath: optionsPath) else {
+            throw CheckpointError.missing(path: optionsPath)
+        }
+        var options: TrainingOptions
+        do {
+            options = try JSONDecoder().decode(TrainingOptions.self, from: data)
+        } catch {
+            throw CheckpointError.badHeader(path: optionsPath, reason: "not the options.json of a latent run")
+        }
+        options.out = directory
+        let checkpoint = try Checkpoint.load(from: directory)
+        guard checkpoint.configuration == options.configuration else {
+            throw CheckpointError.configurationMismatch(path: directory)
+        }
+        let session = try TrainingSession(options: options, dataset: dataset)
+        session.model.load(checkpoint, adam: session.trainer.adam)
+        let state = checkpoint.state
+        session.trainer.restore(step: state.step, epoch: state.epoch, optimizerStep: state.optimizerStep)
+        session.trainer.restore(skippedBatches: state.skippedBatches ?? 0)
+        session.resumedEpochSums = state.epochSums
+        session.resuming = true
+        return session
+    }
+
     public init(options: TrainingOptions, dataset: Dataset? = nil) throws {
         try options.validate()
         self.options = options
@@ -90,6 +155,7 @@ public final class TrainingSession {
         trainer = Trainer(model: model, images: data.train, batchSize: options.batch,
                           learningRate: options.learningRate, seed: options.seed, threads: options.threads,
                           parallelism: options.parallelism)
+        trainer.nonFinitePolicy = options.onNonFinite
         evaluator = Evaluator(model: model, threads: options.threads,
                               pool: options.parallelism == .data ? trainer.pool : nil)
         testCount = data.test.count
@@ -103,33 +169,50 @@ public final class TrainingSession {
         return (options.epochs ?? 20) * trainer.stepsPerEpoch
     }
 
-    /// Trains to the end, writing `metrics.jsonl` and `checkpoint` into `options.out` after every epoch.
-    public func run(progress: (TrainingProgress) -> Void = { _ in }) throws -> EpochMetrics {
+    /// Trains to the end (or until `shouldStop` answers true at a step boundary), writing `metrics.jsonl` and an
+    /// atomic `checkpoint` into `options.out` after every epoch, every `checkpointEvery` steps, and on a stop.
+    public func run(progress: (TrainingProgress) -> Void = { _ in },
+                    shouldStop: () -> Bool = { false }) throws -> TrainingOutcome {
         let metricsPath = (options.out as NSString).appendingPathComponent("metrics.jsonl")
-        FileManager.default.createFile(atPath: metricsPath, contents: nil)
-        try writeOptions()
+        if resuming {
+            try keepMetrics(throughEpoch: trainer.epoch, at: metricsPath)
+        } else {
+            FileManager.default.createFile(atPath: metricsPath, contents: nil)
+            try writeOptions()
+        }
         let total = totalSteps
-        let epochs = (total + trainer.stepsPerEpoch - 1) / trainer.stepsPerEpoch
-        let runStart = Date()
-        var last: EpochMetrics?
-        var epoch = 0
+        let perEpoch = trainer.stepsPerEpoch
+        let epochs = (total + perEpoch - 1) / perEpoch
+        let runStart = Date(), firstStep = trainer.step
+        var last = history.last
+        var epoch = trainer.epoch
+        var sums = resumedEpochSums ?? TermSums()
         while trainer.step < total {
             trainer.beginEpoch(epoch)
             let epochStart = Date()
-            var sums = TermSums()
+            var examplesHere = 0
             var lastReport = Date.distantPast
-            var batch = 0
-            while batch < trainer.stepsPerEpoch && trainer.step < total {
-                sums = sums + (try trainer.trainStep(batch: batch))
+            var batch = trainer.step - epoch * perEpoch
+            while batch < perEpoch && trainer.step < total {
+                if shouldStop() {
+                    try saveCheckpoint(completedEpochs: epoch, partial: sums)
+                    return .interrupted(step: trainer.step)
+                }
+                let batchSums = try trainer.trainStep(batch: batch)
+                sums = sums + batchSums
+                examplesHere += min(options.batch, trainer.images.count - batch * options.batch)
                 batch += 1
+                if options.checkpointEvery > 0 && trainer.step % options.checkpointEvery == 0 && batch < perEpoch {
+                    try saveCheckpoint(completedEpochs: epoch, partial: sums)
+                }
                 let now = Date()
                 if now.timeIntervalSince(lastReport) >= 0.5 || trainer.step == total {
                     lastReport = now
-                    let rate = Double(sums.examples) / max(now.timeIntervalSince(epochStart), 1e-9)
-                    let elapsed = now.timeIntervalSince(runStart)
-                    let eta = elapsed / Double(trainer.step) * Double(total - trainer.step)
+                    let rate = Double(examplesHere) / max(now.timeIntervalSince(epochStart), 1e-9)
+                    let eta = now.timeIntervalSince(runStart) / Double(max(1, trainer.step - firstStep))
+                        * Double(total - trainer.step)
                     progress(TrainingProgress(epoch: epoch + 1, epochs: epochs, step: trainer.step, totalSteps: total,
-                                              runningNELBO: sums.nelbo / Double(sums.examples),
+                                              runningNELBO: sums.loss / Double(max(1, sums.examples)),
                                               samplesPerSecond: rate, etaSeconds: eta))
                 }
             }
@@ -137,19 +220,42 @@ public final class TrainingSession {
             let evalStart = Date()
             let test = evaluator.evaluate(binarized: testBinarized, count: testCount)
             let evalSeconds = Date().timeIntervalSince(evalStart)
-            guard test.nelbo.isFinite else { throw TrainingError.nonFinite(step: trainer.step, term: "test NELBO") }
+            guard test.nelbo.isFinite else {
+                throw TrainingError.nonFinite(step: trainer.step, term: "test NELBO (Rec or KL)")
+            }
+            guard sums.examples > 0 else { throw TrainingError.allBatchesSkipped(epoch: epoch + 1) }
             let metrics = EpochMetrics(
-                epoch: epoch + 1, step: trainer.step, train_nelbo: sums.nelbo / Double(max(1, sums.examples)),
+                epoch: epoch + 1, step: trainer.step, train_nelbo: sums.loss / Double(sums.examples),
                 test_nelbo: test.nelbo / Double(test.examples), test_kl: test.kl / Double(test.examples),
                 test_rec: test.rec / Double(test.examples), seconds: seconds,
-                samples_per_second: Double(sums.examples) / seconds, eval_seconds: evalSeconds)
+                samples_per_second: Double(examplesHere) / seconds, eval_seconds: evalSeconds,
+                skipped_batches: trainer.skippedBatches)
             history.append(metrics)
+            // Metrics before the checkpoint: after a crash between the two, resuming drops the extra line.
             try appendLine(metrics, to: metricsPath)
-            try saveCheckpoint(epoch: epoch + 1)
+            try saveCheckpoint(completedEpochs: epoch + 1, partial: nil)
             last = metrics
             epoch += 1
+            sums = TermSums()
         }
-        return last!
+        guard let last else { throw TrainingError.invalidOption("nothing to train: the run has already finished") }
+        return .finished(last)
+    }
+
+    /// Drops metrics lines past the checkpoint's completed epochs (a crash between the two writes of an epoch).
+    func keepMetrics(throughEpoch completed: Int, at path: String) throws {
+        let text = (FileManager.default.contents(atPath: path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        var kept = [String]()
+        for line in text.split(separator: "\n") {
+            guard let metrics = try? JSONDecoder().decode(EpochMetrics.self, from: Data(line.utf8)),
+                  metrics.epoch <= completed else { continue }
+            kept.append(String(line))
+            history.append(metrics)
+        }
+        let body = kept.map { $0 + "\n" }.joined()
+        guard FileManager.default.createFile(atPath: path, contents: Data(body.utf8)) else {
+            throw CheckpointError.unwritable(path: path, reason: "cannot rewrite the metrics file")
+        }
     }
 
     func prepareOutputDirectory() throws {
@@ -185,9 +291,12 @@ public final class TrainingSession {
         try handle.write(contentsOf: line)
     }
 
-    public func saveCheckpoint(epoch: Int) throws {
-        let state = TrainingState(seed: options.seed, step: trainer.step, epoch: epoch, batch: options.batch,
-                                  learningRate: options.learningRate, threads: options.threads, data: options.data)
+    /// Writes the checkpoint atomically; `partial` carries the sums of an epoch in progress.
+    public func saveCheckpoint(completedEpochs: Int, partial: TermSums?) throws {
+        let state = TrainingState(seed: options.seed, step: trainer.step, epoch: completedEpochs, batch: options.batch,
+                                  learningRate: options.learningRate, threads: options.threads, data: options.data,
+                                  optimizerStep: trainer.adam.step, epochSums: partial,
+                                  skippedBatches: trainer.skippedBatches)
         try model.checkpoint(adam: trainer.adam, state: state).save(to: options.out)
     }
 }

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import LatentData
+import LatentModels
+
+struct GradVariance: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grad-variance",
+        abstract: "Compare gradient estimators (reparametrization, score function, score function with a baseline) "
+            + "on one test minibatch: trace of the covariance, MSE and variance ratio per parameter group.",
+        discussion: """
+            Gradients are of the mean NELBO over the minibatch (the training loss), with the analytic KL. The \
+            minibatch is the first --batch statically binarized test images; the reference gradient is the mean of \
+            --reference-draws reparametrization draws; the baseline is the mean −log p(x|z) of 10 draws per example \
+            made before the experiment. Diagonal-posterior models with the N(0, I) prior only.
+            """)
+
+    @Option(help: "Run directory (or checkpoint file) written by `latent train`.") var checkpoint: String
+    @Option(help: "Independent gradient draws N per estimator.") var draws: Int = 1000
+    @Option(help: "Minibatch size B: the first B statically binarized test images.") var batch: Int = 100
+    @Option(help: "Reparametrization draws averaged into the reference gradient (default: max(5000, 5 × draws)).")
+    var referenceDraws: Int?
+    @Option(help: "Seed of the noise (draws, reference and baseline).") var seed: UInt64 = 0
+    @Option(help: "Directory with the IDX files (default: the one the model was trained on).") var data: String?
+    @Option(help: "Worker threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Flag(help: "Print one JSON object {\"groups\": [...]} instead of a table.") var json = false
+
+    func validate() throws {
+        guard draws >= 2 else { throw ValidationError("--draws must be at least 2 to estimate a variance (got \(draws))") }
+        guard batch > 0 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
+        if let referenceDraws, referenceDraws <= 0 {
+            throw ValidationError("--reference-draws must be at least 1 (got \(referenceDraws))")
+        }
+        guard threads > 0 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let saved = try Checkpoint.load(from: checkpoint)
+            try GradientVariance.checkSupported(saved.configuration)
+            let model = VariationalAutoencoder<Float>(saved.configuration)
+            model.load(saved)
+            let test = try loadTestImages(saved, data: data)
+            guard batch <= test.count else {
+                throw GradientVarianceError.invalidBatch(requested: batch, available: test.count)
+            }
+            let images = Binarization.staticBinarized(test.prefix(batch), seed: TrainingSession.testBinarizationSeed,
+                                                      as: Float.self)
+            let references = referenceDraws ?? GradientVariance.defaultReferenceDraws(draws: draws)
+            printError("grad-variance: batch \(batch), \(draws) draws per estimator, reference = mean of "
+                       + "\(references) reparametrization draws, baseline = mean −log p(x|z) of "
+                       + "\(GradientVariance.defaultBaselineSamples) draws per example, \(threads) threads")
+            let start = Date()
+            let report = try GradientVariance.measure(
+                model: model, images: images, rows: batch, draws: draws, referenceDraws: references, seed: seed,
+                threads: threads)
+            printError(String(format: "grad-variance: %.1f s", Date().timeIntervalSince(start)))
+            if json {
+                print(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+            } else {
+                print(report.markdown, terminator: "")
+            }
+        }
+    }
+}

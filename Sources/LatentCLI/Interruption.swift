@@ -1,0 +1,24 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// SIGINT and SIGTERM ask a long run to stop at the next step boundary (after writing a checkpoint) instead of
+/// killing it mid-write. A second signal of either kind ends the process at once.
+enum Interruption {
+    /// The signal received (0: none). An atomic, so the handler only stores to it.
+    static let received = Atomic<Int32>(0)
+
+    static func install() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { number in
+                if Interruption.received.exchange(number, ordering: .relaxed) != 0 { _exit(128 + number) }
+            }
+        }
+    }
+
+    static var requested: Bool { received.load(ordering: .relaxed) != 0 }
+
+    /// The conventional exit status of a process stopped by the signal received.
+    static var exitStatus: Int32 { 128 + received.load(ordering: .relaxed) }
+}

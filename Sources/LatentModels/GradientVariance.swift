@@ -1,0 +1,497 @@
+import Foundation
+import LatentCore
+
+// MARK: - Estimators, groups, errors
+
+/// The gradient estimators that `latent grad-variance` compares (MATH.md §6); the raw values are the `--json` names.
+///
+/// Every estimator estimates the gradient of the same objective: the mean NELBO (1/B) Σ_r [Rec_r + KL_r] of one fixed
+/// minibatch, with the analytic KL (MATH.md §3) — the loss the trainer minimizes, with that sign.
+public enum GradientEstimator: String, CaseIterable, Codable, Sendable {
+    /// Pathwise: the gradient of the one-sample NELBO through z = μ + σ ⊙ ε, exactly what `ELBO.evaluate` computes.
+    case reparametrization
+    /// REINFORCE for E_q[−log p(x|z)]: (−log p(x|z)) ∇φ log q(z|x) at the sampled z, plus the exact ∇φ KL.
+    case scoreFunction = "score_function"
+    /// REINFORCE with a per-example baseline b subtracted from −log p(x|z); b is fixed before the draws, so unbiased.
+    case scoreFunctionBaseline = "score_function_baseline"
+}
+
+/// A named set of parameter ranges of one model whose gradient is summarized together (encoder φ, decoder θ).
+public struct ParameterGroup: Sendable, Equatable {
+    public let name: String
+    public let ranges: [Range<Int>]
+
+    public init(name: String, ranges: [Range<Int>]) {
+        self.name = name
+        self.ranges = ranges
+    }
+
+    /// Number of parameters in the group.
+    public var count: Int { ranges.reduce(0) { $0 + $1.count } }
+
+    /// Every weight and bias of the encoder: the variational parameters φ.
+    public static func encoder(of model: VariationalAutoencoder<some BLASScalar>) -> ParameterGroup {
+        ParameterGroup(name: "encoder", ranges: model.encoder.layers.flatMap { [$0.weight.range, $0.bias.range] })
+    }
+
+    /// Every weight and bias of the decoder: the generative parameters θ.
+    public static func decoder(of model: VariationalAutoencoder<some BLASScalar>) -> ParameterGroup {
+        ParameterGroup(name: "decoder", ranges: model.decoder.layers.flatMap { [$0.weight.range, $0.bias.range] })
+    }
+}
+
+/// Why the gradient-variance experiment could not run, and what to do about it.
+public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
+    /// The score function is implemented for the diagonal family only.
+    case unsupportedPosterior(PosteriorKind)
+    /// A mixture prior has no analytic KL, so the objective of MATH.md §3 with an exact KL gradient does not exist.
+    case unsupportedPrior(ModelKind)
+    case invalidBatch(requested: Int, available: Int)
+    case invalidCount(flag: String, value: Int, minimum: Int)
+    case nonFinite(group: String, estimator: GradientEstimator)
+
+    /// One line: what went wrong and what to do.
+    public var description: String {
+        switch self {
+        case let .unsupportedPosterior(posterior):
+            return "grad-variance supports --posterior diagonal models; this checkpoint has \(posterior.rawValue)"
+        case let .unsupportedPrior(model):
+            return "grad-variance supports models with the N(0, I) prior; this checkpoint is a \(model.rawValue) with "
+                + "a mixture prior, whose KL has no closed form; use a --model vae checkpoint"
+        case let .invalidBatch(requested, available):
+            return "--batch must be between 1 and the \(available) test images available (got \(requested))"
+        case let .invalidCount(flag, value, minimum):
+            return "\(flag) must be at least \(minimum) (got \(value))"
+        case let .nonFinite(group, estimator):
+            return "the \(estimator.rawValue) gradient variance of the \(group) is not finite for this checkpoint "
+                + "(or the reparametrization variance is 0); check the model with `latent eval`"
+        }
+    }
+}
+
+// MARK: - Single draws
+
+/// Independent gradient estimates of the mean NELBO (1/B) Σ_r NELBO_r of one fixed minibatch, for a model with the
+/// diagonal posterior and the N(0, I) prior, by any estimator of MATH.md §6 (gradients of the loss, as the trainer
+/// minimizes it).
+///
+/// The minibatch and the parameters stay fixed; each draw takes its noise ε (rows × latent) from the caller, so the
+/// estimators can be compared on the same ε. A draw overwrites every encoder and decoder entry of the flat gradient
+/// buffer it is given. One instance per thread: the workspace is reused by every draw.
+public final class GradientDraws<T: BLASScalar>: @unchecked Sendable {
+    public let model: VariationalAutoencoder<T>
+    /// The minibatch size B.
+    public let rows: Int
+    /// Per example, the b_r that `.scoreFunctionBaseline` subtracts from −log p(x_r|z_r); zero until
+    /// `estimateBaseline`.
+    public let baseline: Buffer<T>
+    let family: DiagonalGaussian<T>
+    let workspace: StepWorkspace<T>
+
+    /// Copies the first `rows` images (each `inputs` values in {0, 1}) of `images` as the fixed minibatch.
+    public init(model: VariationalAutoencoder<T>, images: [T], rows: Int) throws {
+        try GradientVariance.checkSupported(model.configuration)
+        guard case let .diagonal(family) = model.posterior else {
+            throw GradientVarianceError.unsupportedPosterior(model.configuration.posterior)
+        }
+        let d = model.configuration.inputs
+        guard rows >= 1, images.count >= rows * d else {
+            throw GradientVarianceError.invalidBatch(requested: rows, available: images.count / d)
+        }
+        self.model = model
+        self.rows = rows
+        self.family = family
+        baseline = Buffer(count: rows)
+        workspace = StepWorkspace(model: model, capacity: rows, samples: 1)
+        for i in 0..<(rows * d) { workspace.x[i] = images[i] }
+    }
+
+    /// Values of ε one draw reads: rows × latent, row-major.
+    public var noiseCount: Int { rows * model.configuration.latent }
+
+    /// Sets b_r = (1/S) Σ_s −log p(x_r|z_s), z_s ~ q(z|x_r), from `samples` draws keyed by `seed` on a noise stream of
+    /// its own, so the baseline is independent of every experiment draw and the estimator stays unbiased.
+    public func estimateBaseline(samples: Int, seed: UInt64) throws {
+        guard samples >= 1 else {
+            throw GradientVarianceError.invalidCount(flag: "baseline samples", value: samples, minimum: 1)
+        }
+        let ws = workspace
+        let parameters = UnsafePointer(model.store.parameters.pointer)
+        var sums = [Double](repeating: 0, count: rows)
+        for sample in 0..<samples {
+            GradientVariance.fillNoise(ws.noise.pointer, count: noiseCount, seed: seed, stream: .baseline, draw: sample)
+            _ = try ELBO.evaluate(model: model, parameters: parameters, rows: rows, workspace: ws, gradients: nil,
+                                  lossScale: 1)
+            for r in 0..<rows { sums[r] += Double(ws.rec[r]) }
+        }
+        for r in 0..<rows { baseline[r] = T(sums[r] / Double(samples)) }
+    }
+
+    /// One estimate of ∇ (1/B) Σ_r NELBO_r with noise ε (`noiseCount` values) into `gradients` (the model's flat layout).
+    public func draw(_ estimator: GradientEstimator, noise: UnsafePointer<T>,
+                     into gradients: UnsafeMutablePointer<T>) throws {
+        let ws = workspace
+        ws.noise.pointer.update(from: noise, count: noiseCount)
+        let parameters = UnsafePointer(model.store.parameters.pointer)
+        switch estimator {
+        case .reparametrization:
+            _ = try ELBO.evaluate(model: model, parameters: parameters, rows: rows, workspace: ws,
+                                  gradients: gradients, lossScale: 1 / T(rows))
+        case .scoreFunction:
+            scoreFunction(parameters: parameters, subtractBaseline: false, into: gradients)
+        case .scoreFunctionBaseline:
+            scoreFunction(parameters: parameters, subtractBaseline: true, into: gradients)
+        }
+    }
+
+    /// The score-function estimate (MATH.md §6) for the ε already in the workspace:
+    ///
+    ///     ∇θ: (1/B) Σ_r ∇θ −log p(x_r|z_r)                                  (the decoder has no other estimator)
+    ///     ∇φ: (1/B) Σ_r [ (−log p(x_r|z_r) − b_r) ∇φ log q(z_r|x_r) + ∇φ KL_r ]
+    ///
+    /// with z_r sampled but not differentiated through. At fixed z, for the diagonal family (s = log σ²),
+    /// ∂ log q/∂μ = (z − μ)/σ² and ∂ log q/∂s = ½((z − μ)²/σ² − 1); with ∂KL/∂μ = μ and ∂KL/∂s = ½(σ² − 1) these give
+    /// the encoder's output gradient row by row, and one encoder backward over the batch gives ∇φ.
+    func scoreFunction(parameters p: UnsafePointer<T>, subtractBaseline: Bool, into gradients: UnsafeMutablePointer<T>) {
+        let ws = workspace
+        let k = model.configuration.latent, d = model.configuration.inputs
+        let scale = 1 / T(rows)
+        model.encoder.forward(parameters: p, input: ws.x.pointer, rows: rows, workspace: ws.encoder)
+        let q = UnsafePointer(ws.encoder.output)
+        family.prepare(parameters: q, rows: rows, scratch: ws.scratch.pointer, logDeterminant: ws.logDeterminant.pointer)
+        family.sample(parameters: q, scratch: ws.scratch.pointer, noise: ws.noise.pointer, samples: 1, rows: rows,
+                      z: ws.z.pointer)
+        model.decoder.forward(parameters: p, input: ws.z.pointer, rows: rows, workspace: ws.decoder)
+        for r in 0..<rows { ws.rowScale[r] = scale }
+        BernoulliLikelihood.evaluate(
+            logits: ws.decoder.output, targets: ws.x.pointer, rows: rows, columns: d,
+            negativeLogLikelihood: ws.rec.pointer, gradient: ws.decoder.outputGradient, scale: ws.rowScale.pointer,
+            terms: ws.terms.pointer)
+        model.decoder.backward(parameters: p, gradients: gradients, input: ws.z.pointer, rows: rows,
+                               workspace: ws.decoder, inputGradient: nil, accumulate: false)
+        let outputGradient = ws.encoder.outputGradient
+        for r in 0..<rows {
+            let mu = q + r * 2 * k, sigma = ws.scratch.pointer + r * k, z = ws.z.pointer + r * k
+            let dMu = outputGradient + r * 2 * k, dLogVariance = dMu + k
+            let reconstruction = ws.rec[r] - (subtractBaseline ? baseline[r] : 0)
+            let weight = scale * reconstruction
+            for i in 0..<k {
+                let variance = sigma[i] * sigma[i]
+                let deviation = z[i] - mu[i]
+                dMu[i] = weight * deviation / variance + scale * mu[i]
+                dLogVariance[i] = weight * (deviation * deviation / variance - 1) / 2 + scale * (variance - 1) / 2
+            }
+        }
+        model.encoder.backward(parameters: p, gradients: gradients, input: ws.x.pointer, rows: rows,
+                               workspace: ws.encoder, inputGradient: nil, accumulate: false)
+    }
+}
+
+// MARK: - Moments of the draws
+
+/// Running per-coordinate mean and sum of squared deviations of gradient draws, in Double: Welford's update, and
+/// Chan et al.'s pairwise combination to merge the moments of several workers.
+///
+/// The sample variance of coordinate i is M2_i / (n − 1); the trace of the covariance of a parameter group is the sum
+/// of those over the group (MATH.md §6).
+public struct GradientMoments: Sendable {
+    public private(set) var count = 0
+    public private(set) var mean: [Double]
+    /// M2_i = Σ_draws (g_i − mean_i)².
+    public private(set) var squaredDeviations: [Double]
+
+    public init(dimension: Int) {
+        mean = [Double](repeating: 0, count: dimension)
+        squaredDeviations = [Double](repeating: 0, count: dimension)
+    }
+
+    public var dimension: Int { mean.count }
+
+    /// Adds one draw g (`dimension` values): δ = g − mean, mean += δ/n, M2 += δ (g − mean).
+    public mutating func add<T: BLASScalar>(_ g: UnsafePointer<T>) {
+        count += 1
+        let inverse = 1 / Double(count)
+        mean.withUnsafeMutableBufferPointer { m in
+            squaredDeviations.withUnsafeMutableBufferPointer { s in
+                for i in 0..<m.count {
+                    let x = Double(g[i])
+                    let delta = x - m[i]
+                    m[i] += delta * inverse
+                    s[i] += delta * (x - m[i])
+                }
+            }
+        }
+    }
+
+    /// Merges another set of moments over the same coordinates: with n = a + b and δ = mean_b − mean_a,
+    /// mean = mean_a + δ b/n and M2 = M2_a + M2_b + δ² a b/n.
+    public mutating func merge(_ other: GradientMoments) {
+        precondition(other.dimension == dimension, "GradientMoments.merge: dimensions differ")
+        guard other.count > 0 else { return }
+        guard count > 0 else {
+            self = other
+            return
+        }
+        let a = Double(count), b = Double(other.count), n = a + b
+        for i in 0..<dimension {
+            let delta = other.mean[i] - mean[i]
+            mean[i] += delta * b / n
+            squaredDeviations[i] += other.squaredDeviations[i] + delta * delta * a * b / n
+        }
+        count += other.count
+    }
+
+    /// The sample variance (denominator n − 1) of coordinate i; 0 with fewer than two draws.
+    public func variance(at i: Int) -> Double {
+        count < 2 ? 0 : squaredDeviations[i] / Double(count - 1)
+    }
+
+    /// tr Cov over a group: the sum of its coordinates' sample variances.
+    public func traceOfCovariance(over group: ParameterGroup) -> Double {
+        guard count >= 2 else { return 0 }
+        var total = 0.0
+        for range in group.ranges { for i in range { total += squaredDeviations[i] } }
+        return total / Double(count - 1)
+    }
+}
+
+// MARK: - The experiment
+
+/// One line of the experiment's table: one parameter group under one estimator.
+public struct GradientVarianceRow: Codable, Sendable, Equatable {
+    public var group: String
+    public var estimator: GradientEstimator
+    /// tr Cov of the N draws: Σ over the group's parameters of the per-parameter sample variance.
+    public var variance: Double
+    /// (1/N) Σ_draws ‖ĝ − g_ref‖² over the group.
+    public var mse: Double
+    /// variance / the reparametrization variance of the same group.
+    public var ratio: Double
+
+    public init(group: String, estimator: GradientEstimator, variance: Double, mse: Double, ratio: Double) {
+        self.group = group
+        self.estimator = estimator
+        self.variance = variance
+        self.mse = mse
+        self.ratio = ratio
+    }
+}
+
+/// What `latent grad-variance` reports; `--json` encodes exactly `{"groups": [...]}`.
+public struct GradientVarianceReport: Codable, Sendable, Equatable {
+    /// Encoder rows first, then decoder; within a group, the estimators in `GradientEstimator.allCases` order.
+    public var groups: [GradientVarianceRow]
+
+    public init(groups: [GradientVarianceRow]) { self.groups = groups }
+
+    /// The row of one group and estimator.
+    public func row(group: String, estimator: GradientEstimator) -> GradientVarianceRow? {
+        groups.first { $0.group == group && $0.estimator == estimator }
+    }
+
+    /// The rows as a Markdown table.
+    public var markdown: String {
+        var lines = ["| group | estimator | variance (tr Cov) | MSE vs reference | ratio to reparametrization |",
+                     "|---|---|---:|---:|---:|"]
+        for row in groups {
+            lines.append("| \(row.group) | \(row.estimator.rawValue) | "
+                         + String(format: "%.4e | %.4e | %.4g |", row.variance, row.mse, row.ratio))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The gradient-variance experiment of MATH.md §6 on one fixed minibatch.
+///
+/// With the same ε for the three estimators at draw i (common random numbers), N draws each give per group
+/// (encoder, decoder) the trace of the covariance, the MSE against a reference gradient g_ref, and the ratio to the
+/// reparametrization variance. g_ref is the mean of `referenceDraws` further reparametrization draws (default
+/// max(5000, 5N): its own variance, tr Cov/R, is then below 0.02 % of the reparametrization variance and far below
+/// the score function's, while it costs about as much as the N draws of the three estimators together). The
+/// baseline is the mean −log p(x_r|z) over `baselineSamples` draws made before the experiment. Draws, reference and
+/// baseline use separate noise streams keyed by (seed, draw), so results do not depend on the thread count beyond
+/// the order in which the workers' moments are merged.
+public enum GradientVariance {
+    /// Draws per example averaged into the baseline b_r.
+    public static let defaultBaselineSamples = 10
+
+    /// Reparametrization draws averaged into g_ref for N experiment draws: max(5000, 5N).
+    public static func defaultReferenceDraws(draws: Int) -> Int { max(5000, 5 * draws) }
+
+    /// Throws unless the model is a diagonal-posterior model with the N(0, I) prior (the only kind the score
+    /// function and the analytic KL gradient are implemented for).
+    public static func checkSupported(_ configuration: ModelConfiguration) throws {
+        guard configuration.posterior == .diagonal else {
+            throw GradientVarianceError.unsupportedPosterior(configuration.posterior)
+        }
+        guard configuration.prior == .normal else { throw GradientVarianceError.unsupportedPrior(configuration.model) }
+    }
+
+    /// Runs the experiment on the first `rows` images of `images` (each `inputs` values in {0, 1}) with `threads` workers.
+    public static func measure<T: BLASScalar>(
+        model: VariationalAutoencoder<T>, images: [T], rows: Int, draws: Int, referenceDraws: Int? = nil,
+        baselineSamples: Int = defaultBaselineSamples, seed: UInt64 = 0, threads: Int = 1
+    ) throws -> GradientVarianceReport {
+        try run(model: model, images: images, rows: rows, draws: draws,
+                referenceDraws: referenceDraws ?? defaultReferenceDraws(draws: draws),
+                baselineSamples: baselineSamples, seed: seed, threads: threads)
+    }
+
+    /// `measure` for Float models, specialized inside this module: a generic call from another module would run the
+    /// element loops through witness tables (DESIGN.md, Swift performance traps).
+    public static func measure(
+        model: VariationalAutoencoder<Float>, images: [Float], rows: Int, draws: Int, referenceDraws: Int? = nil,
+        baselineSamples: Int = defaultBaselineSamples, seed: UInt64 = 0, threads: Int = 1
+    ) throws -> GradientVarianceReport {
+        try run(model: model, images: images, rows: rows, draws: draws,
+                referenceDraws: referenceDraws ?? defaultReferenceDraws(draws: draws),
+                baselineSamples: baselineSamples, seed: seed, threads: threads)
+    }
+
+    /// Independent noise streams of one experiment.
+    enum NoiseStream: UInt64 {
+        case experiment = 1, reference, baseline
+    }
+
+    /// ε for one draw of one stream: `count` standard normals keyed by (seed, stream, draw).
+    static func fillNoise<T: BLASScalar>(_ out: UnsafeMutablePointer<T>, count: Int, seed: UInt64,
+                                         stream: NoiseStream, draw: Int) {
+        var rng = RandomStream(seed: seed, purpose: .sampling, step: stream.rawValue, index: UInt64(draw))
+        rng.fillNormal(out, count: count)
+    }
+
+    /// Σ over a group of (g_i − reference_i)².
+    static func squaredDistance<T: BLASScalar>(_ g: UnsafePointer<T>, _ reference: UnsafePointer<Double>,
+                                               over group: ParameterGroup) -> Double {
+        var total = 0.0
+        for range in group.ranges {
+            for i in range {
+                let difference = Double(g[i]) - reference[i]
+                total += difference * difference
+            }
+        }
+        return total
+    }
+
+    static func run<T: BLASScalar>(
+        model: VariationalAutoencoder<T>, images: [T], rows: Int, draws: Int, referenceDraws: Int,
+        baselineSamples: Int, seed: UInt64, threads: Int
+    ) throws -> GradientVarianceReport {
+        guard draws >= 2 else { throw GradientVarianceError.invalidCount(flag: "--draws", value: draws, minimum: 2) }
+        guard referenceDraws >= 1 else {
+            throw GradientVarianceError.invalidCount(flag: "--reference-draws", value: referenceDraws, minimum: 1)
+        }
+        let workers = max(1, min(threads, draws))
+        let states = try (0..<workers).map { _ in try GradientVarianceWorker(model: model, images: images, rows: rows) }
+        let groups = [ParameterGroup.encoder(of: model), ParameterGroup.decoder(of: model)]
+        let estimators = GradientEstimator.allCases
+        let pool = WorkerPool(size: workers)
+        // The workers are the parallelism; BLAS threads inside them would oversubscribe the cores.
+        if workers > 1 && BLASThreads.current != 1 { BLASThreads.set(1) }
+
+        // Every worker draws the same keyed baseline samples, so all hold the same b.
+        pool.run { w in
+            states[w].attempt { try states[w].draws.estimateBaseline(samples: baselineSamples, seed: seed) }
+        }
+        try throwFirstFailure(states)
+
+        pool.run { w in
+            let state = states[w]
+            for draw in Parallel.slice(referenceDraws, parts: workers, part: w) {
+                fillNoise(state.noise.pointer, count: state.draws.noiseCount, seed: seed, stream: .reference, draw: draw)
+                state.attempt {
+                    try state.draws.draw(.reparametrization, noise: state.noise.pointer, into: state.gradient.pointer)
+                }
+                state.accumulateReference()
+            }
+        }
+        try throwFirstFailure(states)
+        let parameterCount = model.parameterCount
+        var reference = [Double](repeating: 0, count: parameterCount)
+        for state in states { for i in 0..<parameterCount { reference[i] += state.referenceSum[i] } }
+        for i in 0..<parameterCount { reference[i] /= Double(referenceDraws) }
+
+        reference.withUnsafeBufferPointer { referencePointer in
+            let ref = referencePointer.baseAddress!
+            pool.run { w in
+                let state = states[w]
+                for draw in Parallel.slice(draws, parts: workers, part: w) {
+                    fillNoise(state.noise.pointer, count: state.draws.noiseCount, seed: seed, stream: .experiment,
+                              draw: draw)
+                    for (e, estimator) in estimators.enumerated() {
+                        state.attempt {
+                            try state.draws.draw(estimator, noise: state.noise.pointer, into: state.gradient.pointer)
+                        }
+                        state.moments[e].add(state.gradient.pointer)
+                        for (g, group) in groups.enumerated() {
+                            state.squaredErrors[e][g] += squaredDistance(state.gradient.pointer, ref, over: group)
+                        }
+                    }
+                }
+            }
+        }
+        try throwFirstFailure(states)
+
+        var report = GradientVarianceReport(groups: [])
+        for (g, group) in groups.enumerated() {
+            var variances = [Double]()
+            for e in estimators.indices {
+                var moments = GradientMoments(dimension: parameterCount)
+                var squaredError = 0.0
+                for state in states {
+                    moments.merge(state.moments[e])
+                    squaredError += state.squaredErrors[e][g]
+                }
+                variances.append(moments.traceOfCovariance(over: group))
+                let row = GradientVarianceRow(group: group.name, estimator: estimators[e], variance: variances[e],
+                                              mse: squaredError / Double(draws), ratio: variances[e] / variances[0])
+                guard row.variance.isFinite, row.mse.isFinite, row.ratio.isFinite else {
+                    throw GradientVarianceError.nonFinite(group: group.name, estimator: estimators[e])
+                }
+                report.groups.append(row)
+            }
+        }
+        return report
+    }
+
+    private static func throwFirstFailure<T>(_ states: [GradientVarianceWorker<T>]) throws {
+        if let failure = states.lazy.compactMap(\.failure).first { throw failure }
+    }
+}
+
+/// What one worker of the experiment owns: its draws (workspace), gradient and noise buffers, its share of the
+/// reference sum, and the moments and squared errors of its draws. Only that worker touches it inside a region.
+private final class GradientVarianceWorker<T: BLASScalar>: @unchecked Sendable {
+    let draws: GradientDraws<T>
+    let gradient: Buffer<T>
+    let noise: Buffer<T>
+    var referenceSum: [Double]
+    /// Per estimator (`GradientEstimator.allCases` order).
+    var moments: [GradientMoments]
+    /// Per estimator and group: Σ_draws ‖ĝ − g_ref‖².
+    var squaredErrors: [[Double]]
+    var failure: (any Error)?
+
+    init(model: VariationalAutoencoder<T>, images: [T], rows: Int) throws {
+        draws = try GradientDraws(model: model, images: images, rows: rows)
+        gradient = Buffer(count: model.parameterCount)
+        noise = Buffer(count: draws.noiseCount)
+        referenceSum = [Double](repeating: 0, count: model.parameterCount)
+        moments = GradientEstimator.allCases.map { _ in GradientMoments(dimension: model.parameterCount) }
+        squaredErrors = GradientEstimator.allCases.map { _ in [0, 0] }
+    }
+
+    /// Runs `body`, keeping the first error (a parallel region cannot throw).
+    func attempt(_ body: () throws -> Void) {
+        guard failure == nil else { return }
+        do { try body() } catch { failure = error }
+    }
+
+    /// referenceSum += the current gradient.
+    func accumulateReference() {
+        let g = gradient.pointer
+        referenceSum.withUnsafeMutableBufferPointer { sum in
+            for i in 0..<sum.count { sum[i] += Double(g[i]) }
+        }
+    }
+}
