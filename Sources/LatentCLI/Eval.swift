@@ -53,9 +53,11 @@ struct Eval: ParsableCommand {
             var binarized = [Float]()
             binarized.reserveCapacity(indices.count * d)
             for i in indices { binarized += all[(i * d)..<((i + 1) * d)] }
+            let bar = ProgressLine()
             let report = try EvaluationProtocol.run(
                 model: model, binarized: binarized, count: indices.count, repeats: repeats, sampleCounts: sampleCounts,
-                seed: seed, threads: threads)
+                seed: seed, threads: threads) { bar.update($0, final: false) }
+            bar.finish()
             if let throughput = report.decoder_samples_per_second {
                 printError(String(format: "IWAE: %.0f decoder samples/s", throughput))
             }

@@ -41,7 +41,7 @@ public enum EvaluationProtocol {
 
     public static func run(
         model: VariationalAutoencoder<Float>, binarized: [Float], count: Int, repeats: Int, sampleCounts: [Int],
-        seed: UInt64, threads: Int
+        seed: UInt64, threads: Int, progress: (String) -> Void = { _ in }
     ) throws -> EvaluationReport {
         let evaluator = Evaluator(model: model, threads: threads)
         var sums = TermSums()
@@ -55,7 +55,11 @@ public enum EvaluationProtocol {
                                       repeats: repeats, iwae: [:], active_units: stats.activeUnits)
         if !sampleCounts.isEmpty {
             let bound = try ImportanceBoundEvaluator(model: model, threads: threads, pool: evaluator.pool)
-                .evaluate(binarized: binarized, count: count, sampleCounts: sampleCounts, seed: seed)
+                .evaluate(binarized: binarized, count: count, sampleCounts: sampleCounts, seed: seed) { done, rate in
+                    let eta = Double(count - done) * Double(sampleCounts.max() ?? 1) / max(rate, 1e-9)
+                    progress(String(format: "IWAE-%d: %d/%d examples  %.0f decoder samples/s  ETA %.0fs",
+                                    sampleCounts.max() ?? 1, done, count, rate, eta))
+                }
             for (m, value) in bound.bounds { report.iwae[String(m)] = value }
             report.decoder_samples_per_second = bound.decoderSamplesPerSecond
         }

@@ -35,7 +35,9 @@ public final class ImportanceBoundEvaluator: @unchecked Sendable {
     }
 
     /// Mean −L_m over `count` binarized examples for every m in `sampleCounts`.
-    public func evaluate(binarized: [Float], count: Int, sampleCounts: [Int], seed: UInt64 = 0) throws -> Result {
+    /// `progress(examplesDone, decoderSamplesPerSecond)` is called after every batch of examples.
+    public func evaluate(binarized: [Float], count: Int, sampleCounts: [Int], seed: UInt64 = 0,
+                         progress: (Int, Double) -> Void = { _, _ in }) throws -> Result {
         let counts = Array(Set(sampleCounts)).sorted()
         guard let largest = counts.last, counts.first! > 0 else { return Result(bounds: [:], examples: 0, decoderSamples: 0, seconds: 0) }
         let d = model.configuration.inputs, k = model.configuration.latent
@@ -94,6 +96,8 @@ public final class ImportanceBoundEvaluator: @unchecked Sendable {
                         }
                     }
                     batchStart += rows
+                    let elapsed = Date().timeIntervalSince(start)
+                    progress(batchStart, Double(batchStart * largest) / max(elapsed, 1e-9))
                 }
             }
         }
