@@ -18,7 +18,7 @@ struct GradVariance: ParsableCommand {
     @Option(help: "Run directory (or checkpoint file) written by `latent train`.") var checkpoint: String
     @Option(help: "Independent gradient draws N per estimator.") var draws: Int = 1000
     @Option(help: "Minibatch size B: the first B statically binarized test images.") var batch: Int = 100
-    @Option(help: "Reparametrization draws averaged into the reference gradient (default: max(5000, 5 × draws)).")
+    @Option(help: "Reparametrization draws averaged into the reference gradient (default: max(2000, 2 × draws)).")
     var referenceDraws: Int?
     @Option(help: "Seed of the noise (draws, reference and baseline).") var seed: UInt64 = 0
     @Option(help: "Directory with the IDX files (default: the one the model was trained on).") var data: String?
@@ -56,7 +56,9 @@ struct GradVariance: ParsableCommand {
                 threads: threads)
             printError(String(format: "grad-variance: %.1f s", Date().timeIntervalSince(start)))
             if json {
-                print(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
                 print(report.markdown, terminator: "")
             }

@@ -46,6 +46,9 @@ public enum IDXReader {
                     guard inflateReset(&stream) == Z_OK else { break }
                     continue
                 }
+                if status == Z_BUF_ERROR && stream.avail_in == 0 {
+                    throw DataError.corruptCompression(path: path, reason: "the compressed data ends early: truncated file")
+                }
                 if status != Z_OK {
                     let message = stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"
                     throw DataError.corruptCompression(path: path, reason: message)

@@ -79,7 +79,7 @@ public enum ImportanceWeighted {
             for i in 0..<n { ws.coefficient[i] = -ws.coefficient[i] }
             mixture.backward(parameters: p, gradients: g, z: ws.z.pointer, rows: n, logDensity: ws.logPrior.pointer,
                              componentLogDensities: ws.componentLogDensities.pointer,
-                             coefficient: ws.coefficient.pointer, dz: ws.dz.pointer)
+                             coefficient: ws.coefficient.pointer, dz: ws.dz.pointer, scratch: ws.mixture)
         } else {
             for i in 0..<n {
                 let c = ws.coefficient[i]
@@ -105,7 +105,7 @@ public enum ImportanceWeighted {
         let k = model.configuration.latent
         if let mixture = model.mixture {
             mixture.logDensity(parameters: p, z: z, rows: rows, out: ws.logPrior.pointer,
-                               componentLogDensities: ws.componentLogDensities.pointer)
+                               componentLogDensities: ws.componentLogDensities.pointer, scratch: ws.mixture)
         } else {
             for i in 0..<rows {
                 var s: T = 0

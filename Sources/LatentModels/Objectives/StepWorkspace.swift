@@ -29,6 +29,8 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
     public let bound: Buffer<T>
     /// log N_j(z) of every mixture component (samples × capacity × K); empty without a mixture prior.
     public let componentLogDensities: Buffer<T>
+    /// The mixture prior's GEMM buffers (nil without a mixture prior).
+    public let mixture: MixtureScratch<T>?
 
     public init(model: VariationalAutoencoder<T>, capacity: Int, samples: Int? = nil) {
         let m = samples ?? model.configuration.samples
@@ -53,5 +55,6 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
         coefficient = Buffer(count: m * capacity)
         bound = Buffer(count: capacity)
         componentLogDensities = Buffer(count: model.mixture == nil ? 0 : m * capacity * model.configuration.components)
+        mixture = model.mixture.map { MixtureScratch(prior: $0, rows: m * capacity) }
     }
 }

@@ -16,52 +16,105 @@ public struct GaussianMixturePrior: Sendable {
     }
 
     /// log p(z) per row into `out`; `componentLogDensities` (rows × K) keeps log N_j(z) for the backward.
+    ///
+    /// The K quadratic forms of all rows are one GEMM: Σᵢ (zᵢ − m_ji)²/v_ji = [z², z] · [1/v_j, −2m_j/v_j]ᵀ + Σᵢ m_ji²/v_ji.
     @inlinable
     public func logDensity<T: BLASScalar>(
         parameters p: UnsafePointer<T>, z: UnsafePointer<T>, rows: Int, out: UnsafeMutablePointer<T>,
-        componentLogDensities logN: UnsafeMutablePointer<T>
+        componentLogDensities logN: UnsafeMutablePointer<T>, scratch: MixtureScratch<T>? = nil
     ) {
         let k = latent, K = components
+        let work = scratch ?? MixtureScratch<T>(prior: self, rows: rows)
         let m = p + means.offset, lv = p + logVariances.offset
-        let constant = T(k) * T.halfLogTwoPi
-        for r in 0..<rows {
-            let zr = z + r * k, row = logN + r * K
-            for j in 0..<K {
-                var q: T = 0
-                for i in 0..<k {
-                    let diff = zr[i] - m[j * k + i]
-                    q += diff * diff * T.exp(-lv[j * k + i]) + lv[j * k + i]
-                }
-                row[j] = -q / 2 - constant
+        let features = work.features.pointer, weights = work.weights.pointer, constants = work.constants.pointer
+        let base = T(k) * T.halfLogTwoPi
+        for j in 0..<K {
+            var c: T = 0
+            for i in 0..<k {
+                let inverse = T.exp(-lv[j * k + i]), mean = m[j * k + i]
+                weights[j * 2 * k + i] = inverse
+                weights[j * 2 * k + k + i] = -2 * mean * inverse
+                c += mean * mean * inverse + lv[j * k + i]
             }
-            out[r] = ElementWise.logSumExp(UnsafePointer(row), count: K) - T.log(T(K))
+            constants[j] = c
+        }
+        for r in 0..<rows {
+            for i in 0..<k {
+                let v = z[r * k + i]
+                features[r * 2 * k + i] = v * v
+                features[r * 2 * k + k + i] = v
+            }
+        }
+        T.gemm(.none, .transpose, rows: rows, columns: K, inner: 2 * k, alpha: 1, a: features, lda: 2 * k, b: weights,
+               ldb: 2 * k, beta: 0, c: logN, ldc: K)
+        let logK = T.log(T(K))
+        for r in 0..<rows {
+            let row = logN + r * K
+            for j in 0..<K { row[j] = -(row[j] + constants[j]) / 2 - base }
+            out[r] = ElementWise.logSumExp(UnsafePointer(row), count: K) - logK
         }
     }
 
-    /// Adds `coefficient[r]` · ∂log p(z_r)/∂z_r to `dz` and · ∂log p/∂(m, ℓ) to the gradient buffer `g`.
-    /// ∂/∂z = −Σ_j r_j (z − m_j)/v_j;  ∂/∂m_j = r_j (z − m_j)/v_j;  ∂/∂ℓ_j = ½ r_j ((z − m_j)²/v_j − 1).
+    /// Adds `coefficient[r]` · ∂log p(z_r)/∂z_r to `dz` and · ∂log p/∂(m, ℓ) to the gradient buffer `g`, with
+    /// c_rj = coefficient_r · softmax_j(log N_j(z_r)) and w = 1/v:
+    /// ∂/∂z = −Σ_j c_j w_j ⊙ (z − m_j);  ∂/∂m_j = Σ_r c_rj w_j ⊙ (z_r − m_j);
+    /// ∂/∂ℓ_j = ½ Σ_r c_rj (w_j ⊙ (z_r − m_j)² − 1), each sum over rows or components one GEMM.
+    /// Expects `logDensity` to have run with the same `scratch` (its weights) just before; overwrites
+    /// `componentLogDensities` with the c_rj.
     @inlinable
     public func backward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>, z: UnsafePointer<T>, rows: Int,
-        logDensity: UnsafePointer<T>, componentLogDensities logN: UnsafePointer<T>,
-        coefficient: UnsafePointer<T>, dz: UnsafeMutablePointer<T>
+        logDensity: UnsafePointer<T>, componentLogDensities logN: UnsafeMutablePointer<T>,
+        coefficient: UnsafePointer<T>, dz: UnsafeMutablePointer<T>, scratch: MixtureScratch<T>? = nil
     ) {
         let k = latent, K = components
+        let work = scratch ?? MixtureScratch<T>(prior: self, rows: rows)
+        if scratch == nil {
+            // Without the forward's scratch, recompute its weights (the log-densities in logN are kept).
+            let saved = UnsafeMutablePointer<T>.allocate(capacity: rows * K)
+            defer { saved.deallocate() }
+            saved.update(from: logN, count: rows * K)
+            let unused = UnsafeMutablePointer<T>.allocate(capacity: rows)
+            defer { unused.deallocate() }
+            self.logDensity(parameters: p, z: z, rows: rows, out: unused, componentLogDensities: logN, scratch: work)
+            logN.update(from: saved, count: rows * K)
+        }
         let m = p + means.offset, lv = p + logVariances.offset
         let dm = g + means.offset, dlv = g + logVariances.offset
         let logK = T.log(T(K))
+        let features = work.features.pointer, mixed = work.mixed.pointer
+        let rowProducts = work.rowProducts.pointer, componentProducts = work.componentProducts.pointer
+        let totals = work.constants.pointer
+        // c_rj in place of log N_rj; features hold [z², z] from the forward.
         for r in 0..<rows {
-            let zr = z + r * k, dzr = dz + r * k, c = coefficient[r]
-            let normalizer = logDensity[r] + logK
-            for j in 0..<K {
-                let weight = c * T.exp(logN[r * K + j] - normalizer)
-                for i in 0..<k {
-                    let inverseVariance = T.exp(-lv[j * k + i])
-                    let scaled = (zr[i] - m[j * k + i]) * inverseVariance
-                    dzr[i] -= weight * scaled
-                    dm[j * k + i] += weight * scaled
-                    dlv[j * k + i] += weight * ((zr[i] - m[j * k + i]) * scaled - 1) / 2
-                }
+            let normalizer = logDensity[r] + logK, c = coefficient[r], row = logN + r * K
+            for j in 0..<K { row[j] = c * T.exp(row[j] - normalizer) }
+        }
+        // dz: rowProducts = C · [w, m⊙w] (rows × 2k);  ∂/∂z_i = −(z_i Σ c w_i − Σ c m_i w_i).
+        for j in 0..<K {
+            for i in 0..<k {
+                let w = T.exp(-lv[j * k + i])
+                mixed[j * 2 * k + i] = w
+                mixed[j * 2 * k + k + i] = m[j * k + i] * w
+            }
+        }
+        T.gemm(.none, .none, rows: rows, columns: 2 * k, inner: K, alpha: 1, a: logN, lda: K, b: mixed, ldb: 2 * k,
+               beta: 0, c: rowProducts, ldc: 2 * k)
+        for r in 0..<rows {
+            for i in 0..<k {
+                dz[r * k + i] -= z[r * k + i] * rowProducts[r * 2 * k + i] - rowProducts[r * 2 * k + k + i]
+            }
+        }
+        // componentProducts = Cᵀ · [z², z] (K × 2k), totals_j = Σ_r c_rj.
+        T.gemm(.transpose, .none, rows: K, columns: 2 * k, inner: rows, alpha: 1, a: logN, lda: K, b: features,
+               ldb: 2 * k, beta: 0, c: componentProducts, ldc: 2 * k)
+        ElementWise.columnSums(logN, rows: rows, columns: K, into: totals, accumulate: false)
+        for j in 0..<K {
+            for i in 0..<k {
+                let w = T.exp(-lv[j * k + i]), mean = m[j * k + i]
+                let sumZ2 = componentProducts[j * 2 * k + i], sumZ = componentProducts[j * 2 * k + k + i]
+                dm[j * k + i] += w * (sumZ - mean * totals[j])
+                dlv[j * k + i] += (w * (sumZ2 - 2 * mean * sumZ + mean * mean * totals[j]) - totals[j]) / 2
             }
         }
     }
@@ -77,4 +130,27 @@ public struct GaussianMixturePrior: Sendable {
 /// The prior families: N(0, I), or the learnable Gaussian mixture.
 public enum PriorKind: String, Codable, Sendable, CaseIterable {
     case normal, mixture
+}
+
+/// Buffers of the mixture prior's GEMM formulation for up to `rows` latent rows, allocated once per workspace.
+public final class MixtureScratch<T: BLASScalar>: @unchecked Sendable {
+    /// [z², z] per row (rows × 2k).
+    public let features: Buffer<T>
+    /// [1/v_j, −2 m_j/v_j] per component (K × 2k), and [1/v_j, m_j/v_j] for the backward.
+    public let weights: Buffer<T>
+    public let mixed: Buffer<T>
+    /// Σᵢ (m²/v + ℓ) per component in the forward; Σ_r c_rj in the backward (K).
+    public let constants: Buffer<T>
+    public let rowProducts: Buffer<T>
+    public let componentProducts: Buffer<T>
+
+    public init(prior: GaussianMixturePrior, rows: Int) {
+        let k = prior.latent, K = prior.components
+        features = Buffer(count: rows * 2 * k)
+        weights = Buffer(count: K * 2 * k)
+        mixed = Buffer(count: K * 2 * k)
+        constants = Buffer(count: K)
+        rowProducts = Buffer(count: rows * 2 * k)
+        componentProducts = Buffer(count: K * 2 * k)
+    }
 }

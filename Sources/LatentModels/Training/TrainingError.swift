@@ -8,8 +8,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .nonFinite(step, term):
-            return "non-finite \(term) at step \(step); the last good checkpoint is kept. "
-                + "Lower --lr (e.g. 1e-4) or, for dense posteriors, raise --jitter"
+            return "non-finite \(term) at step \(step); stopped before updating, checkpoints written so far are kept. "
+                + "Lower --lr (e.g. 1e-4), raise --jitter for dense posteriors, or pass --on-nan skip-batch"
         case let .interrupted(step, directory):
             return "interrupted at step \(step); checkpoint saved, continue with `latent train --resume \(directory)`"
         case let .allBatchesSkipped(epoch):
