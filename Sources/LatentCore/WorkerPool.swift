@@ -67,8 +67,11 @@ private final class PoolState: @unchecked Sendable {
     var body: (Int) -> Void = PoolState.idle
     static let idle: @Sendable (Int) -> Void = { _ in }
 
-    /// Spins of a waiting thread before it starts sleeping (workers) or yielding (the caller) between checks.
-    static let spinLimit = 1 << 22
+    /// A waiting thread first spins (a region usually starts or ends within microseconds), then yields its core
+    /// (so that a descheduled partner, or another process, can run: spinning there made a competing process
+    /// collapse throughput), and an idle worker finally sleeps between checks.
+    static let spinLimit = 1 << 12
+    static let yieldLimit = spinLimit + 4096
 
     func work(part: Int) {
         // Generation 0 is the state before any region: a region published before this thread got here must still
@@ -79,7 +82,11 @@ private final class PoolState: @unchecked Sendable {
             var current = generation.load(ordering: .acquiring)
             while current == seen {
                 spins += 1
-                if spins > PoolState.spinLimit { usleep(50) }
+                if spins > PoolState.yieldLimit {
+                    usleep(50)
+                } else if spins > PoolState.spinLimit {
+                    sched_yield()
+                }
                 current = generation.load(ordering: .acquiring)
             }
             seen = current
