@@ -94,15 +94,16 @@ public struct CholeskyFactorGaussian<Scalar: BLASScalar>: Posterior {
 
 /// The parts of sampling and density that every family with an explicit factor L shares.
 public enum CholeskyKernels {
-    /// z = μ + Lε per sample and row; L row-major k×k lower per row in `factors`.
+    /// z = μ + Lε per sample and row; L row-major k×k lower, one every `factorStride` scalars (default k²).
     @inlinable
     public static func sample<T: BLASScalar>(
-        means: UnsafePointer<T>, meanStride: Int, factors: UnsafePointer<T>, noise: UnsafePointer<T>, latent k: Int,
-        samples: Int, rows: Int, z: UnsafeMutablePointer<T>
+        means: UnsafePointer<T>, meanStride: Int, factors: UnsafePointer<T>, factorStride: Int? = nil,
+        noise: UnsafePointer<T>, latent k: Int, samples: Int, rows: Int, z: UnsafeMutablePointer<T>
     ) {
+        let stride = factorStride ?? k * k
         for s in 0..<samples {
             for r in 0..<rows {
-                let mu = means + r * meanStride, l = factors + r * k * k
+                let mu = means + r * meanStride, l = factors + r * stride
                 let e = noise + (s * rows + r) * k, out = z + (s * rows + r) * k
                 for i in 0..<k {
                     var v = mu[i]
@@ -116,15 +117,16 @@ public enum CholeskyKernels {
     /// log N(z; μ, LLᵀ) per row by a triangular solve L u = z − μ through BLAS.
     @inlinable
     public static func logDensity<T: BLASScalar>(
-        means: UnsafePointer<T>, meanStride: Int, factors: UnsafePointer<T>, logDeterminant: UnsafePointer<T>,
-        z: UnsafePointer<T>, latent k: Int, rows: Int, out: UnsafeMutablePointer<T>
+        means: UnsafePointer<T>, meanStride: Int, factors: UnsafePointer<T>, factorStride: Int? = nil,
+        logDeterminant: UnsafePointer<T>, z: UnsafePointer<T>, latent k: Int, rows: Int, out: UnsafeMutablePointer<T>
     ) {
+        let stride = factorStride ?? k * k
         let u = UnsafeMutablePointer<T>.allocate(capacity: k)
         defer { u.deallocate() }
         for r in 0..<rows {
             let mu = means + r * meanStride
             for i in 0..<k { u[i] = z[r * k + i] - mu[i] }
-            T.trsv(triangle: .lower, transpose: .none, order: k, triangular: factors + r * k * k, ldt: k, x: u,
+            T.trsv(triangle: .lower, transpose: .none, order: k, triangular: factors + r * stride, ldt: k, x: u,
                    increment: 1)
             var q: T = 0
             for i in 0..<k { q += u[i] * u[i] }

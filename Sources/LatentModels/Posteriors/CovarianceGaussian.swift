@@ -58,18 +58,9 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     @inlinable
     public func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                        samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {
-        let k = latent
-        for s in 0..<samples {
-            for r in 0..<rows {
-                let mu = parameters + r * parameterCount, l = scratch + r * scratchPerRow
-                let e = noise + (s * rows + r) * k, out = z + (s * rows + r) * k
-                for i in 0..<k {
-                    var v = mu[i]
-                    for j in 0...i { v += l[i * k + j] * e[j] }
-                    out[i] = v
-                }
-            }
-        }
+        CholeskyKernels.sample(means: parameters, meanStride: parameterCount, factors: scratch,
+                               factorStride: scratchPerRow, noise: noise, latent: latent, samples: samples, rows: rows,
+                               z: z)
     }
 
     /// KL = ½(tr Σ + ‖μ‖² − k) − Σᵢ log L_ii, with tr Σ = ‖A‖_F² + kδ.
@@ -91,18 +82,9 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     public func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                            logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
                            out: UnsafeMutablePointer<Scalar>) {
-        let k = latent
-        let u = UnsafeMutablePointer<Scalar>.allocate(capacity: k)
-        defer { u.deallocate() }
-        for r in 0..<rows {
-            let mu = parameters + r * parameterCount
-            for i in 0..<k { u[i] = z[r * k + i] - mu[i] }
-            Scalar.trsv(triangle: .lower, transpose: .none, order: k, triangular: scratch + r * scratchPerRow, ldt: k,
-                        x: u, increment: 1)
-            var q: Scalar = 0
-            for i in 0..<k { q += u[i] * u[i] }
-            out[r] = -q / 2 - logDeterminant[r] - Scalar(k) * Scalar.halfLogTwoPi
-        }
+        CholeskyKernels.logDensity(means: parameters, meanStride: parameterCount, factors: scratch,
+                                   factorStride: scratchPerRow, logDeterminant: logDeterminant, z: z, latent: latent,
+                                   rows: rows, out: out)
     }
 
     /// L̄ from sampling, log det and KL; Σ̄ = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹ (two triangular solves) + (w/2) I; Ā = (Σ̄ + Σ̄ᵀ) A.
