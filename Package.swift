@@ -67,6 +67,13 @@ let package = Package(
 
         // MARK: - Tests
         .target(name: "TestSupport", dependencies: ["LatentCore"]),
+        // libFuzzer targets for the IDX reader and the checkpoint loader (scripts/fuzz.sh builds them with
+        // -sanitize=fuzzer -DFUZZING); built normally it replays inputs and writes the seed corpus.
+        .executableTarget(
+            name: "LatentFuzz",
+            dependencies: ["LatentCore", "LatentData", "LatentModels"],
+            path: "Tests/Fuzz/LatentFuzz"
+        ),
         .testTarget(name: "LatentCoreTests", dependencies: ["LatentCore", "TestSupport"]),
         .testTarget(name: "LatentDataTests", dependencies: ["LatentData", "TestSupport"]),
         .testTarget(name: "LatentModelsTests", dependencies: ["LatentModels", "LatentData", "TestSupport"],

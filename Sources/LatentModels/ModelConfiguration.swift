@@ -62,10 +62,24 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
         }
     }
 
+    /// Largest layer width, latent dimension or component count a configuration may declare: keeps every
+    /// parameter count far from overflow, whatever a checkpoint header says.
+    public static let sizeLimit = 1 << 20
+
+    /// Whether every size is positive and small enough that parameter counts cannot overflow.
+    public var hasSaneSizes: Bool {
+        hidden.count <= 64 && samples >= 1 && samples <= ModelConfiguration.sizeLimit
+            && ([inputs, latent, components] + hidden).allSatisfy { (1...ModelConfiguration.sizeLimit).contains($0) }
+            && latent <= 4096
+    }
+
     /// Checks ranges; the message names the flag to change.
     public func validate() throws {
         func fail(_ s: String) -> ConfigurationError { ConfigurationError.invalid(s) }
         guard inputs > 0 else { throw fail("inputs must be positive") }
+        guard hasSaneSizes else {
+            throw fail("layer widths, --latent (≤ 4096) and --components must be at most \(ModelConfiguration.sizeLimit)")
+        }
         guard latent > 0 else { throw fail("--latent must be at least 1 (got \(latent))") }
         guard !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }) else {
             throw fail("--hidden must list positive layer widths, e.g. 300,300 (got \(hidden))")

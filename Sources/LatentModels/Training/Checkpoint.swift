@@ -154,6 +154,9 @@ public struct Checkpoint: Sendable {
         guard crc32(Array(bytes[0..<(bytes.count - 4)])) == storedChecksum else {
             throw CheckpointError.checksumMismatch(path: path)
         }
+        guard header.configuration.hasSaneSizes else {
+            throw CheckpointError.badHeader(path: path, reason: "model sizes out of range")
+        }
         let required = VariationalAutoencoder<Float>.parameterCount(header.configuration)
         guard required == n else { throw CheckpointError.sizeMismatch(path: path, expected: required, found: n) }
         func floats() -> [Float] {
