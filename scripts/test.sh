@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build --build-tests
-swift test --skip-build "$@"
 # The IDX reader and the checkpoint loader under libFuzzer, 30 s each (scripts/fuzz.sh 300 for a longer run).
 scripts/fuzz.sh 30
+swift test --skip-build "$@"
