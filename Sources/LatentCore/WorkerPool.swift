@@ -42,17 +42,21 @@ public final class WorkerPool: @unchecked Sendable {
             body(0)
             return
         }
+        // The workers read the closure through a pointer to this stack slot: storing the closure itself in the
+        // shared state would retain (and reabstract) its context on every region.
         withoutActuallyEscaping(body) { escapable in
-            state.body = escapable
-            state.pending.store(size - 1, ordering: .relaxed)
-            state.generation.add(1, ordering: .releasing)
-            escapable(0)
-            var spins = 0
-            while state.pending.load(ordering: .acquiring) != 0 {
-                spins += 1
-                if spins > PoolState.spinLimit { sched_yield() }
+            withUnsafePointer(to: escapable) { slot in
+                state.body = UnsafeRawPointer(slot)
+                state.pending.store(size - 1, ordering: .relaxed)
+                state.generation.add(1, ordering: .releasing)
+                escapable(0)
+                var spins = 0
+                while state.pending.load(ordering: .acquiring) != 0 {
+                    spins += 1
+                    if spins > PoolState.spinLimit { sched_yield() }
+                }
+                state.body = nil
             }
-            state.body = PoolState.idle
         }
     }
 }
@@ -63,15 +67,16 @@ private final class PoolState: @unchecked Sendable {
     let generation = Atomic<Int>(0)
     let pending = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
-    /// Non-optional: storing a closure into an Optional reabstracts it through a heap-allocated thunk.
-    var body: (Int) -> Void = PoolState.idle
-    static let idle: @Sendable (Int) -> Void = { _ in }
+    /// Points at the region's `(Int) -> Void` closure on the caller's stack while the region runs.
+    var body: UnsafeRawPointer?
 
     /// A waiting thread first spins (a region usually starts or ends within microseconds), then yields its core
     /// (so that a descheduled partner, or another process, can run: spinning there made a competing process
     /// collapse throughput), and an idle worker finally sleeps between checks.
     static let spinLimit = 1 << 12
-    static let yieldLimit = spinLimit + 4096
+    /// Yielding returns at once when nothing else is runnable, so a busy pool keeps its latency; only a pool idle
+    /// for long (between epochs, during evaluation by other code) ends up sleeping.
+    static let yieldLimit = 1 << 17
 
     func work(part: Int) {
         // Generation 0 is the state before any region: a region published before this thread got here must still
@@ -91,7 +96,7 @@ private final class PoolState: @unchecked Sendable {
             }
             seen = current
             if stopping.load(ordering: .acquiring) { return }
-            body(part)
+            if let body { body.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part) }
             pending.subtract(1, ordering: .releasing)
         }
     }

@@ -171,15 +171,17 @@ public final class Trainer: @unchecked Sendable {
 
     /// The first term of the batch that is not finite (nil when all are), named as the error message shows it.
     func failedTerm(_ sums: TermSums) -> String? {
-        let failures = (0..<workers).map { workerFailures[$0] }
-        if failures.contains(1) { return "posterior factorization (Cholesky)" }
+        func failed(_ code: Int) -> Bool { (0..<workers).contains { workerFailures[$0] == code } }
+        if sums.loss.isFinite && sums.rec.isFinite && sums.kl.isFinite && !(1...4).contains(where: failed) {
+            return nil
+        }
+        if failed(1) { return "posterior factorization (Cholesky)" }
         if !sums.rec.isFinite { return "Rec" }
-        if failures.contains(2) { return "log q" }
-        if failures.contains(3) { return "prior" }
+        if failed(2) { return "log q" }
+        if failed(3) { return "prior" }
         if !sums.kl.isFinite { return "KL" }
         if !sums.loss.isFinite { return "importance-weighted bound" }
-        if failures.contains(4) { return "gradient" }
-        return nil
+        return "gradient"
     }
 
     /// Checks the per-example log-determinants, log priors and posterior-parameter gradients of a worker's pass.
