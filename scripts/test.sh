@@ -6,4 +6,4 @@ scripts/setup.sh
 swift build --build-tests
 # The IDX reader and the checkpoint loader under libFuzzer, 30 s each (scripts/fuzz.sh 300 for a longer run).
 scripts/fuzz.sh 30
-swift test --skip-build "$@"
+swift test --skip-build --disable-swift-testing "$@"
