@@ -3,7 +3,7 @@
 ///
 /// The training step's transcendental work (ELU, softplus, sigmoid) goes through these: libm's scalar calls
 /// cannot be vectorized and otherwise take a fifth of a step.
-public protocol VectorMath: SIMDScalar & Codable {
+public protocol VectorMath: SIMDScalar & Codable & Hashable {
     /// eˣ, with inputs clamped to the finite range of the type.
     static func fastExp(_ x: Self) -> Self
     /// log x for 0 < x < ∞.
