@@ -9,33 +9,8 @@ import XCTest
 /// below 1e-6, DESIGN.md § Conventions 4), closed forms shared with the diagonal family, and a brute-force
 /// Gaussian density computed by Gaussian elimination in this file (no BLAS/LAPACK).
 final class DensePosteriorTests: XCTestCase {
-    static let tolerance = 1e-6
 
     // MARK: - Helpers
-
-    func uniform(_ n: Int, seed: UInt64, _ lo: Double = -1, _ hi: Double = 1) -> [Double] {
-        var rng = RandomStream(seed: seed, purpose: .sampling)
-        return (0..<n).map { _ in lo + (hi - lo) * rng.uniform() }
-    }
-
-    func normals(_ n: Int, seed: UInt64) -> [Double] {
-        var rng = RandomStream(seed: seed, purpose: .noise)
-        return (0..<n).map { _ in rng.normal() }
-    }
-
-    /// Analytic vs numerical gradient of one group; the numerical gradient must not be trivially zero.
-    func assertGradient(_ analytic: [Double], _ numerical: [Double], _ what: String,
-                        file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(analytic.count, numerical.count, what, file: file, line: line)
-        XCTAssertTrue(analytic.allSatisfy { $0.isFinite }, "\(what): non-finite analytic gradient \(analytic)",
-                      file: file, line: line)
-        XCTAssertGreaterThan(numerical.map(abs).max() ?? 0, 1e-4, "\(what): vacuous check (gradient ≈ 0)",
-                             file: file, line: line)
-        let error = scaledGradientError(analytic: analytic, numerical: numerical)
-        XCTAssertLessThan(error, Self.tolerance,
-                          "\(what): scaled gradient error \(error)\nanalytic  \(analytic)\nnumerical \(numerical)",
-                          file: file, line: line)
-    }
 
     /// F = Σ c ⊙ z (all samples) + Σ_r a_r log det_r + w Σ_r KL_r through prepare/sample/klToStandardNormal.
     func objective<P: Posterior>(_ posterior: P, parameters q: Buffer<Double>, noise: Buffer<Double>,
