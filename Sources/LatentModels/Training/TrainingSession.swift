@@ -177,7 +177,9 @@ public final class TrainingSession {
         if resuming {
             try keepMetrics(throughEpoch: trainer.epoch, at: metricsPath)
         } else {
-            FileManager.default.createFile(atPath: metricsPath, contents: nil)
+            guard FileManager.default.createFile(atPath: metricsPath, contents: nil) else {
+                throw CheckpointError.unwritable(path: metricsPath, reason: "cannot create the file")
+            }
             try writeOptions()
         }
         let total = totalSteps
