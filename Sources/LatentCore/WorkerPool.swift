@@ -42,21 +42,17 @@ public final class WorkerPool: @unchecked Sendable {
             body(0)
             return
         }
-        // The workers read the closure through a pointer to this stack slot: storing the closure itself in the
-        // shared state would retain (and reabstract) its context on every region.
         withoutActuallyEscaping(body) { escapable in
-            withUnsafePointer(to: escapable) { slot in
-                state.body = UnsafeRawPointer(slot)
-                state.pending.store(size - 1, ordering: .relaxed)
-                state.generation.add(1, ordering: .releasing)
-                escapable(0)
-                var spins = 0
-                while state.pending.load(ordering: .acquiring) != 0 {
-                    spins += 1
-                    if spins > PoolState.spinLimit { sched_yield() }
-                }
-                state.body = nil
+            state.body = escapable
+            state.pending.store(size - 1, ordering: .relaxed)
+            state.generation.add(1, ordering: .releasing)
+            escapable(0)
+            var spins = 0
+            while state.pending.load(ordering: .acquiring) != 0 {
+                spins += 1
+                if spins > PoolState.spinLimit { sched_yield() }
             }
+            state.body = PoolState.idle
         }
     }
 }
@@ -67,8 +63,10 @@ private final class PoolState: @unchecked Sendable {
     let generation = Atomic<Int>(0)
     let pending = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
-    /// Points at the region's `(Int) -> Void` closure on the caller's stack while the region runs.
-    var body: UnsafeRawPointer?
+    /// The region's body while it runs. A concrete, non-optional function type: an Optional or a generic slot
+    /// would reabstract the closure through a heap-allocated thunk on every region.
+    var body: (Int) -> Void = PoolState.idle
+    static let idle: @Sendable (Int) -> Void = { _ in }
 
     /// A waiting thread first spins (a region usually starts or ends within microseconds), then yields its core
     /// (so that a descheduled partner, or another process, can run: spinning there made a competing process
@@ -96,7 +94,7 @@ private final class PoolState: @unchecked Sendable {
             }
             seen = current
             if stopping.load(ordering: .acquiring) { return }
-            if let body { body.assumingMemoryBound(to: ((Int) -> Void).self).pointee(part) }
+            body(part)
             pending.subtract(1, ordering: .releasing)
         }
     }
