@@ -35,9 +35,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let saved = try Checkpoint.load(from: checkpoint)
-            let model = VariationalAutoencoder<Float>(saved.configuration)
-            model.load(saved)
+            let (model, saved) = try loadTrainedModel(checkpoint)
             let dataset = try Dataset.load(directory: data ?? saved.state.data, expectedPixels: saved.configuration.inputs)
             let all = Binarization.staticBinarized(dataset.test, seed: TrainingSession.testBinarizationSeed, as: Float.self)
             var indices = Array(0..<dataset.test.count)
@@ -61,13 +59,7 @@ struct Eval: ParsableCommand {
             if let throughput = report.decoder_samples_per_second {
                 printError(String(format: "IWAE: %.0f decoder samples/s", throughput))
             }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
-            } else {
-                print(report.markdown, terminator: "")
-            }
+            try printReport(report, markdown: report.markdown, json: json)
         }
     }
 }

@@ -55,13 +55,7 @@ struct GradVariance: ParsableCommand {
                 model: model, images: images, rows: batch, draws: draws, referenceDraws: references, seed: seed,
                 threads: threads)
             printError(String(format: "grad-variance: %.1f s", Date().timeIntervalSince(start)))
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
-            } else {
-                print(report.markdown, terminator: "")
-            }
+            try printReport(report, markdown: report.markdown, json: json)
         }
     }
 }

@@ -26,3 +26,14 @@ func reportingErrors<R>(_ body: () throws -> R) throws -> R {
 func printError(_ text: String, terminator: String = "\n") {
     FileHandle.standardError.write(Data((text + terminator).utf8))
 }
+
+/// A command's result on stdout: one JSON object (sorted keys) with `--json`, its Markdown table otherwise.
+func printReport<Report: Encodable>(_ report: Report, markdown: String, json: Bool) throws {
+    if json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    } else {
+        print(markdown, terminator: "")
+    }
+}
