@@ -93,6 +93,18 @@ final class CLITests: XCTestCase {
         XCTAssertLessThan(nelbo, 784 * log(2.0) + 100)
     }
 
+    func testCovarianceRunCountsFactorizationRetriesInMetrics() throws {
+        let out = root.appendingPathComponent("covariance")
+        let r = try LatentCommand.run(trainArguments(out: out, extra: ["--posterior", "covariance"]))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let retries = try XCTUnwrap(try metrics(out).last?["factorization_retries"] as? Int,
+                                    "a covariance run reports its jitter retries")
+        XCTAssertGreaterThanOrEqual(retries, 0)
+        let diagonal = root.appendingPathComponent("diagonal")
+        try train(out: diagonal)
+        XCTAssertNil(try metrics(diagonal).last?["factorization_retries"], "only the covariance family factorizes")
+    }
+
     // MARK: - (b) reproducibility
 
     func testSameSeedSameThreadsIsReproducible() throws {

@@ -143,6 +143,8 @@ public final class FactorizationCounter: @unchecked Sendable {
     private let lock = NSLockLike()
     public init() {}
     public func record() { lock.withLock { count += 1 } }
+    /// Continues the count of a resumed run.
+    public func restore(_ value: Int) { lock.withLock { count = value } }
     public var value: Int { lock.withLock { count } }
 }
 

@@ -20,8 +20,11 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var optimizerStep: Int?
     public var epochSums: TermSums?
     public var skippedBatches: Int?
+    /// Cholesky factorizations retried with a raised δ so far (covariance posterior).
+    public var factorizationRetries: Int?
     public init(seed: UInt64, step: Int, epoch: Int, batch: Int, learningRate: Double, threads: Int, data: String,
-                optimizerStep: Int? = nil, epochSums: TermSums? = nil, skippedBatches: Int? = nil) {
+                optimizerStep: Int? = nil, epochSums: TermSums? = nil, skippedBatches: Int? = nil,
+                factorizationRetries: Int? = nil) {
         self.seed = seed
         self.step = step
         self.epoch = epoch
@@ -32,6 +35,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
         self.optimizerStep = optimizerStep
         self.epochSums = epochSums
         self.skippedBatches = skippedBatches
+        self.factorizationRetries = factorizationRetries
     }
 }
 

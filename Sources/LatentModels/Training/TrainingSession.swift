@@ -71,6 +71,8 @@ public struct EpochMetrics: Codable, Sendable {
     public var eval_seconds: Double
     /// Batches skipped as non-finite so far (`--on-nan skip-batch`).
     public var skipped_batches: Int
+    /// Cholesky factorizations retried with a raised δ so far, training and evaluation (covariance posterior only).
+    public var factorization_retries: Int?
 }
 
 /// How a run ended.
@@ -132,6 +134,7 @@ public final class TrainingSession {
         let state = checkpoint.state
         session.trainer.restore(step: state.step, epoch: state.epoch, optimizerStep: state.optimizerStep)
         session.trainer.restore(skippedBatches: state.skippedBatches ?? 0)
+        session.model.factorizationRetries.restore(state.factorizationRetries ?? 0)
         session.resumedEpochSums = state.epochSums
         session.resuming = true
         return session
@@ -231,7 +234,7 @@ public final class TrainingSession {
                 test_nelbo: test.nelbo / Double(test.examples), test_kl: test.kl / Double(test.examples),
                 test_rec: test.rec / Double(test.examples), seconds: seconds,
                 samples_per_second: Double(examplesHere) / seconds, eval_seconds: evalSeconds,
-                skipped_batches: trainer.skippedBatches)
+                skipped_batches: trainer.skippedBatches, factorization_retries: model.configuration.posterior == .covariance ? model.factorizationRetries.value : nil)
             history.append(metrics)
             // Metrics before the checkpoint: after a crash between the two, resuming drops the extra line.
             try appendLine(metrics, to: metricsPath)
@@ -298,7 +301,8 @@ public final class TrainingSession {
         let state = TrainingState(seed: options.seed, step: trainer.step, epoch: completedEpochs, batch: options.batch,
                                   learningRate: options.learningRate, threads: options.threads, data: options.data,
                                   optimizerStep: trainer.adam.step, epochSums: partial,
-                                  skippedBatches: trainer.skippedBatches)
+                                  skippedBatches: trainer.skippedBatches,
+                                  factorizationRetries: model.factorizationRetries.value)
         try model.checkpoint(adam: trainer.adam, state: state).save(to: options.out)
     }
 }
