@@ -44,14 +44,17 @@ public enum ElementWise {
         for i in 0..<count { y[i] *= alpha }
     }
 
-    /// Sums the columns of a row-major rows×columns matrix into `out` (β = 0 overwrites, β = 1 accumulates).
+    /// Sums the columns of a row-major rows×columns matrix (rows `stride` apart, `columns` by default) into `out`
+    /// (β = 0 overwrites, β = 1 accumulates).
     @inlinable
     public static func columnSums<T: BLASScalar>(
-        _ m: UnsafePointer<T>, rows: Int, columns: Int, into out: UnsafeMutablePointer<T>, accumulate: Bool
+        _ m: UnsafePointer<T>, rows: Int, columns: Int, stride: Int? = nil, into out: UnsafeMutablePointer<T>,
+        accumulate: Bool
     ) {
         if !accumulate { out.update(repeating: 0, count: columns) }
+        let stride = stride ?? columns
         for r in 0..<rows {
-            let row = m + r * columns
+            let row = m + r * stride
             for c in 0..<columns { out[c] += row[c] }
         }
     }

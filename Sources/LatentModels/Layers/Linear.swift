@@ -24,18 +24,36 @@ public struct Linear: Sendable {
     }
 
     /// Given dy (rows × outputs, gradient of the pre-activation): dW (+)= dyᵀx, db (+)= Σ_rows dy, and dx = dy W if asked.
+    /// With `weightGradients: false` only dx is computed (the trainer forms dW later from every worker's dy).
     @inlinable
     public func backward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>,
-        outputGradient dy: UnsafePointer<T>, rows: Int, inputGradient dx: UnsafeMutablePointer<T>?, accumulate: Bool
+        outputGradient dy: UnsafePointer<T>, rows: Int, inputGradient dx: UnsafeMutablePointer<T>?, accumulate: Bool,
+        weightGradients: Bool = true
     ) {
-        T.gemm(.transpose, .none, rows: outputs, columns: inputs, inner: rows, alpha: 1,
-               a: dy, lda: outputs, b: x, ldb: inputs, beta: accumulate ? 1 : 0, c: g + weight.offset, ldc: inputs)
-        ElementWise.columnSums(dy, rows: rows, columns: outputs, into: g + bias.offset, accumulate: accumulate)
+        if weightGradients {
+            accumulateWeightGradients(g, input: x, outputGradient: dy, rows: rows, outputRange: 0..<outputs,
+                                      accumulate: accumulate)
+        }
         if let dx {
             T.gemm(.none, .none, rows: rows, columns: inputs, inner: outputs, alpha: 1,
                    a: dy, lda: outputs, b: p + weight.offset, ldb: inputs, beta: 0, c: dx, ldc: inputs)
         }
+    }
+
+    /// dW[o, :] (+)= Σ_rows dy[:, o] x and db[o] (+)= Σ_rows dy[:, o] for the outputs o in `outputRange` only, so
+    /// that workers can each form a disjoint block of rows of dW (contiguous, as W is stored outputs × inputs).
+    @inlinable
+    public func accumulateWeightGradients<T: BLASScalar>(
+        _ g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int,
+        outputRange range: Range<Int>, accumulate: Bool
+    ) {
+        guard !range.isEmpty else { return }
+        T.gemm(.transpose, .none, rows: range.count, columns: inputs, inner: rows, alpha: 1,
+               a: dy + range.lowerBound, lda: outputs, b: x, ldb: inputs, beta: accumulate ? 1 : 0,
+               c: g + weight.offset + range.lowerBound * inputs, ldc: inputs)
+        ElementWise.columnSums(dy + range.lowerBound, rows: rows, columns: range.count, stride: outputs,
+                               into: g + bias.offset + range.lowerBound, accumulate: accumulate)
     }
 
     /// Multiply-adds of one forward pass over `rows` examples (the backward costs about twice as much).

@@ -36,6 +36,8 @@ public struct MLP: Sendable {
     }
 
     /// Backward from `workspace.gradients.last` (dLoss/dOutput, filled by the caller) to the parameters and, if asked, dx.
+    /// Afterwards `workspace.gradients[i]` holds the gradient of layer i's pre-activation, from which
+    /// `Linear.accumulateWeightGradients` forms dW when the workspace defers it.
     @inlinable
     public func backward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>, rows: Int,
@@ -48,7 +50,7 @@ public struct MLP: Sendable {
             let input = i == 0 ? x : UnsafePointer(ws.outputs[i - 1].pointer)
             let dInput = i == 0 ? dx : ws.gradients[i - 1].pointer
             layer.backward(parameters: p, gradients: g, input: input, outputGradient: dy, rows: rows,
-                           inputGradient: dInput, accumulate: accumulate)
+                           inputGradient: dInput, accumulate: accumulate, weightGradients: !ws.defersWeightGradients)
         }
     }
 
@@ -61,6 +63,9 @@ public final class MLPWorkspace<T: BLASScalar>: @unchecked Sendable {
     public let capacity: Int
     public let outputs: [Buffer<T>]
     public let gradients: [Buffer<T>]
+    /// When set, `backward` computes only the input gradients and leaves dW and db to the caller (the data-parallel
+    /// trainer forms each block of dW from every worker's rows at once, so no per-worker copy needs summing).
+    public var defersWeightGradients = false
 
     public init(_ mlp: MLP, capacity: Int) {
         self.capacity = capacity

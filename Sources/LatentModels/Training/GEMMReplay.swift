@@ -5,36 +5,53 @@ import LatentCore
 /// BLAS limit (the benchmark's efficiency column).
 public final class GEMMReplay: @unchecked Sendable {
     let trainer: Trainer
-    /// Weight-gradient targets of the replay, one per worker (the trainer's own buffers stay untouched).
-    let gradients: [Buffer<Float>]
-    /// Alternates ±1 so that repeated accumulation (β = 1, as in the step) keeps the scratch values bounded.
-    var sign: Float = 1
+    /// The replay's weight-gradient target (the trainer's own buffers stay untouched).
+    let gradient: Buffer<Float>
 
     public init(trainer: Trainer) {
         self.trainer = trainer
-        gradients = (0..<trainer.workers).map { _ in Buffer(count: trainer.model.parameterCount) }
+        gradient = Buffer(count: trainer.model.parameterCount)
     }
 
-    /// Runs the forward and backward GEMMs of one step of `rows` examples (the trainer's batch size by default).
+    /// Runs the GEMMs of one step of `rows` examples (the trainer's batch size by default) in the trainer's two
+    /// regions: each worker's forward and input-gradient GEMMs on its slice, then each worker's blocks of dW.
     public func run(rows: Int? = nil) {
         let batch = rows ?? trainer.batchSize
         let model = trainer.model
         let samples = model.configuration.samples
         let p = UnsafePointer(model.store.parameters.pointer)
         if BLASThreads.current != trainer.blasThreads { BLASThreads.set(trainer.blasThreads) }
-        sign = -sign
-        let alpha = sign
         trainer.pool.run { w in
             let n = Parallel.slice(batch, parts: trainer.workers, part: w).count
             guard n > 0 else { return }
             let ws = trainer.workspaces[w]
-            let g = gradients[w].pointer
             GEMMReplay.forward(model.encoder, p, input: ws.x.pointer, rows: n, ws.encoder)
             GEMMReplay.forward(model.decoder, p, input: ws.z.pointer, rows: n * samples, ws.decoder)
-            GEMMReplay.backward(model.decoder, p, g, alpha: alpha, input: ws.z.pointer, rows: n * samples, ws.decoder,
-                                inputGradient: ws.dz.pointer)
-            GEMMReplay.backward(model.encoder, p, g, alpha: alpha, input: ws.x.pointer, rows: n, ws.encoder,
-                                inputGradient: nil)
+            GEMMReplay.inputGradients(model.decoder, p, rows: n * samples, ws.decoder, inputGradient: ws.dz.pointer)
+            GEMMReplay.inputGradients(model.encoder, p, rows: n, ws.encoder, inputGradient: nil)
+        }
+        let g = gradient.pointer
+        trainer.pool.run { w in
+            for task in trainer.layerTasks {
+                let share = Parallel.slice(task.layer.outputs, parts: trainer.workers, part: w)
+                guard !share.isEmpty else { continue }
+                var beta: Float = 0
+                for v in 0..<trainer.workers {
+                    let n = Parallel.slice(batch, parts: trainer.workers, part: v).count
+                    guard n > 0 else { continue }
+                    let ws = trainer.workspaces[v]
+                    let mlp = task.isDecoder ? ws.decoder : ws.encoder
+                    let x = task.index > 0 ? mlp.outputs[task.index - 1].pointer
+                        : (task.isDecoder ? ws.z.pointer : ws.x.pointer)
+                    let inputs = task.layer.inputs, outputs = task.layer.outputs
+                    Float.gemm(.transpose, .none, rows: share.count, columns: inputs,
+                               inner: task.isDecoder ? n * samples : n, alpha: 1,
+                               a: mlp.gradients[task.index].pointer + share.lowerBound, lda: outputs, b: x,
+                               ldb: inputs, beta: beta, c: g + task.layer.weight.offset + share.lowerBound * inputs,
+                               ldc: inputs)
+                    beta = 1
+                }
+            }
         }
     }
 
@@ -49,21 +66,15 @@ public final class GEMMReplay: @unchecked Sendable {
         }
     }
 
-    static func backward(_ mlp: MLP, _ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, alpha: Float,
-                         input: UnsafePointer<Float>, rows: Int, _ ws: MLPWorkspace<Float>,
-                         inputGradient: UnsafeMutablePointer<Float>?) {
+    /// dx = dy W for every layer from the top (the first layer's only when `inputGradient` is given).
+    static func inputGradients(_ mlp: MLP, _ p: UnsafePointer<Float>, rows: Int, _ ws: MLPWorkspace<Float>,
+                               inputGradient: UnsafeMutablePointer<Float>?) {
         for i in stride(from: mlp.layers.count - 1, through: 0, by: -1) {
             let layer = mlp.layers[i]
-            let x = i == 0 ? input : UnsafePointer(ws.outputs[i - 1].pointer)
-            let dy = UnsafePointer(ws.gradients[i].pointer)
-            Float.gemm(.transpose, .none, rows: layer.outputs, columns: layer.inputs, inner: rows, alpha: alpha, a: dy,
-                       lda: layer.outputs, b: x, ldb: layer.inputs, beta: 1, c: g + layer.weight.offset,
-                       ldc: layer.inputs)
-            if let dx = i == 0 ? inputGradient : ws.gradients[i - 1].pointer {
-                Float.gemm(.none, .none, rows: rows, columns: layer.inputs, inner: layer.outputs, alpha: 1, a: dy,
-                           lda: layer.outputs, b: p + layer.weight.offset, ldb: layer.inputs, beta: 0, c: dx,
-                           ldc: layer.inputs)
-            }
+            guard let dx = i == 0 ? inputGradient : ws.gradients[i - 1].pointer else { continue }
+            Float.gemm(.none, .none, rows: rows, columns: layer.inputs, inner: layer.outputs, alpha: 1,
+                       a: ws.gradients[i].pointer, lda: layer.outputs, b: p + layer.weight.offset, ldb: layer.inputs,
+                       beta: 0, c: dx, ldc: layer.inputs)
         }
     }
 }

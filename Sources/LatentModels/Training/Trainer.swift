@@ -1,10 +1,14 @@
 import LatentCore
 import LatentData
 
-/// Data-parallel training of a Float model: each worker owns a contiguous slice of the minibatch, its own
-/// workspace and gradient buffer, and runs single-threaded BLAS; the gradient buffers are then summed and Adam
-/// updates the parameters, both split by parameter range across the same workers (DESIGN.md § Multicore).
-/// Worker gradient buffers accumulate (GEMM β = 1) and are cleared by Adam's pass, which reads them anyway.
+/// Data-parallel training of a Float model (DESIGN.md § Multicore) in two parallel regions a step, single-threaded
+/// BLAS in each worker:
+/// 1. each worker takes a contiguous slice of the minibatch through the forward pass and the backward pass of the
+///    activations (every layer's pre-activation gradient dy, no weight gradients);
+/// 2. each worker takes a block of output rows of every layer, forms that block of dW = Σ_workers dyᵀx and db from
+///    all workers' slices (one GEMM per slice), and applies Adam to it at once.
+/// No worker holds a copy of the whole gradient, so there is nothing to sum and Adam reads each gradient once.
+/// Parameters outside the layers (the mixture prior's) are still accumulated per worker and summed.
 ///
 /// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count; only the
 /// order of floating-point sums in the gradient reduction does.
@@ -29,7 +33,12 @@ public final class Trainer: @unchecked Sendable {
 
     let images: ImageSet
     let workspaces: [StepWorkspace<Float>]
+    /// Worker 0's buffer also holds the step's layer gradients (written by region 2); the others carry only the
+    /// parameters outside the layers (`otherParameters`).
     let workerGradients: [Buffer<Float>]
+    /// The layers whose weight gradients region 2 forms, and the parameters after them (the mixture prior's).
+    let layerTasks: [LayerTask]
+    let otherParameters: Range<Int>
     let workerSums: UnsafeMutablePointer<TermSums>
     /// Per worker: 0 = fine, 1 = factorization failed, 2 = non-finite log q, 3 = non-finite log prior,
     /// 4 = non-finite gradient of the posterior parameters.
@@ -50,7 +59,18 @@ public final class Trainer: @unchecked Sendable {
         self.pool = pool.flatMap { $0.size == workerCount ? $0 : nil } ?? WorkerPool(size: workerCount)
         adam = Adam(count: model.parameterCount, learningRate: learningRate)
         let capacity = (batchSize + workers - 1) / workers
-        workspaces = (0..<workers).map { _ in StepWorkspace(model: model, capacity: capacity) }
+        workspaces = (0..<workers).map { _ in
+            let workspace = StepWorkspace(model: model, capacity: capacity)
+            workspace.encoder.defersWeightGradients = true
+            workspace.decoder.defersWeightGradients = true
+            return workspace
+        }
+        layerTasks = model.encoder.layers.enumerated().map { LayerTask(layer: $1, index: $0, isDecoder: false) }
+            + model.decoder.layers.enumerated().map { LayerTask(layer: $1, index: $0, isDecoder: true) }
+        let layerEnd = layerTasks.map { max($0.layer.weight.range.upperBound, $0.layer.bias.range.upperBound) }.max()!
+        precondition(layerTasks.reduce(0) { $0 + $1.layer.weight.count + $1.layer.bias.count } == layerEnd,
+                     "the layers' parameters come first in the store")
+        otherParameters = layerEnd..<model.parameterCount
         workerGradients = (0..<workers).map { _ in Buffer(count: model.parameterCount) }
         workerSums = .allocate(capacity: workers)
         workerSums.initialize(repeating: TermSums(), count: workers)
@@ -164,7 +184,7 @@ public final class Trainer: @unchecked Sendable {
             step += 1
             return TermSums()
         }
-        applyGradients()
+        applyGradients(rows: rows)
         step += 1
         return sums
     }
@@ -199,28 +219,61 @@ public final class Trainer: @unchecked Sendable {
         return 0
     }
 
-    /// Sums the workers' gradient buffers and takes an Adam step, split by parameter range across the workers.
-    /// With two workers the sum is fused into Adam's loop; with more, workers 1… are first added into worker 0's.
-    func applyGradients() {
+    /// Region 2 of the step: each worker forms its block of output rows of every layer's dW and db from all
+    /// workers' slices and updates it with Adam; the parameters outside the layers are summed over the workers'
+    /// buffers and updated, split by range.
+    func applyGradients(rows: Int) {
         adam.beginStep()
-        let n = model.parameterCount
         let p = model.store.parameters.pointer
+        let g = workerGradients[0].pointer
+        let samples = model.configuration.samples
         pool.run { w in
-            let range = Parallel.slice(n, parts: workers, part: w)
-            let first = workerGradients[0].pointer
+            for task in layerTasks {
+                let share = Parallel.slice(task.layer.outputs, parts: workers, part: w)
+                guard !share.isEmpty else { continue }
+                var accumulate = false
+                for v in 0..<workers {
+                    let n = Parallel.slice(rows, parts: workers, part: v).count
+                    guard n > 0 else { continue }
+                    let ws = workspaces[v]
+                    let mlp = task.isDecoder ? ws.decoder : ws.encoder
+                    let input = task.index > 0 ? mlp.outputs[task.index - 1].pointer
+                        : (task.isDecoder ? ws.z.pointer : ws.x.pointer)
+                    task.layer.accumulateWeightGradients(
+                        g, input: input, outputGradient: mlp.gradients[task.index].pointer,
+                        rows: task.isDecoder ? n * samples : n, outputRange: share, accumulate: accumulate)
+                    accumulate = true
+                }
+                let weights = task.layer.weight.offset, inputs = task.layer.inputs
+                adam.update(parameters: p, gradients: g,
+                            range: (weights + share.lowerBound * inputs)..<(weights + share.upperBound * inputs))
+                let bias = task.layer.bias.offset
+                adam.update(parameters: p, gradients: g, range: (bias + share.lowerBound)..<(bias + share.upperBound))
+            }
+            guard !otherParameters.isEmpty else { return }
+            let part = Parallel.slice(otherParameters.count, parts: workers, part: w)
+            let range = (otherParameters.lowerBound + part.lowerBound)..<(otherParameters.lowerBound + part.upperBound)
             if workers == 2 {
-                adam.update(parameters: p, gradients: first, plus: workerGradients[1].pointer, range: range,
+                adam.update(parameters: p, gradients: g, plus: workerGradients[1].pointer, range: range,
                             zeroingGradients: true)
                 return
             }
             for other in 1..<max(1, workers) {
-                let g = workerGradients[other].pointer
+                let h = workerGradients[other].pointer
                 for i in range {
-                    first[i] += g[i]
-                    g[i] = 0
+                    g[i] += h[i]
+                    h[i] = 0
                 }
             }
-            adam.update(parameters: p, gradients: first, range: range, zeroingGradients: true)
+            adam.update(parameters: p, gradients: g, range: range, zeroingGradients: true)
         }
     }
+}
+
+/// A layer whose weight gradient the trainer forms in its second region.
+struct LayerTask {
+    let layer: Linear
+    /// Position in its MLP (its input is the previous layer's output, or x / z for the first).
+    let index: Int
+    let isDecoder: Bool
 }
