@@ -6,7 +6,8 @@ import Synchronization
 /// A fixed set of threads that run one parallel region at a time, `body(part)` for part in 0..<size, with the
 /// calling thread as part 0. Workers spin briefly between regions (a training step has two regions a few hundred
 /// microseconds apart) and then sleep, so a region starts in well under a microsecond while the pool is busy and
-/// costs nothing while it is idle. Unlike `DispatchQueue.concurrentPerform`, starting a region allocates nothing.
+/// costs nothing while it is idle. A region given as a `ParallelRegion` object starts without allocating; one given
+/// as a closure costs one small allocation (its context), like `DispatchQueue.concurrentPerform`.
 public final class WorkerPool: @unchecked Sendable {
     public let size: Int
     private let state: PoolState
@@ -34,9 +35,24 @@ public final class WorkerPool: @unchecked Sendable {
         for thread in threads { pthread_join(thread, nil) }
     }
 
+    /// Runs `region.run(part:)` for every part concurrently and returns when all have finished. Unlike a closure,
+    /// an object made once holds its state without a heap-allocated context: the training step's regions start
+    /// with no allocation at all.
+    public func run(_ region: ParallelRegion) {
+        guard size > 1 else {
+            region.run(part: 0)
+            return
+        }
+        state.region = region
+        start()
+        region.run(part: 0)
+        finish()
+        state.region = nil
+    }
+
     /// Runs `body(part)` for every part concurrently and returns when all have finished. Parts must write disjoint
     /// memory (each worker owns its workspace, gradient buffer and parameter range), which is why `body` need
-    /// not be `@Sendable`. Not reentrant.
+    /// not be `@Sendable`. Not reentrant. For code outside the training step; the step uses `run(_: ParallelRegion)`.
     public func run(_ body: (Int) -> Void) {
         guard size > 1 else {
             body(0)
@@ -44,17 +60,32 @@ public final class WorkerPool: @unchecked Sendable {
         }
         withoutActuallyEscaping(body) { escapable in
             state.body = escapable
-            state.pending.store(size - 1, ordering: .relaxed)
-            state.generation.add(1, ordering: .releasing)
+            start()
             escapable(0)
-            var spins = 0
-            while state.pending.load(ordering: .acquiring) != 0 {
-                spins += 1
-                if spins > PoolState.spinLimit { sched_yield() }
-            }
+            finish()
             state.body = PoolState.idle
         }
     }
+
+    /// Publishes the region to the other threads.
+    private func start() {
+        state.pending.store(size - 1, ordering: .relaxed)
+        state.generation.add(1, ordering: .releasing)
+    }
+
+    /// Waits until every other thread has finished its part.
+    private func finish() {
+        var spins = 0
+        while state.pending.load(ordering: .acquiring) != 0 {
+            spins += 1
+            if spins > PoolState.spinLimit { sched_yield() }
+        }
+    }
+}
+
+/// The work of one parallel region, for `WorkerPool.run(_:)`: parts must write disjoint memory.
+public protocol ParallelRegion: AnyObject {
+    func run(part: Int)
 }
 
 /// The state the pool's threads share: a region counter, the parts still running, and the region's body
@@ -66,6 +97,8 @@ private final class PoolState: @unchecked Sendable {
     /// The region's body while it runs. A concrete, non-optional function type: an Optional or a generic slot
     /// would reabstract the closure through a heap-allocated thunk on every region.
     var body: (Int) -> Void = PoolState.idle
+    /// The region's object, when it was given as one (takes precedence over `body`).
+    var region: ParallelRegion?
     static let idle: @Sendable (Int) -> Void = { _ in }
 
     /// A waiting thread first spins (a region usually starts or ends within microseconds), then yields its core
@@ -94,7 +127,7 @@ private final class PoolState: @unchecked Sendable {
             }
             seen = current
             if stopping.load(ordering: .acquiring) { return }
-            body(part)
+            if let region { region.run(part: part) } else { body(part) }
             pending.subtract(1, ordering: .releasing)
         }
     }

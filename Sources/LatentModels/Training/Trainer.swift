@@ -39,6 +39,9 @@ public final class Trainer: @unchecked Sendable {
     /// The layers whose weight gradients region 2 forms, and the parameters after them (the mixture prior's).
     let layerTasks: [LayerTask]
     let otherParameters: Range<Int>
+    let regions = StepRegions()
+    /// The current step's inputs, set before its regions run.
+    var inputs: StepInputs?
     let workerSums: UnsafeMutablePointer<TermSums>
     /// Per worker: 0 = fine, 1 = factorization failed, 2 = non-finite log q, 3 = non-finite log prior,
     /// 4 = non-finite gradient of the posterior parameters.
@@ -78,6 +81,8 @@ public final class Trainer: @unchecked Sendable {
         workerFailures.initialize(repeating: 0, count: workers)
         permutation = Array(0..<images.count)
         thresholds = Binarization.thresholds
+        regions.pass.trainer = self
+        regions.update.trainer = self
     }
 
     deinit {
@@ -133,45 +138,12 @@ public final class Trainer: @unchecked Sendable {
         if BLASThreads.current != blasThreads { BLASThreads.set(blasThreads) }
         let start = index * batchSize
         let rows = min(batchSize, images.count - start)
-        let currentStep = step
-        let scale = Float(1) / Float(rows)
-        let parameters = UnsafePointer(model.store.parameters.pointer)
-        let d = model.configuration.inputs, k = model.configuration.latent
-        let samples = model.configuration.samples
-        permutation.withUnsafeBufferPointer { perm in
+        permutation.withUnsafeBufferPointer { order in
             images.pixels.withUnsafeBufferPointer { pixels in
-                thresholds.withUnsafeBufferPointer { th in
-                    pool.run { w in
-                        let slice = Parallel.slice(rows, parts: workers, part: w)
-                        let ws = workspaces[w]
-                        guard !slice.isEmpty else {
-                            workerSums[w] = TermSums()
-                            return
-                        }
-                        for (j, row) in slice.enumerated() {
-                            let example = perm[start + row]
-                            var bits = RandomStream(seed: seed, purpose: .binarization, step: UInt64(currentStep),
-                                                    index: UInt64(row))
-                            Binarization.sample(pixels: pixels.baseAddress! + example * d, count: d,
-                                                thresholds: th.baseAddress!, rng: &bits, into: ws.x.pointer + j * d)
-                            var noise = RandomStream(seed: seed, purpose: .noise, step: UInt64(currentStep),
-                                                     index: UInt64(row))
-                            for s in 0..<samples {
-                                noise.fillNormal(ws.noise.pointer + (s * slice.count + j) * k, count: k)
-                            }
-                        }
-                        do {
-                            workerSums[w] = try Objective.evaluate(
-                                model: model, parameters: parameters, rows: slice.count, samples: samples,
-                                workspace: ws, gradients: workerGradients[w].pointer, lossScale: scale,
-                                accumulate: true)
-                            workerFailures[w] = Trainer.diagnose(ws, rows: slice.count, samples: samples,
-                                                                 mixture: model.mixture != nil,
-                                                                 width: model.posterior.parameterCount)
-                        } catch {
-                            workerFailures[w] = 1
-                        }
-                    }
+                thresholds.withUnsafeBufferPointer { thresholds in
+                    inputs = StepInputs(start: start, rows: rows, step: step, order: order.baseAddress!,
+                                        pixels: pixels.baseAddress!, thresholds: thresholds.baseAddress!)
+                    pool.run(regions.pass)
                 }
             }
         }
@@ -179,12 +151,13 @@ public final class Trainer: @unchecked Sendable {
         for w in 0..<workers { sums = sums + workerSums[w] }
         if let term = failedTerm(sums) {
             for w in 0..<workers { workerGradients[w].zero() }
-            guard nonFinitePolicy == .skipBatch else { throw TrainingError.nonFinite(step: currentStep, term: term) }
+            guard nonFinitePolicy == .skipBatch else { throw TrainingError.nonFinite(step: step, term: term) }
             skippedBatches += 1
             step += 1
             return TermSums()
         }
-        applyGradients(rows: rows)
+        adam.beginStep()
+        pool.run(regions.update)
         step += 1
         return sums
     }
@@ -219,55 +192,108 @@ public final class Trainer: @unchecked Sendable {
         return 0
     }
 
-    /// Region 2 of the step: each worker forms its block of output rows of every layer's dW and db from all
+    /// Region 1 of the step, part `w`: binarize and draw noise for the worker's slice, then the forward pass and the
+    /// backward pass of the activations (`Objective.evaluate` on workspaces that defer weight gradients).
+    func pass(part w: Int) {
+        let step = inputs!
+        let slice = Parallel.slice(step.rows, parts: workers, part: w)
+        let ws = workspaces[w]
+        guard !slice.isEmpty else {
+            workerSums[w] = TermSums()
+            return
+        }
+        let d = model.configuration.inputs, k = model.configuration.latent
+        let samples = model.configuration.samples
+        for (j, row) in slice.enumerated() {
+            let example = step.order[step.start + row]
+            var bits = RandomStream(seed: seed, purpose: .binarization, step: UInt64(step.step), index: UInt64(row))
+            Binarization.sample(pixels: step.pixels + example * d, count: d, thresholds: step.thresholds, rng: &bits,
+                                into: ws.x.pointer + j * d)
+            var noise = RandomStream(seed: seed, purpose: .noise, step: UInt64(step.step), index: UInt64(row))
+            for s in 0..<samples {
+                noise.fillNormal(ws.noise.pointer + (s * slice.count + j) * k, count: k)
+            }
+        }
+        do {
+            workerSums[w] = try Objective.evaluate(
+                model: model, parameters: model.store.parameters.pointer, rows: slice.count, samples: samples,
+                workspace: ws, gradients: workerGradients[w].pointer, lossScale: 1 / Float(step.rows),
+                accumulate: true)
+            workerFailures[w] = Trainer.diagnose(ws, rows: slice.count, samples: samples,
+                                                 mixture: model.mixture != nil, width: model.posterior.parameterCount)
+        } catch {
+            workerFailures[w] = 1
+        }
+    }
+
+    /// Region 2 of the step, part `w`: the worker forms its block of output rows of every layer's dW and db from all
     /// workers' slices and updates it with Adam; the parameters outside the layers are summed over the workers'
     /// buffers and updated, split by range.
-    func applyGradients(rows: Int) {
-        adam.beginStep()
+    func update(part w: Int) {
+        let rows = inputs!.rows
         let p = model.store.parameters.pointer
         let g = workerGradients[0].pointer
         let samples = model.configuration.samples
-        pool.run { w in
-            for task in layerTasks {
-                let share = Parallel.slice(task.layer.outputs, parts: workers, part: w)
-                guard !share.isEmpty else { continue }
-                var accumulate = false
-                for v in 0..<workers {
-                    let n = Parallel.slice(rows, parts: workers, part: v).count
-                    guard n > 0 else { continue }
-                    let ws = workspaces[v]
-                    let mlp = task.isDecoder ? ws.decoder : ws.encoder
-                    let input = task.index > 0 ? mlp.outputs[task.index - 1].pointer
-                        : (task.isDecoder ? ws.z.pointer : ws.x.pointer)
-                    task.layer.accumulateWeightGradients(
-                        g, input: input, outputGradient: mlp.gradients[task.index].pointer,
-                        rows: task.isDecoder ? n * samples : n, outputRange: share, accumulate: accumulate)
-                    accumulate = true
-                }
-                let weights = task.layer.weight.offset, inputs = task.layer.inputs
-                adam.update(parameters: p, gradients: g,
-                            range: (weights + share.lowerBound * inputs)..<(weights + share.upperBound * inputs))
-                let bias = task.layer.bias.offset
-                adam.update(parameters: p, gradients: g, range: (bias + share.lowerBound)..<(bias + share.upperBound))
+        for task in layerTasks {
+            let share = Parallel.slice(task.layer.outputs, parts: workers, part: w)
+            guard !share.isEmpty else { continue }
+            var accumulate = false
+            for v in 0..<workers {
+                let n = Parallel.slice(rows, parts: workers, part: v).count
+                guard n > 0 else { continue }
+                let ws = workspaces[v]
+                let mlp = task.isDecoder ? ws.decoder : ws.encoder
+                let input = task.index > 0 ? mlp.outputs[task.index - 1].pointer
+                    : (task.isDecoder ? ws.z.pointer : ws.x.pointer)
+                task.layer.accumulateWeightGradients(
+                    g, input: input, outputGradient: mlp.gradients[task.index].pointer,
+                    rows: task.isDecoder ? n * samples : n, outputRange: share, accumulate: accumulate)
+                accumulate = true
             }
-            guard !otherParameters.isEmpty else { return }
-            let part = Parallel.slice(otherParameters.count, parts: workers, part: w)
-            let range = (otherParameters.lowerBound + part.lowerBound)..<(otherParameters.lowerBound + part.upperBound)
-            if workers == 2 {
-                adam.update(parameters: p, gradients: g, plus: workerGradients[1].pointer, range: range,
-                            zeroingGradients: true)
-                return
-            }
-            for other in 1..<max(1, workers) {
-                let h = workerGradients[other].pointer
-                for i in range {
-                    g[i] += h[i]
-                    h[i] = 0
-                }
-            }
-            adam.update(parameters: p, gradients: g, range: range, zeroingGradients: true)
+            let weights = task.layer.weight.offset, inputs = task.layer.inputs
+            adam.update(parameters: p, gradients: g,
+                        range: (weights + share.lowerBound * inputs)..<(weights + share.upperBound * inputs))
+            let bias = task.layer.bias.offset
+            adam.update(parameters: p, gradients: g, range: (bias + share.lowerBound)..<(bias + share.upperBound))
         }
+        guard !otherParameters.isEmpty else { return }
+        let part = Parallel.slice(otherParameters.count, parts: workers, part: w)
+        let range = (otherParameters.lowerBound + part.lowerBound)..<(otherParameters.lowerBound + part.upperBound)
+        if workers == 2 {
+            adam.update(parameters: p, gradients: g, plus: workerGradients[1].pointer, range: range,
+                        zeroingGradients: true)
+            return
+        }
+        for other in 1..<max(1, workers) {
+            let h = workerGradients[other].pointer
+            for i in range {
+                g[i] += h[i]
+                h[i] = 0
+            }
+        }
+        adam.update(parameters: p, gradients: g, range: range, zeroingGradients: true)
     }
+}
+
+/// What the regions of one step read: the batch and pointers into the epoch's order, the images and the
+/// binarization thresholds (valid while the regions run).
+struct StepInputs {
+    let start: Int, rows: Int, step: Int
+    let order: UnsafePointer<Int>
+    let pixels: UnsafePointer<UInt8>
+    let thresholds: UnsafePointer<UInt32>
+}
+
+/// The two parallel regions of a step as objects made once, so that starting them allocates nothing.
+final class StepRegions {
+    final class Region: ParallelRegion {
+        unowned(unsafe) var trainer: Trainer?
+        let body: (Trainer, Int) -> Void
+        init(_ body: @escaping (Trainer, Int) -> Void) { self.body = body }
+        func run(part: Int) { body(trainer!, part) }
+    }
+    let pass = Region { $0.pass(part: $1) }
+    let update = Region { $0.update(part: $1) }
 }
 
 /// A layer whose weight gradient the trainer forms in its second region.
