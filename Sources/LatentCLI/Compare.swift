@@ -21,7 +21,13 @@ struct Compare: ParsableCommand {
         discussion: "Writes DIR/compare.json, DIR/compare.md and each family's run under DIR/<family>/.")
 
     @Option(help: "Posterior families to compare.") var posteriors = PosteriorList(PosteriorKind.allCases)
+    @Option(help: "Samples m of the IWAE bound −L_m reported on the test set (0 leaves the column out).")
+    var iw = 100
     @OptionGroup var flags: TrainingFlags
+
+    func validate() throws {
+        guard iw >= 0 else { throw ValidationError("--iw must be 0 (no bound) or a sample count ≥ 1 (got \(iw))") }
+    }
 
     func run() throws {
         try reportingErrors {
@@ -30,7 +36,7 @@ struct Compare: ParsableCommand {
             Interruption.install()
             let bar = ProgressLine()
             var current: PosteriorKind?
-            let results = try Comparison.run(families: posteriors.values, base: base) { family, p in
+            let results = try Comparison.run(families: posteriors.values, base: base, iwaeSamples: iw) { family, p in
                 if current != family {
                     bar.finish()
                     current = family

@@ -160,9 +160,20 @@ final class ImageTests: XCTestCase {
         // One epoch per family: five curves of one point each per family.
         XCTAssertEqual(occurrences("<circle", in: html), 2 * 5)
         XCTAssertEqual(try embeddedPNGs(html).count, 4, "samples and reconstructions of both families")
-        for text in [">diagonal test<", ">full test<", ">diagonal<", ">full<", "cost vs diagonal"] {
+        for text in [">diagonal test<", ">full test<", ">diagonal<", ">full<", "cost vs diagonal", "IWAE-100"] {
             XCTAssertTrue(html.contains(text), "report lacks \(text)")
         }
+        // Each family's row carries the IWAE bound −L_100 on the test set, in the JSON and the Markdown table.
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: compare.appendingPathComponent("compare.json")))
+        let families = try XCTUnwrap((json as? [String: Any])?["families"] as? [[String: Any]])
+        XCTAssertEqual(families.count, 2)
+        for family in families {
+            let bound = try XCTUnwrap(family["iwae"] as? Double, "\(family)")
+            XCTAssertTrue(bound.isFinite && bound > 0, "\(family)")
+            XCTAssertEqual(family["iwae_samples"] as? Int, 100)
+        }
+        let markdown = try String(contentsOf: compare.appendingPathComponent("compare.md"), encoding: .utf8)
+        XCTAssertTrue(markdown.contains("| IWAE-100 |"), markdown)
     }
 
     func testReportAndImageCommandsFailCleanly() throws {

@@ -7,6 +7,9 @@ public struct FamilyResult: Codable, Sendable {
     public var nelbo: Double
     public var kl: Double
     public var rec: Double
+    /// −L_m, the importance-weighted bound with `iwae_samples` samples on the same test set (absent when m = 0).
+    public var iwae: Double?
+    public var iwae_samples: Int?
     public var active_units: Int
     public var mean_abs_correlation: Double
     public var samples_per_second: Double
@@ -21,8 +24,9 @@ public struct FamilyResult: Codable, Sendable {
 /// Trains one model per posterior family with the same seed, data order and schedule, and evaluates each.
 public enum Comparison {
     /// Runs every family in turn into `base.out/<family>`; `progress` receives each family's training progress.
+    /// `iwaeSamples` m > 0 adds −L_m on the test set to each row.
     public static func run(
-        families: [PosteriorKind], base: TrainingOptions,
+        families: [PosteriorKind], base: TrainingOptions, iwaeSamples: Int = 100,
         progress: (PosteriorKind, TrainingProgress) -> Void = { _, _ in }, shouldStop: () -> Bool = { false }
     ) throws -> [FamilyResult] {
         var results = [FamilyResult]()
@@ -38,12 +42,19 @@ public enum Comparison {
             }
             let stats = try session.evaluator.posteriorStatistics(binarized: session.testBinarized,
                                                                   count: session.testCount)
+            var bound: Double?
+            if iwaeSamples > 0 {
+                let result = try ImportanceBoundEvaluator(model: session.model, threads: options.threads)
+                    .evaluate(binarized: session.testBinarized, count: session.testCount, sampleCounts: [iwaeSamples],
+                              seed: options.seed)
+                bound = result.bounds[iwaeSamples]
+            }
             let trainSeconds = session.history.reduce(0) { $0 + $1.seconds }
             let trained = Double(session.trainer.step) * Double(options.batch)
             let examples = min(trained, Double(session.history.count * session.dataset.train.count))
             results.append(FamilyResult(
                 posterior: family.rawValue, nelbo: final.test_nelbo, kl: final.test_kl, rec: final.test_rec,
-                active_units: stats.activeUnits, mean_abs_correlation: stats.meanAbsoluteCorrelation,
+                iwae: bound, iwae_samples: iwaeSamples > 0 ? iwaeSamples : nil, active_units: stats.activeUnits, mean_abs_correlation: stats.meanAbsoluteCorrelation,
                 samples_per_second: examples / trainSeconds,
                 seconds_per_epoch: trainSeconds / Double(session.history.count), cost_ratio: 1,
                 factorization_retries: session.model.factorizationRetries.value,
@@ -55,17 +66,19 @@ public enum Comparison {
         return results
     }
 
-    /// The Markdown table of `compare.md`.
+    /// The Markdown table of `compare.md` (with an IWAE-m column when the rows have the bound).
     public static func markdown(_ results: [FamilyResult]) -> String {
+        let m = results.first?.iwae_samples
+        let bound = m.map { " IWAE-\($0) |" } ?? ""
         var lines = [
-            "| posterior | test NELBO | KL | Rec | active units | mean abs corr | samples/s | s/epoch | cost vs diagonal | jitter retries |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| posterior | test NELBO | KL | Rec |\(bound) active units | mean abs corr | samples/s | s/epoch | cost vs diagonal | jitter retries |",
+            "|---|---:|---:|---:|" + (m == nil ? "" : "---:|") + "---:|---:|---:|---:|---:|---:|",
         ]
         for r in results {
-            lines.append(String(
-                format: "| %@ | %.2f | %.2f | %.2f | %d | %.3f | %.0f | %.2f | %.2f× | %d |", r.posterior, r.nelbo, r.kl,
-                r.rec, r.active_units, r.mean_abs_correlation, r.samples_per_second, r.seconds_per_epoch, r.cost_ratio,
-                r.factorization_retries))
+            let iwae = m == nil ? "" : String(format: " %.2f |", r.iwae ?? .nan)
+            lines.append(String(format: "| %@ | %.2f | %.2f | %.2f |", r.posterior, r.nelbo, r.kl, r.rec) + iwae
+                + String(format: " %d | %.3f | %.0f | %.2f | %.2f× | %d |", r.active_units, r.mean_abs_correlation,
+                         r.samples_per_second, r.seconds_per_epoch, r.cost_ratio, r.factorization_retries))
         }
         return lines.joined(separator: "\n") + "\n"
     }

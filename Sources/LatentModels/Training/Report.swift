@@ -247,12 +247,16 @@ struct ReportHTML {
 
     func finalTable() -> String {
         if let families {
-            let header = ["posterior", "test NELBO", "KL", "Rec", "active units", "mean abs corr", "samples/s",
-                          "s/epoch", "cost vs diagonal", "jitter retries", "parameters"]
+            let m = families.first?.iwae_samples
+            let header = ["posterior", "test NELBO", "KL", "Rec"] + (m.map { ["IWAE-\($0)"] } ?? [])
+                + ["active units", "mean abs corr", "samples/s", "s/epoch", "cost vs diagonal", "jitter retries",
+                   "parameters"]
             let rows = families.map { r in
-                [r.posterior, fixed(r.nelbo, 2), fixed(r.kl, 2), fixed(r.rec, 2), "\(r.active_units)",
-                 fixed(r.mean_abs_correlation, 3), fixed(r.samples_per_second, 0), fixed(r.seconds_per_epoch, 2),
-                 fixed(r.cost_ratio, 2) + "×", "\(r.factorization_retries)", "\(r.parameters)"]
+                [r.posterior, fixed(r.nelbo, 2), fixed(r.kl, 2), fixed(r.rec, 2)]
+                    + (m == nil ? [] : [fixed(r.iwae ?? .nan, 2)])
+                    + ["\(r.active_units)", fixed(r.mean_abs_correlation, 3), fixed(r.samples_per_second, 0),
+                       fixed(r.seconds_per_epoch, 2), fixed(r.cost_ratio, 2) + "×", "\(r.factorization_retries)",
+                       "\(r.parameters)"]
             }
             return table(header: header, rows: rows)
         }

@@ -11,7 +11,7 @@ import LatentData
 /// Parameters outside the layers (the mixture prior's) are still accumulated per worker and summed.
 ///
 /// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count; only the
-/// order of floating-point sums in the gradient reduction does.
+/// order of floating-point sums in the weight gradients does.
 public final class Trainer: @unchecked Sendable {
     /// How `threads` are used: split the batch over workers with single-threaded BLAS (the default, faster at every
     /// batch size measured by latent-bench and robust to a competing process), or one worker with OpenBLAS's threads.
@@ -284,7 +284,8 @@ struct StepInputs {
     let thresholds: UnsafePointer<UInt32>
 }
 
-/// The two parallel regions of a step as objects made once, so that starting them allocates nothing.
+/// The two parallel regions of a step as objects made once, so that starting them allocates nothing. They refer to
+/// the trainer without owning it (it owns them), set once at the end of its initializer.
 final class StepRegions {
     final class Region: ParallelRegion {
         unowned(unsafe) var trainer: Trainer?
