@@ -164,7 +164,8 @@ final class ImageTests: XCTestCase {
             XCTAssertTrue(html.contains(text), "report lacks \(text)")
         }
         // Each family's row carries the IWAE bound −L_100 on the test set, in the JSON and the Markdown table.
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: compare.appendingPathComponent("compare.json")))
+        let json = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: compare.appendingPathComponent("compare.json")))
         let families = try XCTUnwrap((json as? [String: Any])?["families"] as? [[String: Any]])
         XCTAssertEqual(families.count, 2)
         for family in families {

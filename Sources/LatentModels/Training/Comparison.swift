@@ -54,7 +54,8 @@ public enum Comparison {
             let examples = min(trained, Double(session.history.count * session.dataset.train.count))
             results.append(FamilyResult(
                 posterior: family.rawValue, nelbo: final.test_nelbo, kl: final.test_kl, rec: final.test_rec,
-                iwae: bound, iwae_samples: iwaeSamples > 0 ? iwaeSamples : nil, active_units: stats.activeUnits, mean_abs_correlation: stats.meanAbsoluteCorrelation,
+                iwae: bound, iwae_samples: iwaeSamples > 0 ? iwaeSamples : nil, active_units: stats.activeUnits,
+                mean_abs_correlation: stats.meanAbsoluteCorrelation,
                 samples_per_second: examples / trainSeconds,
                 seconds_per_epoch: trainSeconds / Double(session.history.count), cost_ratio: 1,
                 factorization_retries: session.model.factorizationRetries.value,
@@ -71,7 +72,8 @@ public enum Comparison {
         let m = results.first?.iwae_samples
         let bound = m.map { " IWAE-\($0) |" } ?? ""
         var lines = [
-            "| posterior | test NELBO | KL | Rec |\(bound) active units | mean abs corr | samples/s | s/epoch | cost vs diagonal | jitter retries |",
+            "| posterior | test NELBO | KL | Rec |\(bound) active units | mean abs corr | samples/s | s/epoch "
+                + "| cost vs diagonal | jitter retries |",
             "|---|---:|---:|---:|" + (m == nil ? "" : "---:|") + "---:|---:|---:|---:|---:|---:|",
         ]
         for r in results {

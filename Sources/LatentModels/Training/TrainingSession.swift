@@ -234,7 +234,9 @@ public final class TrainingSession {
                 test_nelbo: test.nelbo / Double(test.examples), test_kl: test.kl / Double(test.examples),
                 test_rec: test.rec / Double(test.examples), seconds: seconds,
                 samples_per_second: Double(examplesHere) / seconds, eval_seconds: evalSeconds,
-                skipped_batches: trainer.skippedBatches, factorization_retries: model.configuration.posterior == .covariance ? model.factorizationRetries.value : nil)
+                skipped_batches: trainer.skippedBatches,
+                factorization_retries: model.configuration.posterior == .covariance
+                    ? model.factorizationRetries.value : nil)
             history.append(metrics)
             // Metrics before the checkpoint: after a crash between the two, resuming drops the extra line.
             try appendLine(metrics, to: metricsPath)
