@@ -189,6 +189,8 @@ final class CLITests: XCTestCase {
         try assertValidationFailure(base + ["--threads", "0"], flag: "--threads")
         try assertValidationFailure(base + ["--hidden", "0"], flag: "--hidden")
         try assertValidationFailure(["eval", "--checkpoint", out, "--limit", "0"], flag: "--limit")
+        try assertValidationFailure(["compare", "--data", data.path, "--iterations", "1", "--iw", "-1", "--out", out],
+                                    flag: "--iw")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a rejected run must not create its output")
     }
 
