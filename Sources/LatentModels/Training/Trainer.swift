@@ -9,6 +9,8 @@ import LatentData
 ///    all workers' slices (one GEMM per slice), and applies Adam to it at once.
 /// No worker holds a copy of the whole gradient, so there is nothing to sum and Adam reads each gradient once.
 /// Parameters outside the layers (the mixture prior's) are still accumulated per worker and summed.
+/// The blocks all land in one flat gradient buffer (worker 0's), laid out like the parameters: a multi-process mode
+/// would split region 2 into forming the blocks, one allreduce of that buffer, and the Adam update (DESIGN.md).
 ///
 /// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count; only the
 /// order of floating-point sums in the weight gradients does.
