@@ -220,20 +220,30 @@ struct BenchRunner {
         for _ in 0..<steps { step() }
         let allocations = Double(latent_allocation_count() - allocationsBefore) / Double(steps)
         let bytes = Double(latent_allocated_bytes() - bytesBefore) / Double(steps)
-        let result = Measurement.rate(repetitions: repetitions, warmup: 0, work: Double(steps * config.batch)) {
-            for _ in 0..<steps { step() }
-        }
+        // Step and GEMM replay alternate repetition by repetition, so that the machine's drift (large on a shared
+        // VM) falls on both alike; the efficiency is the median of the per-repetition ratios.
         let replay = GEMMReplay(trainer: trainer)
-        let gemms = Measurement.rate(repetitions: repetitions, warmup: 2, work: Double(steps * config.batch)) {
-            for _ in 0..<steps { replay.run() }
+        for _ in 0..<2 { replay.run() }
+        var stepRates = [Double](), ratios = [Double]()
+        let work = Double(steps * config.batch)
+        for _ in 0..<repetitions {
+            let stepRate = Measurement.rate(repetitions: 1, warmup: 0, work: work) {
+                for _ in 0..<steps { step() }
+            }.median
+            let gemmRate = Measurement.rate(repetitions: 1, warmup: 0, work: work) {
+                for _ in 0..<steps { replay.run() }
+            }.median
+            stepRates.append(stepRate)
+            ratios.append(stepRate / gemmRate)
         }
+        let result = Measurement(values: stepRates), efficiency = Measurement(values: ratios).median
         let flopsPerSample = trainer.model.trainingFLOPs(rows: 1, samples: config.samples)
         return Row(kind: "train_step", batch: config.batch, latent: config.latent, posterior: config.posterior.rawValue,
                    samples: config.samples, threads: config.threads, parallelism: config.parallelism.rawValue,
                    competing_process: competing, samples_per_second: result.median,
                    samples_per_second_min: result.min, samples_per_second_max: result.max,
                    gflops: result.median * flopsPerSample / 1e9, gflops_min: result.min * flopsPerSample / 1e9,
-                   gflops_max: result.max * flopsPerSample / 1e9, efficiency: result.median / gemms.median,
+                   gflops_max: result.max * flopsPerSample / 1e9, efficiency: efficiency,
                    bytes_allocated_per_step: bytes, allocations_per_step: allocations)
     }
 
@@ -241,7 +251,7 @@ struct BenchRunner {
 
     mutating func threadScaling() {
         print("## Thread scaling (batch 100, k = 10, diagonal)")
-        print("| parallelism | threads | competing process | samples/s | speed-up over 1 thread |")
+        print("| parallelism | threads | competing process | samples/s | speed-up over 1 thread (quiet) |")
         print("|---|---:|---|---|---:|")
         let base = StepConfig(batch: mode == .smoke ? 8 : 100, latent: mode == .smoke ? 4 : 10, posterior: .diagonal,
                               samples: 1, threads: 1)
@@ -258,6 +268,15 @@ struct BenchRunner {
                     row.kind = "scaling"
                     row.competing_process = competing
                     row.speedup = (row.samples_per_second ?? 0) / (single.samples_per_second ?? 1)
+                    if !competing && threads > 1 {
+                        // Quiet rows: one thread and T threads alternate repetition by repetition, and the speed-up
+                        // is the median of the paired ratios, so the machine's drift cancels.
+                        let paired = pairedSpeedup(base, config)
+                        row.samples_per_second = paired.rate.median
+                        row.samples_per_second_min = paired.rate.min
+                        row.samples_per_second_max = paired.rate.max
+                        row.speedup = paired.speedup
+                    }
                     rows.append(row)
                     print(String(format: "| %@ | %d | %@ | %@ | %.2f× |", parallelism.rawValue, threads,
                                  competing ? "yes" : "no", formatRow(row), row.speedup ?? 0))
@@ -266,6 +285,34 @@ struct BenchRunner {
             busy?.stop()
         }
         print()
+    }
+
+    /// Samples/s of `config` and its speed-up over `base` (one thread), timed in alternating repetitions.
+    func pairedSpeedup(_ base: StepConfig, _ config: StepConfig) -> (rate: Measurement, speedup: Double) {
+        let one = makeTrainer(base), many = makeTrainer(config)
+        var batches = [0, 0]
+        func steps(_ trainer: Trainer, _ slot: Int, _ count: Int) {
+            for _ in 0..<count {
+                _ = try? trainer.trainStep(batch: batches[slot])
+                batches[slot] = (batches[slot] + 1) % trainer.stepsPerEpoch
+            }
+        }
+        one.beginEpoch(0)
+        many.beginEpoch(0)
+        steps(one, 0, 3)
+        steps(many, 1, 3)
+        let probeStart = Date()
+        steps(one, 0, 1)
+        let count = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / max(Date().timeIntervalSince(probeStart), 1e-5)))
+        let work = Double(count * config.batch)
+        var rates = [Double](), ratios = [Double]()
+        for _ in 0..<repetitions {
+            let single = Measurement.rate(repetitions: 1, warmup: 0, work: work) { steps(one, 0, count) }.median
+            let multi = Measurement.rate(repetitions: 1, warmup: 0, work: work) { steps(many, 1, count) }.median
+            rates.append(multi)
+            ratios.append(multi / single)
+        }
+        return (Measurement(values: rates), Measurement(values: ratios).median)
     }
 
     // MARK: - Evaluation
