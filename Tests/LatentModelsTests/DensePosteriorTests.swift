@@ -356,7 +356,7 @@ final class DensePosteriorTests: XCTestCase {
             for r in 0..<rows {
                 let row = Array(q[(r * width)..<((r + 1) * width)])
                 let mu = Array(row[0..<k])
-                let sigma = covarianceByHand(kind, row: row, latent: k)
+                let sigma = covarianceByHand(kind, row: row, latent: k, jitter: 1e-2)
                 let zForeign = Array(foreign[(r * k)..<((r + 1) * k)])
                 let zOwn = Array(evaluation.z[(r * k)..<((r + 1) * k)])
                 let expectedForeign = bruteForceLogNormal(zForeign, mean: mu, covariance: sigma)
@@ -375,38 +375,6 @@ final class DensePosteriorTests: XCTestCase {
                                   "\(kind) row \(r): 2 Σ log L_ii = log det Σ")
             }
         }
-    }
-
-    /// Σ of one example from its encoder outputs, by hand (MATH.md §2 table).
-    func covarianceByHand(_ kind: PosteriorKind, row: [Double], latent k: Int) -> [Double] {
-        var sigma = [Double](repeating: 0, count: k * k)
-        switch kind {
-        case .diagonal:
-            for i in 0..<k { sigma[i * k + i] = Foundation.exp(row[k + i]) }
-        case .full:
-            var l = [Double](repeating: 0, count: k * k)
-            var next = 2 * k
-            for i in 0..<k {
-                l[i * k + i] = Foundation.exp(row[k + i])
-                for j in 0..<i {
-                    l[i * k + j] = row[next]
-                    next += 1
-                }
-            }
-            for i in 0..<k {
-                for j in 0..<k { for t in 0..<k { sigma[i * k + j] += l[i * k + t] * l[j * k + t] } }
-            }
-        case .covariance:
-            let delta = 1e-2
-            for i in 0..<k {
-                for j in 0..<k {
-                    var s = i == j ? delta : 0
-                    for t in 0..<k { s += row[k + i * k + t] * row[k + j * k + t] }
-                    sigma[i * k + j] = s
-                }
-            }
-        }
-        return sigma
     }
 
     // MARK: - 5. Singular covariance: retry with a larger jitter, counted, or a typed error
