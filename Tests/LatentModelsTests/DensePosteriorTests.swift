@@ -424,41 +424,6 @@ final class DensePosteriorTests: XCTestCase {
 
 // MARK: - Independent linear algebra (no BLAS/LAPACK)
 
-/// Solves Σ X = B (order × order Σ, B with `order` rows and any number of columns, row-major) by Gaussian
-/// elimination with partial pivoting; also returns log |det Σ| (asserting det > 0).
-private func bruteForceSolve(_ matrix: [Double], _ rhs: [Double], order n: Int) -> (solution: [Double], logDet: Double) {
-    let columns = rhs.count / n
-    var a = matrix, b = rhs
-    var logDet = 0.0, sign = 1.0
-    for col in 0..<n {
-        var pivot = col
-        for row in (col + 1)..<max(col + 1, n) where abs(a[row * n + col]) > abs(a[pivot * n + col]) { pivot = row }
-        if pivot != col {
-            sign = -sign
-            for j in 0..<n { a.swapAt(col * n + j, pivot * n + j) }
-            for j in 0..<columns { b.swapAt(col * columns + j, pivot * columns + j) }
-        }
-        let p = a[col * n + col]
-        if p < 0 { sign = -sign }
-        logDet += Foundation.log(abs(p))
-        for row in (col + 1)..<max(col + 1, n) {
-            let factor = a[row * n + col] / p
-            for j in col..<n { a[row * n + j] -= factor * a[col * n + j] }
-            for j in 0..<columns { b[row * columns + j] -= factor * b[col * columns + j] }
-        }
-    }
-    precondition(sign > 0, "bruteForceSolve: determinant is not positive")
-    var x = [Double](repeating: 0, count: n * columns)
-    for j in 0..<columns {
-        for row in stride(from: n - 1, through: 0, by: -1) {
-            var s = b[row * columns + j]
-            for t in (row + 1)..<max(row + 1, n) { s -= a[row * n + t] * x[t * columns + j] }
-            x[row * columns + j] = s / a[row * n + row]
-        }
-    }
-    return (x, logDet)
-}
-
 private func bruteForceInverse(_ matrix: [Double], order n: Int) -> [Double] {
     var identity = [Double](repeating: 0, count: n * n)
     for i in 0..<n { identity[i * n + i] = 1 }
@@ -466,16 +431,6 @@ private func bruteForceInverse(_ matrix: [Double], order n: Int) -> [Double] {
 }
 
 private func frobenius(_ m: [Double]) -> Double { m.reduce(0) { $0 + $1 * $1 }.squareRoot() }
-
-/// log N(z; μ, Σ) = −½(z−μ)ᵀΣ⁻¹(z−μ) − ½ log det Σ − (k/2) log 2π.
-private func bruteForceLogNormal(_ z: [Double], mean: [Double], covariance: [Double]) -> Double {
-    let k = z.count
-    let diff = (0..<k).map { z[$0] - mean[$0] }
-    let (x, logDet) = bruteForceSolve(covariance, diff, order: k)
-    var quadratic = 0.0
-    for i in 0..<k { quadratic += diff[i] * x[i] }
-    return -0.5 * quadratic - 0.5 * logDet - Double(k) / 2 * Foundation.log(2 * Double.pi)
-}
 
 /// Cholesky–Banachiewicz, row by row, for the forward check of potrf.
 private func textbookCholesky(_ sigma: [Double], order n: Int) -> [Double] {

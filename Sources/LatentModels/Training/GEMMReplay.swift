@@ -37,16 +37,10 @@ public final class GEMMReplay: @unchecked Sendable {
                 guard !share.isEmpty else { continue }
                 var beta: Float = 0
                 for v in 0..<trainer.workers {
-                    let n = Parallel.slice(batch, parts: trainer.workers, part: v).count
-                    guard n > 0 else { continue }
-                    let ws = trainer.workspaces[v]
-                    let mlp = task.isDecoder ? ws.decoder : ws.encoder
-                    let x = task.index > 0 ? mlp.outputs[task.index - 1].pointer
-                        : (task.isDecoder ? ws.z.pointer : ws.x.pointer)
+                    guard let slice = trainer.operands(of: task, worker: v, batchRows: batch) else { continue }
                     let inputs = task.layer.inputs, outputs = task.layer.outputs
-                    Float.gemm(.transpose, .none, rows: share.count, columns: inputs,
-                               inner: task.isDecoder ? n * samples : n, alpha: 1,
-                               a: mlp.gradients[task.index].pointer + share.lowerBound, lda: outputs, b: x,
+                    Float.gemm(.transpose, .none, rows: share.count, columns: inputs, inner: slice.rows, alpha: 1,
+                               a: slice.outputGradient + share.lowerBound, lda: outputs, b: slice.input,
                                ldb: inputs, beta: beta, c: g + task.layer.weight.offset + share.lowerBound * inputs,
                                ldc: inputs)
                     beta = 1

@@ -228,6 +228,19 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
+    /// Worker `v`'s share of a layer's weight gradient: the layer's input x and pre-activation gradient dy for its
+    /// slice of a batch of `batchRows` (times the importance samples in the decoder); nil for an empty slice.
+    func operands(of task: LayerTask, worker v: Int, batchRows: Int)
+        -> (input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>, rows: Int)? {
+        let n = Parallel.slice(batchRows, parts: workers, part: v).count
+        guard n > 0 else { return nil }
+        let ws = workspaces[v]
+        let mlp = task.isDecoder ? ws.decoder : ws.encoder
+        let input = task.index > 0 ? mlp.outputs[task.index - 1].pointer : (task.isDecoder ? ws.z.pointer : ws.x.pointer)
+        return (UnsafePointer(input), UnsafePointer(mlp.gradients[task.index].pointer),
+                task.isDecoder ? n * model.configuration.samples : n)
+    }
+
     /// Region 2 of the step, part `w`: the worker forms its block of output rows of every layer's dW and db from all
     /// workers' slices and updates it with Adam; the parameters outside the layers are summed over the workers'
     /// buffers and updated, split by range.
@@ -235,21 +248,14 @@ public final class Trainer: @unchecked Sendable {
         let rows = inputs!.rows
         let p = model.store.parameters.pointer
         let g = workerGradients[0].pointer
-        let samples = model.configuration.samples
         for task in layerTasks {
             let share = Parallel.slice(task.layer.outputs, parts: workers, part: w)
             guard !share.isEmpty else { continue }
             var accumulate = false
             for v in 0..<workers {
-                let n = Parallel.slice(rows, parts: workers, part: v).count
-                guard n > 0 else { continue }
-                let ws = workspaces[v]
-                let mlp = task.isDecoder ? ws.decoder : ws.encoder
-                let input = task.index > 0 ? mlp.outputs[task.index - 1].pointer
-                    : (task.isDecoder ? ws.z.pointer : ws.x.pointer)
-                task.layer.accumulateWeightGradients(
-                    g, input: input, outputGradient: mlp.gradients[task.index].pointer,
-                    rows: task.isDecoder ? n * samples : n, outputRange: share, accumulate: accumulate)
+                guard let slice = operands(of: task, worker: v, batchRows: rows) else { continue }
+                task.layer.accumulateWeightGradients(g, input: slice.input, outputGradient: slice.outputGradient,
+                                                     rows: slice.rows, outputRange: share, accumulate: accumulate)
                 accumulate = true
             }
             let weights = task.layer.weight.offset, inputs = task.layer.inputs
