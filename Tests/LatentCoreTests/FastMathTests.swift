@@ -80,35 +80,57 @@ final class FastMathTests: XCTestCase {
         for i in 0..<8 { XCTAssertEqual(r[i], v[i].squareRoot()) }
     }
 
-    /// "≤ 2.1e-7 relative error, √0 = 0".
+    /// "≤ 2.1e-7 relative error, √0 = 0", for the portable Newton form and for whatever `fastSquareRoot` uses here.
     func testFastSquareRootAccuracy() {
         var values: [Float] = [0, 1, 2, 4, 0.25, Float.leastNormalMagnitude, 1e-30, 1e30, Float.greatestFiniteMagnitude]
         for e in -125...127 { values.append(Float(Foundation.pow(2.0, Double(e)))); values.append(Float(Foundation.pow(2.0, Double(e)) * 1.7)) }
         for i in 0..<2000 { values.append(Float(Foundation.exp(Double(i) / 2000 * 40 - 20))) }
-        var worst = (error: 0.0, v: Float(0))
-        var i = 0
-        while i < values.count {
-            var lane = SIMD8<Float>(repeating: 1)
-            for j in 0..<8 where i + j < values.count { lane[j] = values[i + j] }
-            let r = Float.fastSquareRoot(lane)
-            for j in 0..<8 where i + j < values.count {
-                let exact = Double(lane[j]).squareRoot()
-                let error = exact == 0 ? abs(Double(r[j])) : abs(Double(r[j]) - exact) / exact
-                if error > worst.error { worst = (error, lane[j]) }
+        for (name, root) in squareRoots {
+            var worst = (error: 0.0, v: Float(0))
+            var i = 0
+            while i < values.count {
+                var lane = SIMD8<Float>(repeating: 1)
+                for j in 0..<8 where i + j < values.count { lane[j] = values[i + j] }
+                let r = root(lane)
+                for j in 0..<8 where i + j < values.count {
+                    let exact = Double(lane[j]).squareRoot()
+                    let error = exact == 0 ? abs(Double(r[j])) : abs(Double(r[j]) - exact) / exact
+                    if error > worst.error { worst = (error, lane[j]) }
+                }
+                i += 8
             }
-            i += 8
+            XCTAssertEqual(root(SIMD8(repeating: 0))[0], 0, name)
+            XCTAssertLessThanOrEqual(worst.error, 2.1e-7, "\(name) worst relative error \(worst.error) at v = \(worst.v)")
         }
-        XCTAssertEqual(Float.fastSquareRoot(SIMD8(repeating: 0))[0], 0)
-        XCTAssertLessThanOrEqual(worst.error, 2.1e-7, "fastSquareRoot worst relative error \(worst.error) at v = \(worst.v)")
     }
 
     /// Adam's second moment can underflow into the subnormal range (v = (1 − β₂) g² with |g| < 1e-19).
     func testFastSquareRootSubnormals() {
         let lane = SIMD8<Float>(1e-39, 5e-40, 1e-41, 1e-43, Float.leastNonzeroMagnitude, 3e-45, 1e-44, 1.1e-38)
-        let r = Float.fastSquareRoot(lane)
-        for j in 0..<8 {
-            let exact = Double(lane[j]).squareRoot()
-            XCTAssertLessThanOrEqual(abs(Double(r[j]) - exact) / exact, 2.1e-7, "√\(lane[j]) = \(r[j]), exact \(exact)")
+        for (name, root) in squareRoots {
+            let r = root(lane)
+            for j in 0..<8 {
+                let exact = Double(lane[j]).squareRoot()
+                XCTAssertLessThanOrEqual(abs(Double(r[j]) - exact) / exact, 2.1e-7, "\(name): √\(lane[j]) = \(r[j]), exact \(exact)")
+            }
         }
     }
+
+    /// On x86-64 the hardware square root is used, which is correctly rounded: it must equal the scalar √ bit for bit.
+    func testFastSquareRootIsCorrectlyRoundedOnX86() throws {
+        #if arch(x86_64)
+        var lane = SIMD8<Float>(0, 1, 2, 3, 1e-40, 7e30, 0.1, 12345.678)
+        for round in 0..<100 {
+            let r = Float.fastSquareRoot(lane)
+            for j in 0..<8 { XCTAssertEqual(r[j], lane[j].squareRoot(), "√\(lane[j])") }
+            lane = lane * 1.37 + Float(round)
+        }
+        #else
+        throw XCTSkip("the hardware square root path is x86-64 only")
+        #endif
+    }
+
+    private let squareRoots: [(String, (SIMD8<Float>) -> SIMD8<Float>)] = [
+        ("fastSquareRoot", Float.fastSquareRoot), ("newtonSquareRoot", Float.newtonSquareRoot),
+    ]
 }
