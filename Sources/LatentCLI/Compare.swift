@@ -33,6 +33,7 @@ struct Compare: ParsableCommand {
         try reportingErrors {
             var base = flags.options
             if flags.out == "runs/latest" { base.out = "runs/compare" }
+            if let warning = TrainingFlags.oversubscriptionWarning(threads: base.threads) { printError(warning) }
             Interruption.install()
             let bar = ProgressLine()
             var current: PosteriorKind?

@@ -107,6 +107,15 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Use only the first N training images.") var trainLimit: Int?
     @Option(help: "Use only the first N test images for the per-epoch evaluation.") var testLimit: Int?
 
+    /// A one-line warning when more workers than cores are asked for: each step waits for its slowest worker, so
+    /// workers that share a core make training slower, not faster (nil when the count fits).
+    static func oversubscriptionWarning(threads: Int,
+                                        cores: Int = ProcessInfo.processInfo.activeProcessorCount) -> String? {
+        guard threads > cores else { return nil }
+        return "warning: --threads \(threads) is more than the \(cores) core(s) here: workers will share cores and "
+            + "every step waits for the slowest; --threads \(cores) trains faster"
+    }
+
     func validate() throws {
         try requireFinite(lr, "--lr")
         guard lr > 0 else { throw ValidationError("--lr must be positive (got \(lr))") }

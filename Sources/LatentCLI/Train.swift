@@ -26,6 +26,7 @@ struct Train: ParsableCommand {
                 + "posterior, k = \(options.configuration.latent), \(session.model.parameterCount) parameters) on "
                 + "\(session.dataset.train.count) images, batch \(options.batch), \(options.threads) thread(s), "
                 + "\(session.totalSteps) steps")
+            if let warning = TrainingFlags.oversubscriptionWarning(threads: options.threads) { printError(warning) }
             let bar = ProgressLine()
             let outcome = try session.run(progress: { p in
                 bar.update(String(format: "epoch %d/%d  step %d/%d  NELBO %.2f  %.0f samples/s  ETA %@",

@@ -105,6 +105,28 @@ final class CLITests: XCTestCase {
         XCTAssertNil(try metrics(diagonal).last?["factorization_retries"], "only the covariance family factorizes")
     }
 
+    /// More workers than cores still trains, but says once that it is slower and what to pass instead.
+    func testMoreThreadsThanCoresWarnsAndStillTrains() throws {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let out = root.appendingPathComponent("oversubscribed")
+        let r = try LatentCommand.run(arguments(out: out, threads: cores + 1))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let warnings = r.stderrLines.filter { $0.hasPrefix("warning:") }
+        XCTAssertEqual(warnings.count, 1, r.stderr)
+        XCTAssertTrue(warnings.first?.contains("--threads \(cores + 1)") == true, r.stderr)
+        XCTAssertTrue(warnings.first?.contains("--threads \(cores) ") == true, r.stderr)
+        let fitting = try LatentCommand.run(arguments(out: root.appendingPathComponent("fitting"), threads: cores))
+        XCTAssertEqual(fitting.status, 0, fitting.stderr)
+        XCTAssertFalse(fitting.stderr.contains("warning:"), fitting.stderr)
+
+        func arguments(out: URL, threads: Int) -> [String] {
+            var arguments = trainArguments(out: out, iterations: 2)
+            let i = arguments.firstIndex(of: "--threads")! + 1
+            arguments[i] = "\(threads)"
+            return arguments
+        }
+    }
+
     // MARK: - (b) reproducibility
 
     func testSameSeedSameThreadsIsReproducible() throws {
