@@ -17,15 +17,21 @@ public enum Binarization {
             let r = rng.next()
             let a = UInt32(truncatingIfNeeded: r) & 0xFF_FFFF
             let b = UInt32(truncatingIfNeeded: r >> 32) & 0xFF_FFFF
-            out[i] = a < thresholds[Int(pixels[i])] ? 1 : 0
-            out[i + 1] = b < thresholds[Int(pixels[i + 1])] ? 1 : 0
+            out[i] = bit(a, below: thresholds[Int(pixels[i])])
+            out[i + 1] = bit(b, below: thresholds[Int(pixels[i + 1])])
             i += 2
         }
         if i < count {
             let a = UInt32(truncatingIfNeeded: rng.next()) & 0xFF_FFFF
-            out[i] = a < thresholds[Int(pixels[i])] ? 1 : 0
+            out[i] = bit(a, below: thresholds[Int(pixels[i])])
         }
     }
+
+    /// 1 if a < t, else 0, without a branch: for 24-bit a and t, a − t wraps past 2³¹ exactly when a < t. A
+    /// compare-and-branch here is taken at random for every grey pixel, and its mispredictions made binarization
+    /// the largest cost of a step outside the GEMMs.
+    @inlinable @inline(__always)
+    static func bit(_ a: UInt32, below t: UInt32) -> Float { Float((a &- t) >> 31) }
 
     /// The same draws as `sample(…into: UnsafeMutablePointer<Float>)`, converted to any scalar type.
     public static func sample<T: BLASScalar>(
