@@ -1,5 +1,5 @@
 import LatentCore
-import LatentData
+@testable import LatentData
 import TestSupport
 import XCTest
 
@@ -48,6 +48,22 @@ final class BinarizationTests: XCTestCase {
         XCTAssertEqual(Binarization.thresholds[255], 1 << 24)
         for v in 0..<256 {
             XCTAssertEqual(Double(Binarization.thresholds[v]) / Double(1 << 24), Double(v) / 255, accuracy: 0.5 / Double(1 << 24))
+        }
+    }
+
+    /// The branch-free compare is exactly `a < t` over the 24-bit draws and the whole threshold range.
+    func testBranchFreeCompareIsLessThan() {
+        let edges: [UInt32] = [0, 1, 2, 0x7F_FFFF, 0x80_0000, 0xFF_FFFE, 0xFF_FFFF]
+        for t in edges + [1 << 24] {
+            for a in edges + [t &- 1, t, t &+ 1] where a <= 0xFF_FFFF {
+                XCTAssertEqual(Binarization.bit(a, below: t), a < t ? 1 : 0, "a = \(a), t = \(t)")
+            }
+        }
+        var rng = RandomStream(seed: 9)
+        for _ in 0..<10_000 {
+            let a = UInt32(truncatingIfNeeded: rng.next()) & 0xFF_FFFF
+            let t = Binarization.thresholds[Int(rng.next() % 256)]
+            XCTAssertEqual(Binarization.bit(a, below: t), a < t ? 1 : 0, "a = \(a), t = \(t)")
         }
     }
 
