@@ -39,7 +39,8 @@ final class TrainerStepTests: XCTestCase {
     func check(_ configuration: ModelConfiguration, threads: Int, batch: Int = 7,
                file: StaticString = #filePath, line: UInt = #line) throws {
         let seed: UInt64 = 31
-        let data = images(count: 20, side: 3, seed: 5)
+        let side = Int(Double(configuration.inputs).squareRoot())
+        let data = images(count: 20, side: side, seed: 5)
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 3)
         let expected = try referenceGradient(model, images: data, batch: batch, seed: seed)
@@ -63,6 +64,34 @@ final class TrainerStepTests: XCTestCase {
     func testStepGradientIsTheWholeBatchGradientForAnyWorkerCount() throws {
         let configuration = ModelConfiguration(inputs: 9, hidden: [6, 5], latent: 2)
         for threads in [1, 2, 3, 7] { try check(configuration, threads: threads) }
+    }
+
+    /// Layers wide enough to be split into several blocks of region 2's queue (≥ 64 outputs).
+    func testStepGradientWithLayersSplitIntoBlocks() throws {
+        let configuration = ModelConfiguration(inputs: 100, hidden: [70, 130], latent: 3)
+        for threads in [2, 3] { try check(configuration, threads: threads, batch: 9) }
+    }
+
+    /// Region 2's queue covers every output row of every layer exactly once, splits only where a block keeps
+    /// ≥ 32 rows, and puts the largest GEMMs first.
+    func testUpdateQueueCoversEveryLayerOnceLargestFirst() {
+        let model = VariationalAutoencoder<Float>(ModelConfiguration(inputs: 784, hidden: [300, 300], latent: 10))
+        let tasks = model.encoder.layers.enumerated().map { LayerTask(layer: $1, index: $0, isDecoder: false) }
+            + model.decoder.layers.enumerated().map { LayerTask(layer: $1, index: $0, isDecoder: true) }
+        for workers in [1, 2, 3, 8] {
+            let queue = UpdateBlock.queue(tasks, workers: workers)
+            for (i, task) in tasks.enumerated() {
+                let blocks = queue.filter { $0.task == i }.map(\.outputs).sorted { $0.lowerBound < $1.lowerBound }
+                XCTAssertEqual(blocks.first?.lowerBound, 0)
+                XCTAssertEqual(blocks.last?.upperBound, task.layer.outputs)
+                for (a, b) in zip(blocks, blocks.dropFirst()) { XCTAssertEqual(a.upperBound, b.lowerBound) }
+                XCTAssertLessThanOrEqual(blocks.count, workers == 1 ? 1 : 2 * workers)
+                if blocks.count > 1 { XCTAssertTrue(blocks.allSatisfy { $0.count >= 32 }, "\(workers) workers") }
+            }
+            let work = queue.map { $0.outputs.count * tasks[$0.task].layer.inputs }
+            XCTAssertEqual(work, work.sorted(by: >), "\(workers) workers")
+        }
+        XCTAssertEqual(UpdateBlock.queue(tasks, workers: 2).count, 4 + 4 + 1 + 4 + 4 + 4)
     }
 
     func testStepGradientWithMixturePriorAndImportanceSamples() throws {

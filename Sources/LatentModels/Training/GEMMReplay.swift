@@ -31,10 +31,9 @@ public final class GEMMReplay: @unchecked Sendable {
             GEMMReplay.inputGradients(model.encoder, p, rows: n, ws.encoder, inputGradient: nil)
         }
         let g = gradient.pointer
-        trainer.pool.run { w in
-            for task in trainer.layerTasks {
-                let share = Parallel.slice(task.layer.outputs, parts: trainer.workers, part: w)
-                guard !share.isEmpty else { continue }
+        trainer.nextUpdateBlock.store(0, ordering: .relaxed)
+        trainer.pool.run { _ in
+            trainer.forEachUpdateBlock { task, share in
                 var beta: Float = 0
                 for v in 0..<trainer.workers {
                     guard let slice = trainer.operands(of: task, worker: v, batchRows: batch) else { continue }

@@ -1,12 +1,14 @@
 import LatentCore
 import LatentData
+import Synchronization
 
 /// Data-parallel training of a Float model (DESIGN.md § Multicore) in two parallel regions a step, single-threaded
 /// BLAS in each worker:
 /// 1. each worker takes a contiguous slice of the minibatch through the forward pass and the backward pass of the
 ///    activations (every layer's pre-activation gradient dy, no weight gradients);
-/// 2. each worker takes a block of output rows of every layer, forms that block of dW = Σ_workers dyᵀx and db from
-///    all workers' slices (one GEMM per slice), and applies Adam to it at once.
+/// 2. the workers take blocks of output rows of the layers from a shared queue (largest first, so a core slowed by
+///    another process does fewer), form each block of dW = Σ_workers dyᵀx and db from all workers' slices (one GEMM
+///    per slice, always in slice order, so the result does not depend on who takes the block), and apply Adam to it.
 /// No worker holds a copy of the whole gradient, so there is nothing to sum and Adam reads each gradient once.
 /// Parameters outside the layers (the mixture prior's) are still accumulated per worker and summed.
 /// The blocks all land in one flat gradient buffer (worker 0's), laid out like the parameters: a multi-process mode
@@ -41,6 +43,9 @@ public final class Trainer: @unchecked Sendable {
     /// The layers whose weight gradients region 2 forms, and the parameters after them (the mixture prior's).
     let layerTasks: [LayerTask]
     let otherParameters: Range<Int>
+    /// Region 2's queue: blocks of output rows of the layers, largest first, taken in turn by whichever worker is free.
+    let updateBlocks: [UpdateBlock]
+    let nextUpdateBlock = Atomic<Int>(0)
     let regions = StepRegions()
     /// The current step's inputs, set before its regions run.
     var inputs: StepInputs?
@@ -76,6 +81,7 @@ public final class Trainer: @unchecked Sendable {
         precondition(layerTasks.reduce(0) { $0 + $1.layer.weight.count + $1.layer.bias.count } == layerEnd,
                      "the layers' parameters come first in the store")
         otherParameters = layerEnd..<model.parameterCount
+        updateBlocks = UpdateBlock.queue(layerTasks, workers: workerCount)
         workerGradients = (0..<workers).map { _ in Buffer(count: model.parameterCount) }
         workerSums = .allocate(capacity: workers)
         workerSums.initialize(repeating: TermSums(), count: workers)
@@ -159,6 +165,7 @@ public final class Trainer: @unchecked Sendable {
             return TermSums()
         }
         adam.beginStep()
+        nextUpdateBlock.store(0, ordering: .relaxed)
         pool.run(regions.update)
         step += 1
         return sums
@@ -228,6 +235,17 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on blocks taken from region 2's queue until it is empty (`nextUpdateBlock` is reset before the
+    /// region starts); every block is taken by exactly one worker.
+    @inline(__always)
+    func forEachUpdateBlock(_ body: (LayerTask, Range<Int>) -> Void) {
+        while true {
+            let i = nextUpdateBlock.add(1, ordering: .relaxed).oldValue
+            guard i < updateBlocks.count else { return }
+            body(layerTasks[updateBlocks[i].task], updateBlocks[i].outputs)
+        }
+    }
+
     /// Worker `v`'s share of a layer's weight gradient: the layer's input x and pre-activation gradient dy for its
     /// slice of a batch of `batchRows` (times the importance samples in the decoder); nil for an empty slice.
     func operands(of task: LayerTask, worker v: Int, batchRows: Int)
@@ -248,9 +266,7 @@ public final class Trainer: @unchecked Sendable {
         let rows = inputs!.rows
         let p = model.store.parameters.pointer
         let g = workerGradients[0].pointer
-        for task in layerTasks {
-            let share = Parallel.slice(task.layer.outputs, parts: workers, part: w)
-            guard !share.isEmpty else { continue }
+        forEachUpdateBlock { task, share in
             var accumulate = false
             for v in 0..<workers {
                 guard let slice = operands(of: task, worker: v, batchRows: rows) else { continue }
@@ -303,6 +319,29 @@ final class StepRegions {
     }
     let pass = Region { $0.pass(part: $1) }
     let update = Region { $0.update(part: $1) }
+}
+
+/// A block of output rows of one layer: region 2's unit of work.
+struct UpdateBlock {
+    let task: Int
+    let outputs: Range<Int>
+
+    /// Each layer split into up to two blocks per worker (at least 32 rows each, so the GEMMs stay efficient),
+    /// ordered by their GEMM work, largest first: the queue then ends on small blocks that even out the workers.
+    /// One worker takes each layer whole.
+    static func queue(_ tasks: [LayerTask], workers: Int) -> [UpdateBlock] {
+        var blocks: [UpdateBlock] = []
+        for (i, task) in tasks.enumerated() {
+            let outputs = task.layer.outputs
+            let count = workers == 1 ? 1 : max(1, min(2 * workers, outputs / 32))
+            for part in 0..<count {
+                blocks.append(UpdateBlock(task: i, outputs: Parallel.slice(outputs, parts: count, part: part)))
+            }
+        }
+        return blocks.sorted {
+            ($0.outputs.count * tasks[$0.task].layer.inputs, $1.task) > ($1.outputs.count * tasks[$1.task].layer.inputs, $0.task)
+        }
+    }
 }
 
 /// A layer whose weight gradient the trainer forms in its second region.
