@@ -14,7 +14,7 @@ public final class GEMMReplay: @unchecked Sendable {
     }
 
     /// Runs the GEMMs of one step of `rows` examples (the trainer's batch size by default) in the trainer's two
-    /// regions: each worker's forward and input-gradient GEMMs on its slice, then each worker's blocks of dW.
+    /// regions: each worker's forward and input-gradient GEMMs on its slice, then the blocks of dW from the same queue.
     public func run(rows: Int? = nil) {
         let batch = rows ?? trainer.batchSize
         let model = trainer.model

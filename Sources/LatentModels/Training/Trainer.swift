@@ -259,9 +259,9 @@ public final class Trainer: @unchecked Sendable {
                 task.isDecoder ? n * model.configuration.samples : n)
     }
 
-    /// Region 2 of the step, part `w`: the worker forms its block of output rows of every layer's dW and db from all
-    /// workers' slices and updates it with Adam; the parameters outside the layers are summed over the workers'
-    /// buffers and updated, split by range.
+    /// Region 2 of the step, part `w`: the worker takes blocks of output rows from the queue, forms each block's dW
+    /// and db from all workers' slices and updates it with Adam; then the parameters outside the layers are summed
+    /// over the workers' buffers and updated, split by range.
     func update(part w: Int) {
         let rows = inputs!.rows
         let p = model.store.parameters.pointer
@@ -338,9 +338,8 @@ struct UpdateBlock {
                 blocks.append(UpdateBlock(task: i, outputs: Parallel.slice(outputs, parts: count, part: part)))
             }
         }
-        return blocks.sorted {
-            ($0.outputs.count * tasks[$0.task].layer.inputs, $1.task) > ($1.outputs.count * tasks[$1.task].layer.inputs, $0.task)
-        }
+        func work(_ block: UpdateBlock) -> Int { block.outputs.count * tasks[block.task].layer.inputs }
+        return blocks.sorted { (work($0), $1.task) > (work($1), $0.task) }
     }
 }
 
