@@ -17,9 +17,11 @@ public enum BernoulliLikelihood {
             let ar = a + r * columns, xr = x + r * columns
             if let gradient, let scale {
                 let g = gradient + r * columns, w = scale[r]
+                // Two passes over the row (it stays in L1): e = exp(−|a|) first, then the terms and the gradient.
+                // One fused loop holds both polynomials' constants at once and spills them on every iteration.
+                for d in 0..<columns { terms[d] = T.fastExp(-abs(ar[d])) }
                 for d in 0..<columns {
-                    let v = ar[d], target = xr[d]
-                    let e = T.fastExp(-abs(v))
+                    let v = ar[d], target = xr[d], e = terms[d]
                     let inv = 1 / (1 + e)
                     terms[d] = max(v, 0) + T.fastLogOnePlus(e) - target * v
                     let sigmoid = v >= 0 ? inv : e * inv
