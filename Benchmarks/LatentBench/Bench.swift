@@ -220,23 +220,12 @@ struct BenchRunner {
         for _ in 0..<steps { step() }
         let allocations = Double(latent_allocation_count() - allocationsBefore) / Double(steps)
         let bytes = Double(latent_allocated_bytes() - bytesBefore) / Double(steps)
-        // Step and GEMM replay alternate repetition by repetition, so that the machine's drift (large on a shared
-        // VM) falls on both alike; the efficiency is the median of the per-repetition ratios.
+        // Step and GEMM replay alternate repetition by repetition; the efficiency is the median of the paired ratios.
         let replay = GEMMReplay(trainer: trainer)
         for _ in 0..<2 { replay.run() }
-        var stepRates = [Double](), ratios = [Double]()
-        let work = Double(steps * config.batch)
-        for _ in 0..<repetitions {
-            let stepRate = Measurement.rate(repetitions: 1, warmup: 0, work: work) {
-                for _ in 0..<steps { step() }
-            }.median
-            let gemmRate = Measurement.rate(repetitions: 1, warmup: 0, work: work) {
-                for _ in 0..<steps { replay.run() }
-            }.median
-            stepRates.append(stepRate)
-            ratios.append(stepRate / gemmRate)
-        }
-        let result = Measurement(values: stepRates), efficiency = Measurement(values: ratios).median
+        let (result, efficiency) = Measurement.paired(
+            repetitions: repetitions, work: Double(steps * config.batch),
+            measured: { for _ in 0..<steps { step() } }, reference: { for _ in 0..<steps { replay.run() } })
         let flopsPerSample = trainer.model.trainingFLOPs(rows: 1, samples: config.samples)
         return Row(kind: "train_step", batch: config.batch, latent: config.latent, posterior: config.posterior.rawValue,
                    samples: config.samples, threads: config.threads, parallelism: config.parallelism.rawValue,
@@ -304,15 +293,9 @@ struct BenchRunner {
         let probeStart = Date()
         steps(one, 0, 1)
         let count = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / max(Date().timeIntervalSince(probeStart), 1e-5)))
-        let work = Double(count * config.batch)
-        var rates = [Double](), ratios = [Double]()
-        for _ in 0..<repetitions {
-            let single = Measurement.rate(repetitions: 1, warmup: 0, work: work) { steps(one, 0, count) }.median
-            let multi = Measurement.rate(repetitions: 1, warmup: 0, work: work) { steps(many, 1, count) }.median
-            rates.append(multi)
-            ratios.append(multi / single)
-        }
-        return (Measurement(values: rates), Measurement(values: ratios).median)
+        let paired = Measurement.paired(repetitions: repetitions, work: Double(count * config.batch),
+                                        measured: { steps(many, 1, count) }, reference: { steps(one, 0, count) })
+        return (paired.rate, paired.ratio)
     }
 
     // MARK: - Evaluation

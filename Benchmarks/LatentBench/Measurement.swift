@@ -22,6 +22,21 @@ struct Measurement {
         }
         return Measurement(values: values)
     }
+
+    /// Times `measured` and `reference` (each `work` units per call) in alternating repetitions, so that the
+    /// machine's drift (large on a shared VM) falls on both alike: the rates of `measured`, and the median of the
+    /// per-repetition ratios measured / reference.
+    static func paired(repetitions: Int, work: Double, measured: () -> Void, reference: () -> Void)
+        -> (rate: Measurement, ratio: Double) {
+        var rates = [Double](), ratios = [Double]()
+        for _ in 0..<repetitions {
+            let referenceRate = Measurement.rate(repetitions: 1, warmup: 0, work: work, reference).median
+            let measuredRate = Measurement.rate(repetitions: 1, warmup: 0, work: work, measured).median
+            rates.append(measuredRate)
+            ratios.append(measuredRate / referenceRate)
+        }
+        return (Measurement(values: rates), Measurement(values: ratios).median)
+    }
 }
 
 /// One line of the benchmark's table and JSON (`rows`): a kind and the fields that apply to it.
