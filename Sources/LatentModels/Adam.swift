@@ -26,20 +26,38 @@ public final class Adam<T: BLASScalar>: @unchecked Sendable {
 
     /// Updates parameters in `range` with the gradient `g` (+ `g2` when given: the reduction of two workers'
     /// buffers fused into the update, so the summed gradient is never written). Ranges of one step may run in parallel.
-    ///
-    /// Eight lanes at a time through `SIMD8` and `fastSquareRoot` (libm's scalar square root does not vectorize).
-    /// With `zeroingGradients` the gradient buffers are cleared while their lines are in cache, so the next step's
-    /// GEMMs can accumulate (β = 1) instead of paying OpenBLAS's separate β = 0 pass.
+    /// With `zeroingGradients` the gradient buffers are cleared while their lines are in cache, so the next step can
+    /// accumulate into them.
     @inlinable
     public func update(parameters p: UnsafeMutablePointer<T>, gradients g: UnsafeMutablePointer<T>,
                        plus g2: UnsafeMutablePointer<T>? = nil, range: Range<Int>, zeroingGradients: Bool = false) {
+        let start = range.lowerBound
+        update(start: start, count: range.count, parameters: p, gradients: g + start, plus: g2.map { $0 + start },
+               zeroingGradients: zeroingGradients)
+    }
+
+    /// Updates the parameters in `range` from a gradient held apart from the flat buffer: `block[i]` is the
+    /// gradient of parameter `range.lowerBound + i`. The trainer forms each block of dW in a small per-worker
+    /// buffer that stays in cache, so no model-sized gradient is written to and read back from memory.
+    @inlinable
+    public func update(parameters p: UnsafeMutablePointer<T>, range: Range<Int>, blockGradient block: UnsafePointer<T>) {
+        update(start: range.lowerBound, count: range.count, parameters: p, gradients: UnsafeMutablePointer(mutating: block),
+               plus: nil, zeroingGradients: false)
+    }
+
+    /// The update of `count` parameters from `start`, whose gradients are `g[0..<count]` (+ `g2`).
+    ///
+    /// Eight lanes at a time through `SIMD8` and `fastSquareRoot` (libm's scalar square root does not vectorize).
+    @inlinable
+    func update(start: Int, count: Int, parameters: UnsafeMutablePointer<T>, gradients g: UnsafeMutablePointer<T>,
+                plus g2: UnsafeMutablePointer<T>?, zeroingGradients: Bool) {
         let t = Double(step)
         let stepSize = T(learningRate / (1 - integerPower(beta1, t)))
         let correction2 = T(1 / (1 - integerPower(beta2, t)).squareRoot())
         let b1 = T(beta1), b2 = T(beta2), eps = T(epsilon)
-        let m = firstMoment.pointer, v = secondMoment.pointer
-        var i = range.lowerBound
-        while i + 8 <= range.upperBound {
+        let p = parameters + start, m = firstMoment.pointer + start, v = secondMoment.pointer + start
+        var i = 0
+        while i + 8 <= count {
             var gi = load(g + i)
             if let g2 { gi += load(g2 + i) }
             if zeroingGradients {
@@ -53,7 +71,7 @@ public final class Adam<T: BLASScalar>: @unchecked Sendable {
             store(load(p + i) - stepSize * mi / (T.fastSquareRoot(vi) * correction2 + eps), p + i)
             i += 8
         }
-        while i < range.upperBound {
+        while i < count {
             let gi = g[i] + (g2?[i] ?? 0)
             if zeroingGradients {
                 g[i] = 0

@@ -48,12 +48,23 @@ public struct Linear: Sendable {
         _ g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int,
         outputRange range: Range<Int>, accumulate: Bool
     ) {
+        weightGradients(input: x, outputGradient: dy, rows: rows, outputRange: range, accumulate: accumulate,
+                        weights: g + weight.offset + range.lowerBound * inputs, bias: g + bias.offset + range.lowerBound)
+    }
+
+    /// The block of rows `outputRange` of dW (range.count × inputs, row-major) into `weights` and of db into `bias`,
+    /// wherever those live: summed into them when `accumulate`, else overwriting them.
+    @inlinable
+    public func weightGradients<T: BLASScalar>(
+        input x: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int, outputRange range: Range<Int>,
+        accumulate: Bool, weights dW: UnsafeMutablePointer<T>, bias db: UnsafeMutablePointer<T>
+    ) {
         guard !range.isEmpty else { return }
         T.gemm(.transpose, .none, rows: range.count, columns: inputs, inner: rows, alpha: 1,
                a: dy + range.lowerBound, lda: outputs, b: x, ldb: inputs, beta: accumulate ? 1 : 0,
-               c: g + weight.offset + range.lowerBound * inputs, ldc: inputs)
+               c: dW, ldc: inputs)
         ElementWise.columnSums(dy + range.lowerBound, rows: rows, columns: range.count, stride: outputs,
-                               into: g + bias.offset + range.lowerBound, accumulate: accumulate)
+                               into: db, accumulate: accumulate)
     }
 
     /// Multiply-adds of one forward pass over `rows` examples (the backward costs about twice as much).

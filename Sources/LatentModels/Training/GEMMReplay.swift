@@ -5,12 +5,10 @@ import LatentCore
 /// BLAS limit (the benchmark's efficiency column).
 public final class GEMMReplay: @unchecked Sendable {
     let trainer: Trainer
-    /// The replay's weight-gradient target (the trainer's own buffers stay untouched).
-    let gradient: Buffer<Float>
 
+    /// Replays `trainer`'s GEMMs into its own workspaces and block buffers (scratch between steps).
     public init(trainer: Trainer) {
         self.trainer = trainer
-        gradient = Buffer(count: trainer.model.parameterCount)
     }
 
     /// Runs the GEMMs of one step of `rows` examples (the trainer's batch size by default) in the trainer's two
@@ -30,9 +28,9 @@ public final class GEMMReplay: @unchecked Sendable {
             GEMMReplay.inputGradients(model.decoder, p, rows: n * samples, ws.decoder, inputGradient: ws.dz.pointer)
             GEMMReplay.inputGradients(model.encoder, p, rows: n, ws.encoder, inputGradient: nil)
         }
-        let g = gradient.pointer
         trainer.nextUpdateBlock.store(0, ordering: .relaxed)
-        trainer.pool.run { _ in
+        trainer.pool.run { w in
+            let block = trainer.blockGradients[w].pointer
             trainer.forEachUpdateBlock { task, share in
                 var beta: Float = 0
                 for v in 0..<trainer.workers {
@@ -40,8 +38,7 @@ public final class GEMMReplay: @unchecked Sendable {
                     let inputs = task.layer.inputs, outputs = task.layer.outputs
                     Float.gemm(.transpose, .none, rows: share.count, columns: inputs, inner: slice.rows, alpha: 1,
                                a: slice.outputGradient + share.lowerBound, lda: outputs, b: slice.input,
-                               ldb: inputs, beta: beta, c: g + task.layer.weight.offset + share.lowerBound * inputs,
-                               ldc: inputs)
+                               ldb: inputs, beta: beta, c: block, ldc: inputs)
                     beta = 1
                 }
             }

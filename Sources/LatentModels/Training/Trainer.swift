@@ -10,9 +10,10 @@ import Synchronization
 ///    another process does fewer), form each block of dW = Σ_workers dyᵀx and db from all workers' slices (one GEMM
 ///    per slice, always in slice order, so the result does not depend on who takes the block), and apply Adam to it.
 /// No worker holds a copy of the whole gradient, so there is nothing to sum and Adam reads each gradient once.
-/// Parameters outside the layers (the mixture prior's) are still accumulated per worker and summed.
-/// The blocks all land in one flat gradient buffer (worker 0's), laid out like the parameters: a multi-process mode
-/// would split region 2 into forming the blocks, one allreduce of that buffer, and the Adam update (DESIGN.md).
+/// Each block of dW is formed in its worker's small block buffer, which stays in cache until Adam has read it: Adam is
+/// bound by memory bandwidth (shared by the cores), and a model-sized gradient would add a write to and a read from
+/// memory per parameter. Parameters outside the layers (the mixture prior's) are still accumulated per worker and
+/// summed. A multi-process mode would instead gather the blocks into one flat buffer for an allreduce (DESIGN.md).
 ///
 /// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count; only the
 /// order of floating-point sums in the weight gradients does.
@@ -37,9 +38,10 @@ public final class Trainer: @unchecked Sendable {
 
     let images: ImageSet
     let workspaces: [StepWorkspace<Float>]
-    /// Worker 0's buffer also holds the step's layer gradients (written by region 2); the others carry only the
-    /// parameters outside the layers (`otherParameters`).
+    /// Per worker: the gradients of the parameters outside the layers (`otherParameters`), summed in region 2.
     let workerGradients: [Buffer<Float>]
+    /// Per worker: the block of dW and db that region 2 is forming (sized for the largest block).
+    let blockGradients: [Buffer<Float>]
     /// The layers whose weight gradients region 2 forms, and the parameters after them (the mixture prior's).
     let layerTasks: [LayerTask]
     let otherParameters: Range<Int>
@@ -82,6 +84,9 @@ public final class Trainer: @unchecked Sendable {
                      "the layers' parameters come first in the store")
         otherParameters = layerEnd..<model.parameterCount
         updateBlocks = UpdateBlock.queue(layerTasks, workers: workerCount)
+        let tasks = layerTasks
+        let largestBlock = updateBlocks.map { $0.outputs.count * (tasks[$0.task].layer.inputs + 1) }.max()!
+        blockGradients = (0..<workerCount).map { _ in Buffer(count: largestBlock) }
         workerGradients = (0..<workers).map { _ in Buffer(count: model.parameterCount) }
         workerSums = .allocate(capacity: workers)
         workerSums.initialize(repeating: TermSums(), count: workers)
@@ -260,25 +265,27 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// Region 2 of the step, part `w`: the worker takes blocks of output rows from the queue, forms each block's dW
-    /// and db from all workers' slices and updates it with Adam; then the parameters outside the layers are summed
-    /// over the workers' buffers and updated, split by range.
+    /// and db from all workers' slices in its block buffer and updates the block with Adam; then the parameters
+    /// outside the layers are summed over the workers' buffers and updated, split by range.
     func update(part w: Int) {
         let rows = inputs!.rows
         let p = model.store.parameters.pointer
         let g = workerGradients[0].pointer
+        let block = blockGradients[w].pointer
         forEachUpdateBlock { task, share in
+            let layer = task.layer
+            let bias = block + share.count * layer.inputs
             var accumulate = false
             for v in 0..<workers {
                 guard let slice = operands(of: task, worker: v, batchRows: rows) else { continue }
-                task.layer.accumulateWeightGradients(g, input: slice.input, outputGradient: slice.outputGradient,
-                                                     rows: slice.rows, outputRange: share, accumulate: accumulate)
+                layer.weightGradients(input: slice.input, outputGradient: slice.outputGradient, rows: slice.rows,
+                                      outputRange: share, accumulate: accumulate, weights: block, bias: bias)
                 accumulate = true
             }
-            let weights = task.layer.weight.offset, inputs = task.layer.inputs
-            adam.update(parameters: p, gradients: g,
-                        range: (weights + share.lowerBound * inputs)..<(weights + share.upperBound * inputs))
-            let bias = task.layer.bias.offset
-            adam.update(parameters: p, gradients: g, range: (bias + share.lowerBound)..<(bias + share.upperBound))
+            let weights = layer.weight.offset + share.lowerBound * layer.inputs
+            adam.update(parameters: p, range: weights..<(weights + share.count * layer.inputs), blockGradient: block)
+            let biases = layer.bias.offset + share.lowerBound
+            adam.update(parameters: p, range: biases..<(biases + share.count), blockGradient: bias)
         }
         guard !otherParameters.isEmpty else { return }
         let part = Parallel.slice(otherParameters.count, parts: workers, part: w)
