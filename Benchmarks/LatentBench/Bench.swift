@@ -240,8 +240,10 @@ struct BenchRunner {
 
     mutating func threadScaling() {
         print("## Thread scaling (batch 100, k = 10, diagonal)")
-        print("| parallelism | threads | competing process | samples/s | speed-up over 1 thread (quiet) |")
-        print("|---|---:|---|---|---:|")
+        // Bytes per step are shown here too: with `blas` on several threads, OpenBLAS's threaded GEMM driver mallocs
+        // its job array on every call (level3_thread.c, USE_ALLOC_HEAP), outside this engine's control.
+        print("| parallelism | threads | competing process | samples/s | speed-up over 1 thread (quiet) | bytes/step |")
+        print("|---|---:|---|---|---:|---:|")
         let base = StepConfig(batch: mode == .smoke ? 8 : 100, latent: mode == .smoke ? 4 : 10, posterior: .diagonal,
                               samples: 1, threads: 1)
         let single = measureStep(base)
@@ -267,8 +269,9 @@ struct BenchRunner {
                         row.speedup = paired.speedup
                     }
                     rows.append(row)
-                    print(String(format: "| %@ | %d | %@ | %@ | %.2f× |", parallelism.rawValue, threads,
-                                 competing ? "yes" : "no", formatRow(row), row.speedup ?? 0))
+                    print(String(format: "| %@ | %d | %@ | %@ | %.2f× | %.0f |", parallelism.rawValue, threads,
+                                 competing ? "yes" : "no", formatRow(row), row.speedup ?? 0,
+                                 row.bytes_allocated_per_step ?? 0))
                 }
             }
             busy?.stop()
