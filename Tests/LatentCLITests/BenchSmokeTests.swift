@@ -4,12 +4,9 @@ import XCTest
 /// `latent-bench --smoke` (tiny shapes, one repetition) runs every section and writes every kind of row.
 /// Timing thresholds are never asserted here: performance is measured by `latent-bench` itself on a quiet machine.
 final class BenchSmokeTests: XCTestCase {
-    func testBenchSmokeModePrintsEveryRow() throws {
-        let latent = URL(fileURLWithPath: try LatentCommand.executable())
-        let bench = latent.deletingLastPathComponent().appendingPathComponent("latent-bench").path
-        // `swift build --build-tests` (what scripts/test.sh runs) builds every product, latent-bench included.
-        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: bench),
-                      "latent-bench is not built next to \(latent.path); run `swift build --build-tests`")
+    /// Runs `bench --smoke --json FILE`; returns what it printed and the JSON object it wrote.
+    func runSmoke(_ bench: String, file: StaticString = #filePath, line: UInt = #line) throws
+        -> (text: String, object: [String: Any]) {
         let json = NSTemporaryDirectory() + "bench-\(UUID().uuidString).json"
         defer { try? FileManager.default.removeItem(atPath: json) }
         let process = Process()
@@ -20,11 +17,21 @@ final class BenchSmokeTests: XCTestCase {
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertEqual(process.terminationStatus, 0, text, file: file, line: line)
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json)))
+        return (text, object as! [String: Any])
+    }
+
+    func testBenchSmokeModePrintsEveryRow() throws {
+        let latent = URL(fileURLWithPath: try LatentCommand.executable())
+        let bench = latent.deletingLastPathComponent().appendingPathComponent("latent-bench").path
+        // `swift build --build-tests` (what scripts/test.sh runs) builds every product, latent-bench included.
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: bench),
+                      "latent-bench is not built next to \(latent.path); run `swift build --build-tests`")
+        let (text, object) = try runSmoke(bench)
         for heading in ["## GEMM", "## Cholesky", "## Training step", "## Thread scaling", "## Evaluation"] {
             XCTAssertTrue(text.contains(heading), "missing section \(heading)")
         }
-        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [String: Any]
         XCTAssertNotNil(object["machine"])
         let rows = object["rows"] as! [[String: Any]]
         let kinds = Set(rows.map { $0["kind"] as! String })
@@ -42,5 +49,31 @@ final class BenchSmokeTests: XCTestCase {
         let scaling = rows.filter { $0["kind"] as? String == "scaling" }
         XCTAssertTrue(scaling.contains { $0["competing_process"] as? Bool == true }, "a row under competition")
         XCTAssertTrue(scaling.contains { $0["competing_process"] as? Bool == false })
+    }
+
+    /// Acceptance: no allocation in the training step. The release build (what users run; a debug build boxes
+    /// generic values) allocates nothing per step after warm-up, with every posterior, with importance samples, on
+    /// one and two threads, for data parallelism and single-threaded BLAS. scripts/test.sh builds it.
+    func testReleaseTrainingStepAllocatesNothing() throws {
+        let debug = URL(fileURLWithPath: try LatentCommand.executable()).deletingLastPathComponent()
+        let bench = debug.deletingLastPathComponent().appendingPathComponent("release/latent-bench").path
+        guard FileManager.default.isExecutableFile(atPath: bench) else {
+            XCTFail("no release latent-bench at \(bench): run `swift build -c release --product latent-bench` " +
+                    "(scripts/test.sh does)")
+            return
+        }
+        let rows = try runSmoke(bench).object["rows"] as! [[String: Any]]
+        let steps = rows.filter {
+            ["train_step", "scaling"].contains($0["kind"] as? String)
+                && ($0["parallelism"] as? String == "data" || $0["threads"] as? Int == 1)
+        }
+        XCTAssertGreaterThanOrEqual(steps.count, 10)
+        XCTAssertTrue(steps.contains { $0["threads"] as? Int == 2 }, "a 2-thread row")
+        for row in steps {
+            let what = "\(row["kind"]!) batch \(row["batch"]!) \(row["posterior"]!) m = \(row["samples"]!) " +
+                "\(row["threads"]!) threads"
+            XCTAssertEqual(row["bytes_allocated_per_step"] as? Double, 0, what)
+            XCTAssertEqual(row["allocations_per_step"] as? Double, 0, what)
+        }
     }
 }
