@@ -77,11 +77,12 @@ struct BenchRunner {
         print("## GEMM (cblas_sgemm, y = x Wᵀ, one thread unless noted)")
         print("| shape (rows×inner×columns) | threads | GFLOP/s |")
         print("|---|---:|---|")
-        let widths = [784, 300, 300, 20]
+        // Every distinct layer of the CS236 model, encoder 784-300-300-20 then decoder 10-300-300-784.
+        let layers = [(784, 300), (300, 300), (300, 20), (10, 300), (300, 784)]
         let batches = mode == .smoke ? [100] : [32, 100, 512]
         var shapes: [(Int, Int, Int, Int)] = []
         for b in batches {
-            for l in 0..<(widths.count - 1) { shapes.append((b, widths[l], widths[l + 1], 1)) }
+            for (inputs, outputs) in layers { shapes.append((b, inputs, outputs, 1)) }
         }
         let big = mode == .smoke ? 256 : 1024
         shapes.append((big, big, big, 1))
