@@ -72,6 +72,29 @@ final class TrainerStepTests: XCTestCase {
         for threads in [2, 3] { try check(configuration, threads: threads, batch: 9) }
     }
 
+    /// Region 1's queue: when the other workers are late, the first takes every slice, and the step (parameters,
+    /// moments, term sums) is bit-identical to the one the workers compute together.
+    func testOneWorkerTakingEverySliceComputesTheSameStep() throws {
+        let data = images(count: 30, side: 10, seed: 5)
+        func train(lateWorkers: Bool) throws -> (parameters: [Float], moments: [Float], losses: [Double]) {
+            let model = VariationalAutoencoder<Float>(ModelConfiguration(inputs: 100, hidden: [70, 130], latent: 3))
+            model.initialize(seed: 3)
+            let trainer = Trainer(model: model, images: data, batchSize: 9, learningRate: 1e-3, seed: 31, threads: 3)
+            if lateWorkers {
+                trainer.regions.pass.body = { trainer, part in
+                    if part == 0 { trainer.pass(part: 0) }
+                }
+            }
+            trainer.beginEpoch(0)
+            let losses = try (0..<3).map { try trainer.trainStep(batch: $0).loss }
+            return (model.store.parameters.array, trainer.adam.secondMoment.array, losses)
+        }
+        let together = try train(lateWorkers: false), alone = try train(lateWorkers: true)
+        XCTAssertEqual(together.losses, alone.losses)
+        XCTAssertEqual(together.parameters, alone.parameters)
+        XCTAssertEqual(together.moments, alone.moments)
+    }
+
     /// Region 2's queue covers every output row of every layer exactly once, splits only where a block keeps
     /// ≥ 32 rows, and puts the largest GEMMs first.
     func testUpdateQueueCoversEveryLayerOnceLargestFirst() {

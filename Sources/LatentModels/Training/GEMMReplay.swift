@@ -12,21 +12,26 @@ public final class GEMMReplay: @unchecked Sendable {
     }
 
     /// Runs the GEMMs of one step of `rows` examples (the trainer's batch size by default) in the trainer's two
-    /// regions: each worker's forward and input-gradient GEMMs on its slice, then the blocks of dW from the same queue.
+    /// regions: the forward and input-gradient GEMMs of each slice from region 1's queue, then the blocks of dW from
+    /// region 2's queue.
     public func run(rows: Int? = nil) {
         let batch = rows ?? trainer.batchSize
         let model = trainer.model
         let samples = model.configuration.samples
         let p = UnsafePointer(model.store.parameters.pointer)
         if BLASThreads.current != trainer.blasThreads { BLASThreads.set(trainer.blasThreads) }
-        trainer.pool.run { w in
-            let n = Parallel.slice(batch, parts: trainer.workers, part: w).count
-            guard n > 0 else { return }
-            let ws = trainer.workspaces[w]
-            GEMMReplay.forward(model.encoder, p, input: ws.x.pointer, rows: n, ws.encoder)
-            GEMMReplay.forward(model.decoder, p, input: ws.z.pointer, rows: n * samples, ws.decoder)
-            GEMMReplay.inputGradients(model.decoder, p, rows: n * samples, ws.decoder, inputGradient: ws.dz.pointer)
-            GEMMReplay.inputGradients(model.encoder, p, rows: n, ws.encoder, inputGradient: nil)
+        trainer.nextSlice.store(0, ordering: .relaxed)
+        trainer.pool.run { _ in
+            trainer.forEachSlice { w in
+                let n = Parallel.slice(batch, parts: trainer.workers, part: w).count
+                guard n > 0 else { return }
+                let ws = trainer.workspaces[w]
+                GEMMReplay.forward(model.encoder, p, input: ws.x.pointer, rows: n, ws.encoder)
+                GEMMReplay.forward(model.decoder, p, input: ws.z.pointer, rows: n * samples, ws.decoder)
+                GEMMReplay.inputGradients(model.decoder, p, rows: n * samples, ws.decoder,
+                                          inputGradient: ws.dz.pointer)
+                GEMMReplay.inputGradients(model.encoder, p, rows: n, ws.encoder, inputGradient: nil)
+            }
         }
         trainer.nextUpdateBlock.store(0, ordering: .relaxed)
         trainer.pool.run { w in

@@ -4,8 +4,10 @@ import Synchronization
 
 /// Data-parallel training of a Float model (DESIGN.md § Multicore) in two parallel regions a step, single-threaded
 /// BLAS in each worker:
-/// 1. each worker takes a contiguous slice of the minibatch through the forward pass and the backward pass of the
-///    activations (every layer's pre-activation gradient dy, no weight gradients);
+/// 1. the workers take the minibatch's contiguous slices (one per worker) from a queue and take each through the
+///    forward pass and the backward pass of the activations (every layer's pre-activation gradient dy, no weight
+///    gradients): in the quiet case each worker takes one, and a worker that starts late (its core taken by another
+///    process) finds its slice done by one that has finished;
 /// 2. the workers take blocks of output rows of the layers from a shared queue (largest first, so a core slowed by
 ///    another process does fewer), form each block of dW = Σ_workers dyᵀx and db from all workers' slices (one GEMM
 ///    per slice, always in slice order, so the result does not depend on who takes the block), and apply Adam to it.
@@ -48,6 +50,8 @@ public final class Trainer: @unchecked Sendable {
     /// Region 2's queue: blocks of output rows of the layers, largest first, taken in turn by whichever worker is free.
     let updateBlocks: [UpdateBlock]
     let nextUpdateBlock = Atomic<Int>(0)
+    /// Region 1's queue: the next slice of the batch to take.
+    let nextSlice = Atomic<Int>(0)
     let regions = StepRegions()
     /// The current step's inputs, set before its regions run.
     var inputs: StepInputs?
@@ -156,6 +160,7 @@ public final class Trainer: @unchecked Sendable {
                 thresholds.withUnsafeBufferPointer { thresholds in
                     inputs = StepInputs(start: start, rows: rows, step: step, order: order.baseAddress!,
                                         pixels: pixels.baseAddress!, thresholds: thresholds.baseAddress!)
+                    nextSlice.store(0, ordering: .relaxed)
                     pool.run(regions.pass)
                 }
             }
@@ -206,14 +211,33 @@ public final class Trainer: @unchecked Sendable {
         return 0
     }
 
-    /// Region 1 of the step, part `w`: binarize and draw noise for the worker's slice, then the forward pass and the
-    /// backward pass of the activations (`Objective.evaluate` on workspaces that defer weight gradients).
-    func pass(part w: Int) {
+    /// Runs `body` on the batch's slices taken in turn from region 1's queue until none is left (`nextSlice` is reset
+    /// before the region starts); every slice is taken by exactly one worker.
+    @inline(__always)
+    func forEachSlice(_ body: (Int) -> Void) {
+        while true {
+            let w = nextSlice.add(1, ordering: .relaxed).oldValue
+            guard w < workers else { return }
+            body(w)
+        }
+    }
+
+    /// Region 1 of the step, for each slice the worker takes from the queue.
+    func pass(part _: Int) {
+        forEachSlice { pass(slice: $0) }
+    }
+
+    /// Slice `w` of the batch: binarize and draw noise for its rows, then the forward pass and the backward pass of
+    /// the activations (`Objective.evaluate` on workspaces that defer weight gradients). Everything it writes is the
+    /// slice's own (workspace, sums, failure code, gradient buffer) and every draw is keyed by row, so the result
+    /// does not depend on which worker computes it.
+    func pass(slice w: Int) {
         let step = inputs!
         let slice = Parallel.slice(step.rows, parts: workers, part: w)
         let ws = workspaces[w]
         guard !slice.isEmpty else {
             workerSums[w] = TermSums()
+            workerFailures[w] = 0
             return
         }
         let d = model.configuration.inputs, k = model.configuration.latent
@@ -320,7 +344,8 @@ struct StepInputs {
 final class StepRegions {
     final class Region: ParallelRegion {
         unowned(unsafe) var trainer: Trainer?
-        let body: (Trainer, Int) -> Void
+        /// What part `part` does (replaceable by tests, e.g. to make a worker late).
+        var body: (Trainer, Int) -> Void
         init(_ body: @escaping (Trainer, Int) -> Void) { self.body = body }
         func run(part: Int) { body(trainer!, part) }
     }
