@@ -211,15 +211,21 @@ public final class Trainer: @unchecked Sendable {
         return 0
     }
 
-    /// Runs `body` on the batch's slices taken in turn from region 1's queue until none is left (`nextSlice` is reset
-    /// before the region starts); every slice is taken by exactly one worker.
+    /// Calls `body` with the indices 0..<count taken in turn from `counter` (set to 0 before the region starts) until
+    /// none is left: each index goes to exactly one of the workers drawing on the same counter. Both regions' queues.
+    @inline(__always)
+    static func takeInTurn(from counter: borrowing Atomic<Int>, count: Int, _ body: (Int) -> Void) {
+        while true {
+            let i = counter.add(1, ordering: .relaxed).oldValue
+            guard i < count else { return }
+            body(i)
+        }
+    }
+
+    /// Runs `body` on the batch's slices taken from region 1's queue (`nextSlice`).
     @inline(__always)
     func forEachSlice(_ body: (Int) -> Void) {
-        while true {
-            let w = nextSlice.add(1, ordering: .relaxed).oldValue
-            guard w < workers else { return }
-            body(w)
-        }
+        Trainer.takeInTurn(from: nextSlice, count: workers, body)
     }
 
     /// Region 1 of the step, for each slice the worker takes from the queue.
@@ -264,13 +270,10 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on blocks taken from region 2's queue until it is empty (`nextUpdateBlock` is reset before the
-    /// region starts); every block is taken by exactly one worker.
+    /// Runs `body` on the blocks taken from region 2's queue (`nextUpdateBlock`).
     @inline(__always)
     func forEachUpdateBlock(_ body: (LayerTask, Range<Int>) -> Void) {
-        while true {
-            let i = nextUpdateBlock.add(1, ordering: .relaxed).oldValue
-            guard i < updateBlocks.count else { return }
+        Trainer.takeInTurn(from: nextUpdateBlock, count: updateBlocks.count) { i in
             body(layerTasks[updateBlocks[i].task], updateBlocks[i].outputs)
         }
     }
