@@ -78,6 +78,6 @@ let package = Package(
         .testTarget(name: "LatentDataTests", dependencies: ["LatentData", "TestSupport"]),
         .testTarget(name: "LatentModelsTests", dependencies: ["LatentModels", "LatentData", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "LatentCLITests", dependencies: ["LatentCLI"]),
+        .testTarget(name: "LatentCLITests", dependencies: ["LatentCLI", "LatentCore"]),
     ]
 )

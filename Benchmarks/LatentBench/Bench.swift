@@ -11,6 +11,7 @@ struct Bench {
     enum Mode { case full, quick, smoke }
 
     static func main() throws {
+        BLASKernel.selectForThisCPU()
         var arguments = Array(CommandLine.arguments.dropFirst())
         var mode = Mode.full
         var jsonPath: String?

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LatentCore
 
 @main
 struct Latent: ParsableCommand {
@@ -8,6 +9,12 @@ struct Latent: ParsableCommand {
         abstract: "Train and evaluate variational autoencoders on CPUs (BLAS and LAPACK underneath).",
         subcommands: [Train.self, Eval.self, Compare.self, Sample.self, Reconstruct.self, Interpolate.self,
                       LatentMap.self, ReportCommand.self, GradVariance.self])
+
+    /// Makes OpenBLAS run the kernel this CPU can (`BLASKernel`), then parses the command line and runs.
+    static func main() {
+        BLASKernel.selectForThisCPU()
+        main(nil)
+    }
 }
 
 /// Prints a library error as one line on stderr and exits non-zero, instead of a stack trace.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LatentCore
 import LatentData
 import LatentModels
 
@@ -25,7 +26,7 @@ struct Train: ParsableCommand {
             printError("\(start) \(options.configuration.model.rawValue) (\(options.configuration.posterior.rawValue) "
                 + "posterior, k = \(options.configuration.latent), \(session.model.parameterCount) parameters) on "
                 + "\(session.dataset.train.count) images, batch \(options.batch), \(options.threads) thread(s), "
-                + "\(session.totalSteps) steps")
+                + "\(session.totalSteps) steps, BLAS kernel \(BLASKernel.summary)")
             if let warning = TrainingFlags.oversubscriptionWarning(threads: options.threads) { printError(warning) }
             let bar = ProgressLine()
             let outcome = try session.run(progress: { p in

@@ -77,8 +77,8 @@ public enum BLASThreads {
     public static func set(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
     public static var current: Int { Int(openblas_get_num_threads()) }
     public static var processors: Int { Int(openblas_get_num_procs()) }
-    /// OpenBLAS's build configuration and kernel, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH … Zen".
+    /// OpenBLAS's build configuration and kernel, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH … Zen (Zen)".
     public static var configuration: String {
-        String(cString: openblas_get_config()) + " (" + String(cString: openblas_get_corename()) + ")"
+        String(cString: openblas_get_config()) + " (" + BLASKernel.summary + ")"
     }
 }

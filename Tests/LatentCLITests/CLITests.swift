@@ -1,4 +1,5 @@
 import Foundation
+import LatentCore
 import XCTest
 
 /// End-to-end runs of the built `latent` executable on a tiny synthetic dataset.
@@ -128,6 +129,26 @@ final class CLITests: XCTestCase {
     }
 
     // MARK: - (b) reproducibility
+
+    /// Where OpenBLAS falls back to its generic kernel on a CPU that can run a wider one, `latent` runs the wider one
+    /// (re-executed with OPENBLAS_CORETYPE) and says so; otherwise it keeps OpenBLAS's kernel. This test process
+    /// links the same OpenBLAS without the re-execution, so its kernel is OpenBLAS's own choice.
+    func testTrainRunsTheBLASKernelThisCPUCanAndNamesIt() throws {
+        let own = BLASKernel.current
+        let environment = ProcessInfo.processInfo.environment
+        let replacement = BLASKernel.replacement(
+            current: own, configuration: BLASThreads.configuration, cpuFlags: BLASKernel.cpuFlags(),
+            userChoice: environment[BLASKernel.environmentVariable])
+        let r = try LatentCommand.run(trainArguments(out: root.appendingPathComponent("kernel"), iterations: 1))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let start = try XCTUnwrap(r.stderrLines.first { $0.hasPrefix("training ") }, r.stderr)
+        if let replacement {
+            XCTAssertTrue(start.hasSuffix("BLAS kernel \(replacement) (OpenBLAS's own choice on this CPU: \(own))"),
+                          start)
+        } else {
+            XCTAssertTrue(start.hasSuffix("BLAS kernel \(own)"), start)
+        }
+    }
 
     func testSameSeedSameThreadsIsReproducible() throws {
         let a = root.appendingPathComponent("a"), b = root.appendingPathComponent("b")

@@ -1,0 +1,63 @@
+internal import CLinearAlgebra
+import Foundation
+
+/// Which GEMM kernel OpenBLAS runs, and the remedy when a DYNAMIC_ARCH OpenBLAS is older than the CPU: OpenBLAS
+/// 0.3.21 (Debian 12) does not know e.g. Intel's Emerald Rapids and falls back to its generic SSE3 kernel, "Prescott",
+/// which runs this engine's GEMMs 3–6× slower than the AVX-512 kernel the CPU can run (latent-bench's GEMM table).
+public enum BLASKernel {
+    /// The kernel OpenBLAS runs, as it names it ("SkylakeX", "Haswell", "Prescott", …).
+    public static var current: String { String(cString: openblas_get_corename()) }
+
+    /// The variable through which OpenBLAS takes a kernel; it reads it once, while the library loads (before `main`).
+    public static let environmentVariable = "OPENBLAS_CORETYPE"
+    /// Set by `selectForThisCPU` for the process it re-executes: the kernel OpenBLAS had chosen by itself.
+    static let fallbackVariable = "LATENT_OPENBLAS_OWN_KERNEL"
+
+    /// The kernel to ask OpenBLAS for instead of `current`, or nil to keep it. Only a DYNAMIC_ARCH build that fell back
+    /// to its generic kernel is overridden, never a kernel the user chose, and only with a kernel whose instructions
+    /// the CPU's flags (as Linux lists them: enabled by the OS too) include.
+    public static func replacement(current: String, configuration: String, cpuFlags: Set<String>,
+                                   userChoice: String?) -> String? {
+        guard userChoice == nil, configuration.contains("DYNAMIC_ARCH"), current.lowercased() == "prescott" else {
+            return nil
+        }
+        if cpuFlags.isSuperset(of: ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]) { return "SkylakeX" }
+        if cpuFlags.isSuperset(of: ["avx2", "fma"]) { return "Haswell" }
+        if cpuFlags.contains("avx") { return "Sandybridge" }
+        return nil
+    }
+
+    /// The CPU's feature flags from /proc/cpuinfo (empty where there is none: then nothing is replaced).
+    public static func cpuFlags(cpuinfo path: String = "/proc/cpuinfo") -> Set<String> {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              let list = line.split(separator: ":", maxSplits: 1).last else { return [] }
+        return Set(list.split(separator: " ").map(String.init))
+    }
+
+    /// Re-executes this process with `OPENBLAS_CORETYPE` set when `replacement` names a kernel: the only way to choose
+    /// one, since OpenBLAS reads the variable while loading. Call first thing in `main`; it returns when there is
+    /// nothing to do or the exec fails (then OpenBLAS's own kernel stays, only slower). Set `OPENBLAS_CORETYPE`
+    /// yourself to keep any kernel, OpenBLAS's fallback included.
+    public static func selectForThisCPU() {
+        let environment = ProcessInfo.processInfo.environment
+        guard let kernel = replacement(current: current, configuration: String(cString: openblas_get_config()),
+                                       cpuFlags: cpuFlags(), userChoice: environment[environmentVariable]) else {
+            return
+        }
+        setenv(fallbackVariable, current, 1)
+        setenv(environmentVariable, kernel, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        unsetenv(environmentVariable)
+        unsetenv(fallbackVariable)
+    }
+
+    /// The kernel OpenBLAS would run by itself: `current`, unless `selectForThisCPU` replaced it.
+    public static var ownChoice: String { ProcessInfo.processInfo.environment[fallbackVariable] ?? current }
+
+    /// The kernel for a log line: "SkylakeX", or "SkylakeX (OpenBLAS's own choice on this CPU: Prescott)" when
+    /// `selectForThisCPU` chose it.
+    public static var summary: String {
+        ownChoice == current ? current : "\(current) (OpenBLAS's own choice on this CPU: \(ownChoice))"
+    }
+}
