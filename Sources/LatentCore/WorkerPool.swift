@@ -7,7 +7,8 @@ import Synchronization
 /// calling thread as part 0. Workers spin briefly between regions (a training step has two regions a few hundred
 /// microseconds apart) and then sleep, so a region starts in well under a microsecond while the pool is busy and
 /// costs nothing while it is idle. A region given as a `ParallelRegion` object starts without allocating; one given
-/// as a closure costs one small allocation (its context), like `DispatchQueue.concurrentPerform`.
+/// as a closure costs one small allocation (its context), like `DispatchQueue.concurrentPerform`. Every part runs
+/// with subnormal floats flushed to zero (`SubnormalFlushing`); the calling thread gets its own mode back afterwards.
 public final class WorkerPool: @unchecked Sendable {
     public let size: Int
     private let state: PoolState
@@ -40,12 +41,12 @@ public final class WorkerPool: @unchecked Sendable {
     /// with no allocation at all.
     public func run(_ region: ParallelRegion) {
         guard size > 1 else {
-            region.run(part: 0)
+            SubnormalFlushing.during { region.run(part: 0) }
             return
         }
         state.region = region
         start()
-        region.run(part: 0)
+        SubnormalFlushing.during { region.run(part: 0) }
         finish()
         state.region = nil
     }
@@ -55,13 +56,13 @@ public final class WorkerPool: @unchecked Sendable {
     /// not be `@Sendable`. Not reentrant. For code outside the training step; the step uses `run(_: ParallelRegion)`.
     public func run(_ body: (Int) -> Void) {
         guard size > 1 else {
-            body(0)
+            SubnormalFlushing.during { body(0) }
             return
         }
         withoutActuallyEscaping(body) { escapable in
             state.body = escapable
             start()
-            escapable(0)
+            SubnormalFlushing.during { escapable(0) }
             finish()
             state.body = PoolState.idle
         }
@@ -113,6 +114,7 @@ private final class PoolState: @unchecked Sendable {
         // Generation 0 is the state before any region: a region published before this thread got here must still
         // be seen as new, so the starting point is 0, not the current value.
         var seen = 0
+        SubnormalFlushing.enable()
         while true {
             var spins = 0
             var current = generation.load(ordering: .acquiring)
