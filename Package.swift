@@ -3,16 +3,21 @@ import Foundation
 import PackageDescription
 
 /// Release builds are tuned for the building machine, like `-march=native`: the element-wise kernels are compiled for
-/// AVX-512 where its CPU has it (the ELBO's and the Bernoulli likelihood's passes take about 18 % less time than
-/// with AVX2 in `perf`, batch 100), else for AVX2 and FMA (8 lanes and fused multiply-adds instead of SSE2's 4).
+/// AVX-512 with 16-lane vectors where its CPU has it (LLVM's `prefer-256-bit` tuning turned off; the ELBO's and the
+/// Bernoulli likelihood's passes take about a third less time than with AVX2 in `perf` at batch 512; the GEMM kernel
+/// runs 512-bit instructions anyway), else for AVX2 and FMA (8 lanes and fused multiply-adds instead of SSE2's 4).
 let hostCPUFlags: Set<String> = {
     guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
           let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
     return Set(flags.split(separator: " ").map(String.init))
 }()
+/// A target feature for Swift's code generation, which takes them from its Clang importer.
+func targetFeature(_ feature: String) -> [String] {
+    ["-Xcc", "-Xclang", "-Xcc", "-target-feature", "-Xcc", "-Xclang", "-Xcc", feature]
+}
 let hostTarget: [String] =
     hostCPUFlags.isSuperset(of: ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "fma"])
-        ? ["-target-cpu", "skylake-avx512"]
+        ? ["-target-cpu", "skylake-avx512"] + targetFeature("-prefer-256-bit")
         : hostCPUFlags.isSuperset(of: ["avx2", "fma"]) ? ["-target-cpu", "haswell"] : []
 let releaseFlags = ["-Ounchecked", "-wmo"] + hostTarget
 let optimized: [SwiftSetting] = [.unsafeFlags(releaseFlags, .when(configuration: .release))]

@@ -107,4 +107,32 @@ final class BinarizationTests: XCTestCase {
             XCTAssertEqual(sums[i] / n, p, accuracy: 4 * (p * (1 - p) / n).squareRoot() + 1e-12, "pixel \(i) level \(level)")
         }
     }
+
+    /// Four images through four streams in lanes give the pixels of four separate calls, for even and odd sizes.
+    func testFourImagesAtOnceMatchOneAtATime() {
+        let pixels = IDXFixture.randomPixels(4 * 784, seed: 9)
+        Binarization.thresholds.withUnsafeBufferPointer { thresholds in
+            pixels.withUnsafeBufferPointer { px in
+                for count in [784, 7, 1] {
+                    let streams = (0..<4).map { RandomStream(seed: 3, purpose: .binarization, step: 2, index: UInt64($0)) }
+                    let images = (0..<4).map { px.baseAddress! + (3 - $0) * 784 }
+                    var expected = [Float](repeating: -1, count: 4 * count)
+                    for lane in 0..<4 {
+                        var rng = streams[lane]
+                        expected.withUnsafeMutableBufferPointer {
+                            Binarization.sample(pixels: images[lane], count: count, thresholds: thresholds.baseAddress!,
+                                                rng: &rng, into: $0.baseAddress! + lane * count)
+                        }
+                    }
+                    var lanes = RandomStreams4(streams[0], streams[1], streams[2], streams[3])
+                    var got = [Float](repeating: -1, count: 4 * count)
+                    got.withUnsafeMutableBufferPointer {
+                        Binarization.sample(pixels: (images[0], images[1], images[2], images[3]), count: count,
+                                            thresholds: thresholds.baseAddress!, rng: &lanes, into: $0.baseAddress!)
+                    }
+                    XCTAssertEqual(got, expected, "count \(count)")
+                }
+            }
+        }
+    }
 }

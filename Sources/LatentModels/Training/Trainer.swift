@@ -246,13 +246,9 @@ public final class Trainer: @unchecked Sendable {
             workerFailures[w] = 0
             return
         }
-        let d = model.configuration.inputs, k = model.configuration.latent
-        let samples = model.configuration.samples
+        let k = model.configuration.latent, samples = model.configuration.samples
+        binarize(rows: slice, of: step, into: ws.x.pointer)
         for (j, row) in slice.enumerated() {
-            let example = step.order[step.start + row]
-            var bits = RandomStream(seed: seed, purpose: .binarization, step: UInt64(step.step), index: UInt64(row))
-            Binarization.sample(pixels: step.pixels + example * d, count: d, thresholds: step.thresholds, rng: &bits,
-                                into: ws.x.pointer + j * d)
             var noise = RandomStream(seed: seed, purpose: .noise, step: UInt64(step.step), index: UInt64(row))
             for s in 0..<samples {
                 noise.fillNormal(ws.noise.pointer + (s * slice.count + j) * k, count: k)
@@ -267,6 +263,29 @@ public final class Trainer: @unchecked Sendable {
                                                  mixture: model.mixture != nil, width: model.posterior.parameterCount)
         } catch {
             workerFailures[w] = 1
+        }
+    }
+
+    /// Fresh binarized pixels for the batch rows `rows` into consecutive rows of `x`, each row from its own stream
+    /// keyed by (seed, step, row), four rows at a time through `RandomStreams4` (the same pixels as row by row).
+    func binarize(rows: Range<Int>, of step: StepInputs, into x: UnsafeMutablePointer<Float>) {
+        let d = model.configuration.inputs
+        func stream(_ row: Int) -> RandomStream {
+            RandomStream(seed: seed, purpose: .binarization, step: UInt64(step.step), index: UInt64(row))
+        }
+        func pixels(_ row: Int) -> UnsafePointer<UInt8> { step.pixels + step.order[step.start + row] * d }
+        var row = rows.lowerBound
+        while row + 4 <= rows.upperBound {
+            var streams = RandomStreams4(stream(row), stream(row + 1), stream(row + 2), stream(row + 3))
+            Binarization.sample(pixels: (pixels(row), pixels(row + 1), pixels(row + 2), pixels(row + 3)), count: d,
+                                thresholds: step.thresholds, rng: &streams, into: x + (row - rows.lowerBound) * d)
+            row += 4
+        }
+        while row < rows.upperBound {
+            var bits = stream(row)
+            Binarization.sample(pixels: pixels(row), count: d, thresholds: step.thresholds, rng: &bits,
+                                into: x + (row - rows.lowerBound) * d)
+            row += 1
         }
     }
 
