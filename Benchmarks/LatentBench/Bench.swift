@@ -54,6 +54,8 @@ struct BenchRunner {
     let mode: Bench.Mode
     var rows: [Row] = []
     let cores = ProcessInfo.processInfo.activeProcessorCount
+    /// The machine's own GEMM peak by thread count: the square GEMM of the kernel table (1024³), in GFLOP/s.
+    var gemmPeak: [Int: Double] = [:]
 
     init(mode: Bench.Mode) { self.mode = mode }
 
@@ -101,6 +103,7 @@ struct BenchRunner {
                                b: w.pointer, ldb: k, beta: 0, c: c.pointer, ldc: n)
                 }
             }
+            if m == big && k == big && n == big { gemmPeak[threads] = result.median }
             print("| \(m)×\(k)×\(n) | \(threads) | \(format(result, digits: 1)) |")
             rows.append(Row(kind: "gemm", threads: threads, gflops: result.median, gflops_min: result.min,
                             gflops_max: result.max, rows_m: m, columns_n: n, inner_k: k))
@@ -172,15 +175,16 @@ struct BenchRunner {
 
     mutating func trainingSteps() {
         print("## Training step (CS236 model 784-300-300, ELU; synthetic images; data parallelism)")
-        print("| batch | k | posterior | m | threads | samples/s | GFLOP/s | efficiency | bytes/step | allocs/step |")
-        print("|---:|---:|---|---:|---:|---|---:|---:|---:|---:|")
+        print("| batch | k | posterior | m | threads | samples/s | GFLOP/s | of GEMM peak | efficiency | bytes/step | "
+              + "allocs/step |")
+        print("|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|")
         for config in stepConfigs {
             let row = measureStep(config)
             rows.append(row)
-            print(String(format: "| %d | %d | %@ | %d | %d | %@ | %.1f | %.2f | %.0f | %.1f |", config.batch,
+            print(String(format: "| %d | %d | %@ | %d | %d | %@ | %.1f | %.0f %% | %.2f | %.0f | %.1f |", config.batch,
                          config.latent, config.posterior.rawValue, config.samples, config.threads,
-                         formatRow(row), row.gflops ?? 0, row.efficiency ?? 0, row.bytes_allocated_per_step ?? 0,
-                         row.allocations_per_step ?? 0))
+                         formatRow(row), row.gflops ?? 0, 100 * (row.peak_fraction ?? 0), row.efficiency ?? 0,
+                         row.bytes_allocated_per_step ?? 0, row.allocations_per_step ?? 0))
         }
         print()
     }
@@ -234,7 +238,9 @@ struct BenchRunner {
                    competing_process: competing, samples_per_second: result.median,
                    samples_per_second_min: result.min, samples_per_second_max: result.max,
                    gflops: result.median * flopsPerSample / 1e9, gflops_min: result.min * flopsPerSample / 1e9,
-                   gflops_max: result.max * flopsPerSample / 1e9, efficiency: efficiency,
+                   gflops_max: result.max * flopsPerSample / 1e9,
+                   peak_fraction: gemmPeak[config.threads].map { result.median * flopsPerSample / 1e9 / $0 },
+                   efficiency: efficiency,
                    bytes_allocated_per_step: bytes, allocations_per_step: allocations)
     }
 

@@ -56,6 +56,8 @@ struct Row: Codable {
     var gflops: Double?
     var gflops_min: Double?
     var gflops_max: Double?
+    /// The step's GFLOP/s over the machine's own 1024³ GEMM at the same thread count.
+    var peak_fraction: Double?
     var efficiency: Double?
     var bytes_allocated_per_step: Double?
     var allocations_per_step: Double?

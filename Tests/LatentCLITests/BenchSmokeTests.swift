@@ -32,7 +32,10 @@ final class BenchSmokeTests: XCTestCase {
         for heading in ["## GEMM", "## Cholesky", "## Training step", "## Thread scaling", "## Evaluation"] {
             XCTAssertTrue(text.contains(heading), "missing section \(heading)")
         }
-        XCTAssertNotNil(object["machine"])
+        let machine = try XCTUnwrap(object["machine"] as? [String: Any])
+        for key in ["cpu", "cores", "blas", "blas_kernel", "blas_own_kernel"] {
+            XCTAssertNotNil(machine[key], "machine lacks \(key)")
+        }
         let rows = object["rows"] as! [[String: Any]]
         let kinds = Set(rows.map { $0["kind"] as! String })
         XCTAssertEqual(kinds, ["gemm", "potrf", "train_step", "scaling", "eval_iwae"])
@@ -41,7 +44,7 @@ final class BenchSmokeTests: XCTestCase {
         XCTAssertTrue(steps.contains { ($0["samples"] as? Int ?? 1) > 1 }, "an IWAE row")
         for row in steps {
             for key in ["batch", "latent", "posterior", "samples", "threads", "samples_per_second", "gflops",
-                        "efficiency", "bytes_allocated_per_step"] {
+                        "peak_fraction", "efficiency", "bytes_allocated_per_step"] {
                 XCTAssertNotNil(row[key], "train_step row lacks \(key)")
             }
             XCTAssertGreaterThan(row["samples_per_second"] as? Double ?? 0, 0)
