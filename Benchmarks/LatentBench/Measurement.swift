@@ -56,7 +56,7 @@ struct Row: Codable {
     var gflops: Double?
     var gflops_min: Double?
     var gflops_max: Double?
-    /// The step's GFLOP/s over the machine's own 1024³ GEMM at the same thread count.
+    /// The step's GFLOP/s over the machine's own GEMM peak: the 1024³ GEMM on one thread, times the threads.
     var peak_fraction: Double?
     var efficiency: Double?
     var bytes_allocated_per_step: Double?
