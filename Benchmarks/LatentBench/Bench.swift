@@ -71,6 +71,7 @@ struct BenchRunner {
         gemmKernels()
         choleskyKernels()
         trainingSteps()
+        strategies()
         threadScaling()
         evaluation()
     }
@@ -150,7 +151,8 @@ struct BenchRunner {
         var posterior: PosteriorKind
         var samples: Int
         var threads: Int
-        var parallelism: Trainer.Parallelism = .data
+        /// `auto` by default: what `latent train --threads` does for the batch size.
+        var parallelism: Trainer.Parallelism = .auto
     }
 
     var stepConfigs: [StepConfig] {
@@ -175,17 +177,49 @@ struct BenchRunner {
     }
 
     mutating func trainingSteps() {
-        print("## Training step (CS236 model 784-300-300, ELU; synthetic images; data parallelism)")
-        print("| batch | k | posterior | m | threads | samples/s | GFLOP/s | of GEMM peak | efficiency | bytes/step | "
-              + "allocs/step |")
-        print("|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|")
+        print("## Training step (CS236 model 784-300-300, ELU; synthetic images; the strategy `--threads` chooses)")
+        print("| batch | k | posterior | m | threads | parallelism | samples/s | GFLOP/s | of GEMM peak | efficiency | "
+              + "bytes/step | allocs/step |")
+        print("|---:|---:|---|---:|---:|---|---|---:|---:|---:|---:|---:|")
         for config in stepConfigs {
             let row = measureStep(config)
             rows.append(row)
-            print(String(format: "| %d | %d | %@ | %d | %d | %@ | %.1f | %.0f %% | %.2f | %.0f | %.1f |", config.batch,
-                         config.latent, config.posterior.rawValue, config.samples, config.threads,
-                         formatRow(row), row.gflops ?? 0, 100 * (row.peak_fraction ?? 0), row.efficiency ?? 0,
-                         row.bytes_allocated_per_step ?? 0, row.allocations_per_step ?? 0))
+            print(String(format: "| %d | %d | %@ | %d | %d | %@ | %@ | %.1f | %.0f %% | %.2f | %.0f | %.1f |",
+                         config.batch, config.latent, config.posterior.rawValue, config.samples, config.threads,
+                         row.parallelism ?? "", formatRow(row), row.gflops ?? 0, 100 * (row.peak_fraction ?? 0),
+                         row.efficiency ?? 0, row.bytes_allocated_per_step ?? 0, row.allocations_per_step ?? 0))
+        }
+        print()
+    }
+
+    // MARK: - Strategies
+
+    /// Data against tensor parallelism on all cores for each batch size, in alternating repetitions (the speed-up is
+    /// the median of the paired ratios): the measurement behind `auto`'s choice.
+    mutating func strategies() {
+        guard cores > 1 else { return }
+        print("## Strategies (k = 10, diagonal, \(cores) threads; tensor against data parallelism)")
+        print("| batch | data samples/s | tensor samples/s | tensor over data | tensor bytes/step | auto chooses |")
+        print("|---:|---|---|---:|---:|---|")
+        for batch in mode == .smoke ? [8] : [32, 100, 512] {
+            let data = StepConfig(batch: batch, latent: mode == .smoke ? 4 : 10, posterior: .diagonal, samples: 1,
+                                  threads: cores, parallelism: .data)
+            var tensor = data
+            tensor.parallelism = .tensor
+            let paired = pairedSpeedup(data, tensor)
+            let tensorRow = measureStep(tensor)
+            let dataRate = paired.rate.median / paired.speedup
+            for (config, rate) in [(data, dataRate), (tensor, paired.rate.median)] {
+                rows.append(Row(kind: "strategy", batch: batch, latent: config.latent, posterior: "diagonal",
+                                samples: 1, threads: cores, parallelism: config.parallelism.rawValue,
+                                samples_per_second: rate,
+                                bytes_allocated_per_step: config.parallelism == .tensor
+                                    ? tensorRow.bytes_allocated_per_step : nil,
+                                speedup: config.parallelism == .tensor ? paired.speedup : 1))
+            }
+            print(String(format: "| %d | %.0f | %@ | %.2f× | %.0f | %@ |", batch, dataRate, format(paired.rate, digits: 0),
+                         paired.speedup, tensorRow.bytes_allocated_per_step ?? 0,
+                         Trainer.Parallelism.auto.resolved(batchSize: batch, threads: cores).rawValue))
         }
         print()
     }
@@ -236,7 +270,7 @@ struct BenchRunner {
         let flopsPerSample = trainer.model.trainingFLOPs(rows: 1, samples: config.samples)
         let peak = gemmPeakPerCore.map { $0 * Double(config.threads) }
         return Row(kind: "train_step", batch: config.batch, latent: config.latent, posterior: config.posterior.rawValue,
-                   samples: config.samples, threads: config.threads, parallelism: config.parallelism.rawValue,
+                   samples: config.samples, threads: config.threads, parallelism: trainer.parallelism.rawValue,
                    competing_process: competing, samples_per_second: result.median,
                    samples_per_second_min: result.min, samples_per_second_max: result.max,
                    gflops: result.median * flopsPerSample / 1e9, gflops_min: result.min * flopsPerSample / 1e9,
@@ -259,9 +293,10 @@ struct BenchRunner {
         let single = measureStep(base)
         for competing in [false, true] {
             let busy = competing ? BusyLoop() : nil
-            for parallelism in Trainer.Parallelism.allCases {
+            for parallelism in [Trainer.Parallelism.data, .tensor, .blas] {
                 for threads in 1...cores {
-                    if threads == 1 && parallelism == .blas { continue }
+                    // On one thread every strategy is the same single worker.
+                    if threads == 1 && parallelism != .data { continue }
                     var config = base
                     config.threads = threads
                     config.parallelism = parallelism

@@ -97,8 +97,10 @@ struct TrainingFlags: ParsableArguments {
     @Option(help: "Total optimization steps (instead of --epochs).") var iterations: Int?
     @Option(help: "Random seed (initialization, shuffling, binarization, noise).") var seed: UInt64 = 0
     @Option(help: "Worker threads (default: all cores).") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-    @Option(help: "How --threads are used: data (split the batch, single-threaded BLAS per worker) or blas (OpenBLAS threads).")
-    var parallelism: Trainer.Parallelism = .data
+    @Option(help: ArgumentHelp("How --threads are used: auto (tensor up to batch \(Trainer.tensorBatchLimit), data "
+        + "above), data (split the batch; single-threaded BLAS per worker), tensor (split every layer's outputs) or "
+        + "blas (OpenBLAS threads). The results depend on the thread count only, not on this choice's timing."))
+    var parallelism: Trainer.Parallelism = .auto
     @Option(help: "Output directory.") var out: String = "runs/latest"
     @Option(help: "Also checkpoint every N steps within an epoch (0: at the end of each epoch only).")
     var checkpointEvery: Int = 0

@@ -25,8 +25,9 @@ struct Train: ParsableCommand {
             let start = resume == nil ? "training" : "resuming at step \(session.trainer.step):"
             printError("\(start) \(options.configuration.model.rawValue) (\(options.configuration.posterior.rawValue) "
                 + "posterior, k = \(options.configuration.latent), \(session.model.parameterCount) parameters) on "
-                + "\(session.dataset.train.count) images, batch \(options.batch), \(options.threads) thread(s), "
-                + "\(session.totalSteps) steps, BLAS kernel \(BLASKernel.summary)")
+                + "\(session.dataset.train.count) images, batch \(options.batch), \(options.threads) thread(s) "
+                + "(\(session.trainer.parallelism.rawValue) parallelism), \(session.totalSteps) steps, "
+                + "BLAS kernel \(BLASKernel.summary)")
             if let warning = TrainingFlags.oversubscriptionWarning(threads: options.threads) { printError(warning) }
             let bar = ProgressLine()
             let outcome = try session.run(progress: { p in

@@ -29,7 +29,8 @@ final class BenchSmokeTests: XCTestCase {
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: bench),
                       "latent-bench is not built next to \(latent.path); run `swift build --build-tests`")
         let (text, object) = try runSmoke(bench)
-        for heading in ["## GEMM", "## Cholesky", "## Training step", "## Thread scaling", "## Evaluation"] {
+        for heading in ["## GEMM", "## Cholesky", "## Training step", "## Strategies", "## Thread scaling",
+                        "## Evaluation"] {
             XCTAssertTrue(text.contains(heading), "missing section \(heading)")
         }
         let machine = try XCTUnwrap(object["machine"] as? [String: Any])
@@ -38,7 +39,12 @@ final class BenchSmokeTests: XCTestCase {
         }
         let rows = object["rows"] as! [[String: Any]]
         let kinds = Set(rows.map { $0["kind"] as! String })
-        XCTAssertEqual(kinds, ["gemm", "potrf", "train_step", "scaling", "eval_iwae"])
+        XCTAssertEqual(kinds, ["gemm", "potrf", "train_step", "strategy", "scaling", "eval_iwae"])
+        let strategies = rows.filter { $0["kind"] as? String == "strategy" }
+        XCTAssertEqual(Set(strategies.compactMap { $0["parallelism"] as? String }), ["data", "tensor"])
+        let scalingStrategies = Set(rows.filter { $0["kind"] as? String == "scaling" }
+            .compactMap { $0["parallelism"] as? String })
+        XCTAssertEqual(scalingStrategies, ["data", "tensor", "blas"])
         let steps = rows.filter { $0["kind"] as? String == "train_step" }
         XCTAssertEqual(Set(steps.compactMap { $0["posterior"] as? String }), ["diagonal", "full", "covariance"])
         XCTAssertTrue(steps.contains { ($0["samples"] as? Int ?? 1) > 1 }, "an IWAE row")
@@ -56,7 +62,7 @@ final class BenchSmokeTests: XCTestCase {
 
     /// Acceptance: no allocation in the training step. The release build (what users run; a debug build boxes
     /// generic values) allocates nothing per step after warm-up, with every posterior, with importance samples, on
-    /// one and two threads, for data parallelism and single-threaded BLAS. scripts/test.sh builds it.
+    /// one and two threads, for data and tensor parallelism and single-threaded BLAS. scripts/test.sh builds it.
     func testReleaseTrainingStepAllocatesNothing() throws {
         let debug = URL(fileURLWithPath: try LatentCommand.executable()).deletingLastPathComponent()
         let bench = debug.deletingLastPathComponent().appendingPathComponent("release/latent-bench").path
@@ -68,13 +74,14 @@ final class BenchSmokeTests: XCTestCase {
         let rows = try runSmoke(bench).object["rows"] as! [[String: Any]]
         let steps = rows.filter {
             ["train_step", "scaling"].contains($0["kind"] as? String)
-                && ($0["parallelism"] as? String == "data" || $0["threads"] as? Int == 1)
+                && (["data", "tensor"].contains($0["parallelism"] as? String) || $0["threads"] as? Int == 1)
         }
         XCTAssertGreaterThanOrEqual(steps.count, 10)
         XCTAssertTrue(steps.contains { $0["threads"] as? Int == 2 }, "a 2-thread row")
+        XCTAssertTrue(steps.contains { $0["parallelism"] as? String == "tensor" }, "a tensor-parallel row")
         for row in steps {
             let what = "\(row["kind"]!) batch \(row["batch"]!) \(row["posterior"]!) m = \(row["samples"]!) " +
-                "\(row["threads"]!) threads"
+                "\(row["threads"]!) threads \(row["parallelism"]!)"
             XCTAssertEqual(row["bytes_allocated_per_step"] as? Double, 0, what)
             XCTAssertEqual(row["allocations_per_step"] as? Double, 0, what)
         }

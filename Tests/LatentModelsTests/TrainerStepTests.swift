@@ -7,60 +7,6 @@ import XCTest
 /// slice) computes the gradient of the whole minibatch: after one step, Adam's first moment is (1 − β₁) times the
 /// gradient that one `Objective.evaluate` over the whole batch, in one workspace, gives for the same draws.
 final class TrainerStepTests: XCTestCase {
-    func images(count: Int, side: Int, seed: UInt64) -> ImageSet {
-        var rng = RandomStream(seed: seed, purpose: .sampling)
-        let pixels = (0..<(count * side * side)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        return ImageSet(count: count, rows: side, columns: side, pixels: pixels)
-    }
-
-    /// The whole-batch gradient of step 0, batch 0, drawn exactly as the trainer draws it.
-    func referenceGradient(_ model: VariationalAutoencoder<Float>, images: ImageSet, batch: Int, seed: UInt64) throws
-        -> [Float] {
-        let d = model.configuration.inputs, k = model.configuration.latent, m = model.configuration.samples
-        let order = Trainer.permutation(count: images.count, seed: seed, epoch: 0)
-        let ws = StepWorkspace(model: model, capacity: batch)
-        images.pixels.withUnsafeBufferPointer { pixels in
-            Binarization.thresholds.withUnsafeBufferPointer { thresholds in
-                for row in 0..<batch {
-                    var bits = RandomStream(seed: seed, purpose: .binarization, step: 0, index: UInt64(row))
-                    Binarization.sample(pixels: pixels.baseAddress! + order[row] * d, count: d,
-                                        thresholds: thresholds.baseAddress!, rng: &bits, into: ws.x.pointer + row * d)
-                    var noise = RandomStream(seed: seed, purpose: .noise, step: 0, index: UInt64(row))
-                    for s in 0..<m { noise.fillNormal(ws.noise.pointer + (s * batch + row) * k, count: k) }
-                }
-            }
-        }
-        let g = Buffer<Float>(count: model.parameterCount)
-        _ = try Objective.evaluate(model: model, parameters: model.store.parameters.pointer, rows: batch, samples: m,
-                                   workspace: ws, gradients: g.pointer, lossScale: 1 / Float(batch))
-        return g.array
-    }
-
-    func check(_ configuration: ModelConfiguration, threads: Int, batch: Int = 7,
-               file: StaticString = #filePath, line: UInt = #line) throws {
-        let seed: UInt64 = 31
-        let side = Int(Double(configuration.inputs).squareRoot())
-        let data = images(count: 20, side: side, seed: 5)
-        let model = VariationalAutoencoder<Float>(configuration)
-        model.initialize(seed: 3)
-        let expected = try referenceGradient(model, images: data, batch: batch, seed: seed)
-        let trainer = Trainer(model: model, images: data, batchSize: batch, learningRate: 1e-3, seed: seed,
-                              threads: threads)
-        trainer.beginEpoch(0)
-        _ = try trainer.trainStep(batch: 0)
-        let moment = trainer.adam.firstMoment.array.map { $0 / Float(1 - trainer.adam.beta1) }
-        let scale = expected.map(abs).max()!
-        XCTAssertGreaterThan(scale, 0)
-        for view in model.store.views {
-            let worst = view.range.map { abs(moment[$0] - expected[$0]) }.max()!
-            XCTAssertLessThan(worst, 1e-5 * scale, "\(configuration.model) \(threads) threads: \(view.name)",
-                              file: file, line: line)
-        }
-        // The next step's gradient starts from zero: a second step still sees only its own batch.
-        XCTAssertTrue(trainer.workerGradients.dropFirst().allSatisfy { $0.array.allSatisfy { $0 == 0 } },
-                      "per-worker buffers are cleared by the update", file: file, line: line)
-    }
-
     func testStepGradientIsTheWholeBatchGradientForAnyWorkerCount() throws {
         let configuration = ModelConfiguration(inputs: 9, hidden: [6, 5], latent: 2)
         for threads in [1, 2, 3, 7] { try check(configuration, threads: threads) }
@@ -125,5 +71,63 @@ final class TrainerStepTests: XCTestCase {
         for configuration in [gmvae, iwae] {
             for threads in [1, 2, 3] { try check(configuration, threads: threads) }
         }
+    }
+}
+
+/// The step checks' helpers, shared with `TensorParallelTests`.
+extension XCTestCase {
+    func images(count: Int, side: Int, seed: UInt64) -> ImageSet {
+        var rng = RandomStream(seed: seed, purpose: .sampling)
+        let pixels = (0..<(count * side * side)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        return ImageSet(count: count, rows: side, columns: side, pixels: pixels)
+    }
+
+    /// The whole-batch gradient of step 0, batch 0, drawn exactly as the trainer draws it.
+    func referenceGradient(_ model: VariationalAutoencoder<Float>, images: ImageSet, batch: Int, seed: UInt64) throws
+        -> [Float] {
+        let d = model.configuration.inputs, k = model.configuration.latent, m = model.configuration.samples
+        let order = Trainer.permutation(count: images.count, seed: seed, epoch: 0)
+        let ws = StepWorkspace(model: model, capacity: batch)
+        images.pixels.withUnsafeBufferPointer { pixels in
+            Binarization.thresholds.withUnsafeBufferPointer { thresholds in
+                for row in 0..<batch {
+                    var bits = RandomStream(seed: seed, purpose: .binarization, step: 0, index: UInt64(row))
+                    Binarization.sample(pixels: pixels.baseAddress! + order[row] * d, count: d,
+                                        thresholds: thresholds.baseAddress!, rng: &bits, into: ws.x.pointer + row * d)
+                    var noise = RandomStream(seed: seed, purpose: .noise, step: 0, index: UInt64(row))
+                    for s in 0..<m { noise.fillNormal(ws.noise.pointer + (s * batch + row) * k, count: k) }
+                }
+            }
+        }
+        let g = Buffer<Float>(count: model.parameterCount)
+        _ = try Objective.evaluate(model: model, parameters: model.store.parameters.pointer, rows: batch, samples: m,
+                                   workspace: ws, gradients: g.pointer, lossScale: 1 / Float(batch))
+        return g.array
+    }
+
+    func check(_ configuration: ModelConfiguration, threads: Int, batch: Int = 7,
+               parallelism: Trainer.Parallelism = .data, file: StaticString = #filePath, line: UInt = #line) throws {
+        let seed: UInt64 = 31
+        let side = Int(Double(configuration.inputs).squareRoot())
+        let data = images(count: 20, side: side, seed: 5)
+        let model = VariationalAutoencoder<Float>(configuration)
+        model.initialize(seed: 3)
+        let expected = try referenceGradient(model, images: data, batch: batch, seed: seed)
+        let trainer = Trainer(model: model, images: data, batchSize: batch, learningRate: 1e-3, seed: seed,
+                              threads: threads, parallelism: parallelism)
+        trainer.beginEpoch(0)
+        _ = try trainer.trainStep(batch: 0)
+        let moment = trainer.adam.firstMoment.array.map { $0 / Float(1 - trainer.adam.beta1) }
+        let scale = expected.map(abs).max()!
+        XCTAssertGreaterThan(scale, 0)
+        for view in model.store.views {
+            let worst = view.range.map { abs(moment[$0] - expected[$0]) }.max()!
+            XCTAssertLessThan(worst, 1e-5 * scale,
+                              "\(configuration.model) \(threads) threads, \(parallelism): \(view.name)",
+                              file: file, line: line)
+        }
+        // The next step's gradient starts from zero: a second step still sees only its own batch.
+        XCTAssertTrue(trainer.workerGradients.dropFirst().allSatisfy { $0.array.allSatisfy { $0 == 0 } },
+                      "per-worker buffers are cleared by the update", file: file, line: line)
     }
 }

@@ -4,11 +4,13 @@ import LatentCore
 public enum Activation: String, Sendable, CaseIterable, Codable {
     case elu, relu, tanh, identity
 
-    /// y ← act(y + bias) over a rows×columns row-major block, the bias broadcast over rows (fused in one pass).
+    /// y ← act(y + bias) over a rows×columns row-major block, the bias broadcast over rows (fused in one pass);
+    /// rows lie `stride` elements apart (default `columns`), so a block of columns of a wider matrix works too.
     @inlinable
-    public func forward<T: BLASScalar>(_ y: UnsafeMutablePointer<T>, bias: UnsafePointer<T>, rows: Int, columns: Int) {
+    public func forward<T: BLASScalar>(_ y: UnsafeMutablePointer<T>, bias: UnsafePointer<T>, rows: Int, columns: Int,
+                                       stride: Int? = nil) {
         for r in 0..<rows {
-            let row = y + r * columns
+            let row = y + r * (stride ?? columns)
             switch self {
             case .elu:
                 // ELU (α = 1): y = v for v > 0, eᵛ − 1 otherwise.
@@ -49,5 +51,13 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
         case .identity:
             break
         }
+    }
+
+    /// `backward(output:gradient:count:)` on a rows×columns block of a matrix whose rows lie `stride` elements apart.
+    @inlinable
+    public func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>, rows: Int,
+                                        columns: Int, stride: Int) {
+        guard self != .identity else { return }
+        for r in 0..<rows { backward(output: y + r * stride, gradient: g + r * stride, count: columns) }
     }
 }

@@ -73,6 +73,17 @@ public final class MLPWorkspace<T: BLASScalar>: @unchecked Sendable {
         gradients = mlp.layers.map { Buffer(count: capacity * $0.outputs) }
     }
 
+    /// Rows `rows` of `shared`'s buffers: a view of the same memory (one block of the tensor-parallel batch).
+    public init(viewOf shared: MLPWorkspace<T>, _ mlp: MLP, rows: Range<Int>) {
+        capacity = rows.count
+        outputs = zip(mlp.layers, shared.outputs).map {
+            Buffer(viewOf: $1, offset: rows.lowerBound * $0.outputs, count: rows.count * $0.outputs)
+        }
+        gradients = zip(mlp.layers, shared.gradients).map {
+            Buffer(viewOf: $1, offset: rows.lowerBound * $0.outputs, count: rows.count * $0.outputs)
+        }
+    }
+
     /// The last layer's output (rows × outputs).
     public var output: UnsafeMutablePointer<T> { outputs.last!.pointer }
     /// Where the caller writes dLoss/dOutput before `backward`.

@@ -57,4 +57,35 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
         componentLogDensities = Buffer(count: model.mixture == nil ? 0 : m * capacity * model.configuration.components)
         mixture = model.mixture.map { MixtureScratch(prior: $0, rows: m * capacity) }
     }
+
+    /// The examples `examples` of `shared` (capacity `examples.count`): a view of the same memory, every per-example
+    /// buffer at its offset, with its own per-call scratch (`terms`, the mixture's GEMM buffers). The tensor-parallel
+    /// trainer's workers each run the per-example work of their block through one.
+    public init(viewOf shared: StepWorkspace<T>, model: VariationalAutoencoder<T>, examples: Range<Int>) {
+        let m = shared.samples, k = model.configuration.latent, n = examples.count, first = examples.lowerBound
+        func view(_ buffer: Buffer<T>, _ perExample: Int) -> Buffer<T> {
+            Buffer(viewOf: buffer, offset: first * perExample, count: n * perExample)
+        }
+        capacity = n
+        samples = m
+        x = view(shared.x, model.configuration.inputs)
+        encoder = MLPWorkspace(viewOf: shared.encoder, model.encoder, rows: examples)
+        decoder = MLPWorkspace(viewOf: shared.decoder, model.decoder, rows: (first * m)..<((first + n) * m))
+        noise = view(shared.noise, m * k)
+        z = view(shared.z, m * k)
+        dz = view(shared.dz, m * k)
+        scratch = view(shared.scratch, model.posterior.scratchPerRow)
+        logDeterminant = view(shared.logDeterminant, 1)
+        dLogDeterminant = view(shared.dLogDeterminant, 1)
+        rec = view(shared.rec, m)
+        kl = view(shared.kl, 1)
+        rowScale = view(shared.rowScale, m)
+        terms = Buffer(count: model.configuration.inputs)
+        logPrior = view(shared.logPrior, m)
+        logWeights = view(shared.logWeights, m)
+        coefficient = view(shared.coefficient, m)
+        bound = view(shared.bound, 1)
+        componentLogDensities = view(shared.componentLogDensities, model.mixture == nil ? 0 : m * model.configuration.components)
+        mixture = model.mixture.map { MixtureScratch(prior: $0, rows: m * n) }
+    }
 }

@@ -13,13 +13,14 @@ public final class GEMMReplay: @unchecked Sendable {
 
     /// Runs the GEMMs of one step of `rows` examples (the trainer's batch size by default) in the trainer's two
     /// regions: the forward and input-gradient GEMMs of each slice from region 1's queue, then the blocks of dW from
-    /// region 2's queue.
+    /// region 2's queue; with tensor parallelism, each worker's share of the team's GEMMs.
     public func run(rows: Int? = nil) {
         let batch = rows ?? trainer.batchSize
+        if BLASThreads.current != trainer.blasThreads { BLASThreads.set(trainer.blasThreads) }
+        if let team = trainer.team { return runAsTeam(team, batch: batch) }
         let model = trainer.model
         let samples = model.configuration.samples
         let p = UnsafePointer(model.store.parameters.pointer)
-        if BLASThreads.current != trainer.blasThreads { BLASThreads.set(trainer.blasThreads) }
         trainer.nextSlice.store(0, ordering: .relaxed)
         trainer.pool.run { _ in
             trainer.forEachSlice { w in
@@ -34,18 +35,67 @@ public final class GEMMReplay: @unchecked Sendable {
             }
         }
         trainer.nextUpdateBlock.store(0, ordering: .relaxed)
+        trainer.pool.run { w in trainer.forEachUpdateBlock { replayWeightGradient($0, $1, batch: batch, worker: w) } }
+    }
+
+    /// The dW GEMMs of one block of output rows, from every worker's slice, into worker `w`'s block buffer.
+    func replayWeightGradient(_ task: LayerTask, _ share: Range<Int>, batch: Int, worker w: Int) {
+        let block = trainer.blockGradients[w].pointer
+        var beta: Float = 0
+        for v in 0..<trainer.workers {
+            guard let slice = trainer.operands(of: task, worker: v, batchRows: batch) else { continue }
+            let inputs = task.layer.inputs, outputs = task.layer.outputs
+            Float.gemm(.transpose, .none, rows: share.count, columns: inputs, inner: slice.rows, alpha: 1,
+                       a: slice.outputGradient + share.lowerBound, lda: outputs, b: slice.input,
+                       ldb: inputs, beta: beta, c: block, ldc: inputs)
+            beta = 1
+        }
+    }
+
+    /// Tensor parallelism's GEMMs, each worker taking the same tasks as in the step: its column block of every
+    /// layer's forward and input-gradient GEMMs over the whole batch, its block's dz, then the dW blocks it owns.
+    func runAsTeam(_ team: ColumnTeam, batch: Int) {
+        let model = trainer.model
+        let samples = model.configuration.samples
+        let p = UnsafePointer(model.store.parameters.pointer)
+        let shared = trainer.teamWorkspace!
+        team.beginStep(rows: batch)
         trainer.pool.run { w in
-            let block = trainer.blockGradients[w].pointer
-            trainer.forEachUpdateBlock { task, share in
-                var beta: Float = 0
-                for v in 0..<trainer.workers {
-                    guard let slice = trainer.operands(of: task, worker: v, batchRows: batch) else { continue }
-                    let inputs = task.layer.inputs, outputs = task.layer.outputs
-                    Float.gemm(.transpose, .none, rows: share.count, columns: inputs, inner: slice.rows, alpha: 1,
-                               a: slice.outputGradient + share.lowerBound, lda: outputs, b: slice.input,
-                               ldb: inputs, beta: beta, c: block, ldc: inputs)
-                    beta = 1
+            for (mlp, ws, input, perExample) in [(model.encoder, shared.encoder, shared.x.pointer, 1),
+                                                 (model.decoder, shared.decoder, shared.z.pointer, samples)] {
+                for (l, layer) in mlp.layers.enumerated() {
+                    let columns = team.columns(layer.outputs, part: w)
+                    let x = l == 0 ? UnsafePointer(input) : UnsafePointer(ws.outputs[l - 1].pointer)
+                    team.forEachRun(rowsPerExample: perExample) { first, rows in
+                        Float.gemm(.none, .transpose, rows: rows, columns: columns.count, inner: layer.inputs,
+                                   alpha: 1, a: x + first * layer.inputs, lda: layer.inputs,
+                                   b: p + layer.weight.offset + columns.lowerBound * layer.inputs, ldb: layer.inputs,
+                                   beta: 0, c: ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound,
+                                   ldc: layer.outputs)
+                    }
                 }
+                for l in stride(from: mlp.layers.count - 1, through: 1, by: -1) {
+                    let layer = mlp.layers[l], columns = team.columns(layer.inputs, part: w)
+                    team.forEachRun(rowsPerExample: perExample) { first, rows in
+                        Float.gemm(.none, .none, rows: rows, columns: columns.count, inner: layer.outputs, alpha: 1,
+                                   a: ws.gradients[l].pointer + first * layer.outputs, lda: layer.outputs,
+                                   b: p + layer.weight.offset + columns.lowerBound, ldb: layer.inputs, beta: 0,
+                                   c: ws.gradients[l - 1].pointer + first * layer.inputs + columns.lowerBound,
+                                   ldc: layer.inputs)
+                    }
+                }
+            }
+            let block = trainer.workspaces[w]
+            let n = team.examples[w]
+            if n > 0 {
+                model.decoder.inputGradient(parameters: p, rows: n * samples, workspace: block.decoder,
+                                            into: block.dz.pointer)
+            }
+        }
+        for taken in trainer.ownedTaken { taken.bits.store(0, ordering: .relaxed) }
+        trainer.pool.run { w in
+            trainer.forEachOwnedBlock(worker: w) {
+                replayWeightGradient(trainer.layerTasks[$0.task], $0.outputs, batch: batch, worker: w)
             }
         }
     }

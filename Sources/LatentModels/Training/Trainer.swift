@@ -17,14 +17,30 @@ import Synchronization
 /// memory per parameter. Parameters outside the layers (the mixture prior's) are still accumulated per worker and
 /// summed. A multi-process mode would instead gather the blocks into one flat buffer for an allreduce (DESIGN.md).
 ///
+/// With tensor parallelism, region 1 is instead the team's stages (`ColumnTeam`, `TensorStep.swift`): each worker
+/// computes its column block of every layer for the whole batch, so that it reads only the rows of W it updates
+/// itself in region 2; at batch 32 the step is about a fifth faster than with data parallelism on the 2-core machine
+/// of the README, where each core's writes to weights that the other core has read are slow.
+///
 /// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count; only the
 /// order of floating-point sums in the weight gradients does.
 public final class Trainer: @unchecked Sendable {
-    /// How `threads` are used: split the batch over workers with single-threaded BLAS (the default, faster at every
-    /// batch size measured by latent-bench and robust to a competing process), or one worker with OpenBLAS's threads.
+    /// How `threads` are used: split the batch over workers with single-threaded BLAS (`data`), split every layer's
+    /// outputs over workers that meet between layers (`tensor`, see `ColumnTeam`), or one worker with OpenBLAS's
+    /// threads (`blas`). `auto` is tensor for batches up to `tensorBatchLimit` on several threads, else data.
     public enum Parallelism: String, Codable, Sendable, CaseIterable {
-        case data, blas
+        case auto, data, tensor, blas
+
+        /// What `auto` resolves to for a batch size and thread count (the others are themselves).
+        public func resolved(batchSize: Int, threads: Int) -> Parallelism {
+            guard self == .auto else { return self }
+            return threads > 1 && batchSize <= Trainer.tensorBatchLimit ? .tensor : .data
+        }
     }
+    /// The largest batch that `auto` runs as tensor parallelism, from latent-bench's strategies table on the 2-core
+    /// machine of the README's Performance section.
+    public static let tensorBatchLimit = 128
+    /// The strategy this trainer runs (`auto` resolved).
     public let parallelism: Parallelism
     /// OpenBLAS threads inside each GEMM during a step.
     public let blasThreads: Int
@@ -39,7 +55,12 @@ public final class Trainer: @unchecked Sendable {
     public private(set) var epoch = 0
 
     let images: ImageSet
+    /// Per worker (data parallelism) or per block of the batch (tensor parallelism, views of `teamWorkspace`).
     let workspaces: [StepWorkspace<Float>]
+    /// With tensor parallelism: the schedule's team and the batch-sized workspace its blocks share.
+    let team: ColumnTeam?
+    let teamWorkspace: StepWorkspace<Float>?
+    let stages: [TeamStage]
     /// Per worker: the gradients of the parameters outside the layers (`otherParameters`), summed in region 2.
     let workerGradients: [Buffer<Float>]
     /// Per worker: the block of dW and db that region 2 is forming (sized for the largest block).
@@ -49,6 +70,10 @@ public final class Trainer: @unchecked Sendable {
     let otherParameters: Range<Int>
     /// Region 2's queue: blocks of output rows of the layers, largest first, taken in turn by whichever worker is free.
     let updateBlocks: [UpdateBlock]
+    /// With tensor parallelism, region 2's blocks per owner (the rows of W each worker computes in the forward pass)
+    /// and how many of each owner's blocks have been taken.
+    let ownedBlocks: [[UpdateBlock]]
+    let ownedTaken: [ColumnTeam.Claims]
     let nextUpdateBlock = Atomic<Int>(0)
     /// Region 1's queue: the next slice of the batch to take.
     let nextSlice = Atomic<Int>(0)
@@ -63,20 +88,28 @@ public final class Trainer: @unchecked Sendable {
     let thresholds: [UInt32]
 
     public init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int, learningRate: Double,
-                seed: UInt64, threads: Int, parallelism: Parallelism = .data, pool: WorkerPool? = nil) {
+                seed: UInt64, threads: Int, parallelism requested: Parallelism = .data, pool: WorkerPool? = nil) {
         self.model = model
         self.images = images
         self.batchSize = batchSize
         self.seed = seed
+        let parallelism = requested.resolved(batchSize: batchSize, threads: threads)
         self.parallelism = parallelism
-        let workerCount = parallelism == .data ? max(1, min(threads, batchSize)) : 1
+        let workerCount = parallelism == .blas ? 1 : max(1, min(threads, batchSize, ColumnTeam.maximumWorkers))
         workers = workerCount
-        blasThreads = parallelism == .data ? 1 : max(1, threads)
+        blasThreads = parallelism == .blas ? max(1, threads) : 1
         self.pool = pool.flatMap { $0.size == workerCount ? $0 : nil } ?? WorkerPool(size: workerCount)
         adam = Adam(count: model.parameterCount, learningRate: learningRate)
         let capacity = (batchSize + workers - 1) / workers
-        workspaces = (0..<workers).map { _ in
-            let workspace = StepWorkspace(model: model, capacity: capacity)
+        stages = TeamStage.schedule(model)
+        team = parallelism == .tensor && workerCount > 1
+            ? ColumnTeam(workers: workerCount, capacity: capacity, stages: stages.count) : nil
+        let shared = team.map { _ in StepWorkspace(model: model, capacity: workerCount * capacity) }
+        teamWorkspace = shared
+        workspaces = (0..<workers).map { w in
+            let workspace = shared.map {
+                StepWorkspace(viewOf: $0, model: model, examples: (w * capacity)..<((w + 1) * capacity))
+            } ?? StepWorkspace(model: model, capacity: capacity)
             workspace.encoder.defersWeightGradients = true
             workspace.decoder.defersWeightGradients = true
             return workspace
@@ -87,9 +120,12 @@ public final class Trainer: @unchecked Sendable {
         precondition(layerTasks.reduce(0) { $0 + $1.layer.weight.count + $1.layer.bias.count } == layerEnd,
                      "the layers' parameters come first in the store")
         otherParameters = layerEnd..<model.parameterCount
-        updateBlocks = UpdateBlock.queue(layerTasks, workers: workerCount)
         let tasks = layerTasks
-        let largestBlock = updateBlocks.map { $0.outputs.count * (tasks[$0.task].layer.inputs + 1) }.max()!
+        updateBlocks = UpdateBlock.queue(tasks, workers: workerCount)
+        ownedBlocks = team.map { UpdateBlock.owned(tasks, team: $0) } ?? []
+        ownedTaken = ownedBlocks.map { _ in ColumnTeam.Claims() }
+        let largestBlock = (updateBlocks + ownedBlocks.joined())
+            .map { $0.outputs.count * (tasks[$0.task].layer.inputs + 1) }.max()!
         blockGradients = (0..<workerCount).map { _ in Buffer(count: largestBlock) }
         workerGradients = (0..<workers).map { _ in Buffer(count: model.parameterCount) }
         workerSums = .allocate(capacity: workers)
@@ -161,6 +197,7 @@ public final class Trainer: @unchecked Sendable {
                     inputs = StepInputs(start: start, rows: rows, step: step, order: order.baseAddress!,
                                         pixels: pixels.baseAddress!, thresholds: thresholds.baseAddress!)
                     nextSlice.store(0, ordering: .relaxed)
+                    team?.beginStep(rows: rows)
                     pool.run(regions.pass)
                 }
             }
@@ -176,6 +213,7 @@ public final class Trainer: @unchecked Sendable {
         }
         adam.beginStep()
         nextUpdateBlock.store(0, ordering: .relaxed)
+        for taken in ownedTaken { taken.bits.store(0, ordering: .relaxed) }
         pool.run(regions.update)
         step += 1
         return sums
@@ -228,8 +266,9 @@ public final class Trainer: @unchecked Sendable {
         Trainer.takeInTurn(from: nextSlice, count: workers, body)
     }
 
-    /// Region 1 of the step, for each slice the worker takes from the queue.
-    func pass(part _: Int) {
+    /// Region 1 of the step: for each slice the worker takes from the queue, or its part of the team's stages.
+    func pass(part w: Int) {
+        if let team { return runStages(team, worker: w) }
         forEachSlice { pass(slice: $0) }
     }
 
@@ -246,14 +285,8 @@ public final class Trainer: @unchecked Sendable {
             workerFailures[w] = 0
             return
         }
-        let k = model.configuration.latent, samples = model.configuration.samples
-        binarize(rows: slice, of: step, into: ws.x.pointer)
-        for (j, row) in slice.enumerated() {
-            var noise = RandomStream(seed: seed, purpose: .noise, step: UInt64(step.step), index: UInt64(row))
-            for s in 0..<samples {
-                noise.fillNormal(ws.noise.pointer + (s * slice.count + j) * k, count: k)
-            }
-        }
+        let samples = model.configuration.samples
+        prepareInputs(rows: slice, of: step, into: ws)
         do {
             workerSums[w] = try Objective.evaluate(
                 model: model, parameters: model.store.parameters.pointer, rows: slice.count, samples: samples,
@@ -263,6 +296,18 @@ public final class Trainer: @unchecked Sendable {
                                                  mixture: model.mixture != nil, width: model.posterior.parameterCount)
         } catch {
             workerFailures[w] = 1
+        }
+    }
+
+    /// Binarized pixels and the posterior's noise for the batch rows `rows`, each drawn from streams keyed by row.
+    func prepareInputs(rows slice: Range<Int>, of step: StepInputs, into ws: StepWorkspace<Float>) {
+        let k = model.configuration.latent, samples = model.configuration.samples
+        binarize(rows: slice, of: step, into: ws.x.pointer)
+        for (j, row) in slice.enumerated() {
+            var noise = RandomStream(seed: seed, purpose: .noise, step: UInt64(step.step), index: UInt64(row))
+            for s in 0..<samples {
+                noise.fillNormal(ws.noise.pointer + (s * slice.count + j) * k, count: k)
+            }
         }
     }
 
@@ -318,7 +363,7 @@ public final class Trainer: @unchecked Sendable {
         let p = model.store.parameters.pointer
         let g = workerGradients[0].pointer
         let block = blockGradients[w].pointer
-        forEachUpdateBlock { task, share in
+        func update(_ task: LayerTask, _ share: Range<Int>) {
             let layer = task.layer
             let bias = block + share.count * layer.inputs
             var accumulate = false
@@ -332,6 +377,11 @@ public final class Trainer: @unchecked Sendable {
             adam.update(parameters: p, range: weights..<(weights + share.count * layer.inputs), blockGradient: block)
             let biases = layer.bias.offset + share.lowerBound
             adam.update(parameters: p, range: biases..<(biases + share.count), blockGradient: bias)
+        }
+        if team != nil {
+            forEachOwnedBlock(worker: w) { update(layerTasks[$0.task], $0.outputs) }
+        } else {
+            forEachUpdateBlock(update)
         }
         guard !otherParameters.isEmpty else { return }
         let part = Parallel.slice(otherParameters.count, parts: workers, part: w)
@@ -394,6 +444,24 @@ struct UpdateBlock {
         }
         func work(_ block: UpdateBlock) -> Int { block.outputs.count * tasks[block.task].layer.inputs }
         return blocks.sorted { (work($0), $1.task) > (work($1), $0.task) }
+    }
+
+    /// Tensor parallelism's blocks per owner: worker w's are the rows of W it computes in the forward pass (its
+    /// column block of y), so in the quiet case each weight, its gradient and its Adam moments stay with one core.
+    /// Split into blocks of at most 64 Ki gradients, so a block buffer stays in cache until Adam has read it.
+    static func owned(_ tasks: [LayerTask], team: ColumnTeam) -> [[UpdateBlock]] {
+        (0..<team.workers).map { w in
+            tasks.enumerated().flatMap { i, task -> [UpdateBlock] in
+                let rows = team.columns(task.layer.outputs, part: w)
+                guard !rows.isEmpty else { return [] }
+                let parts = (rows.count * (task.layer.inputs + 1) + 65_535) / 65_536
+                return (0..<parts).map { part in
+                    let share = Parallel.slice(rows.count, parts: parts, part: part)
+                    return UpdateBlock(task: i, outputs: (rows.lowerBound + share.lowerBound)..<(rows.lowerBound
+                        + share.upperBound))
+                }
+            }
+        }
     }
 }
 

@@ -11,8 +11,9 @@ public struct TrainingOptions: Codable, Sendable {
     public var iterations: Int?
     public var seed: UInt64 = 0
     public var threads = ProcessInfo.processInfo.activeProcessorCount
-    /// How the threads are used (DESIGN.md § Multicore); data parallelism unless asked otherwise.
-    public var parallelism: Trainer.Parallelism = .data
+    /// How the threads are used (DESIGN.md § Multicore); `auto` (the faster strategy for the batch size) unless
+    /// asked otherwise.
+    public var parallelism: Trainer.Parallelism = .auto
     public var data = Dataset.defaultDirectory
     public var out = "runs/latest"
     public var trainLimit: Int?
@@ -33,6 +34,7 @@ public struct TrainingOptions: Codable, Sendable {
         iterations = try c.decodeIfPresent(Int.self, forKey: .iterations)
         seed = try c.decode(UInt64.self, forKey: .seed)
         threads = try c.decode(Int.self, forKey: .threads)
+        // Options written before the key existed come from runs that split the batch.
         parallelism = try c.decodeIfPresent(Trainer.Parallelism.self, forKey: .parallelism) ?? .data
         data = try c.decode(String.self, forKey: .data)
         out = try c.decode(String.self, forKey: .out)
@@ -160,7 +162,7 @@ public final class TrainingSession {
                           parallelism: options.parallelism)
         trainer.nonFinitePolicy = options.onNonFinite
         evaluator = Evaluator(model: model, threads: options.threads,
-                              pool: options.parallelism == .data ? trainer.pool : nil)
+                              pool: trainer.parallelism == .blas ? nil : trainer.pool)
         testCount = data.test.count
         testBinarized = Binarization.staticBinarized(data.test, seed: TrainingSession.testBinarizationSeed)
         try prepareOutputDirectory()

@@ -1,0 +1,137 @@
+import LatentCore
+import Synchronization
+
+/// The schedule of a tensor-parallel step (DESIGN.md § Multicore): the batch lies in one block per worker (block u's
+/// examples from u·capacity on, in one batch-sized workspace), and the step is a sequence of stages separated by a
+/// barrier. A stage has one task per worker: block u's per-example work, or column block u of a layer (its outputs
+/// for the whole batch, one GEMM over every block). Each worker takes its own task first, so in the quiet case each
+/// weight is read and updated by one core only, then any task left unclaimed, so a worker that lost its core to
+/// another process holds up at most the task it is in. Every task computes the same thing whoever runs it: the
+/// results depend on the worker count only.
+public final class ColumnTeam: @unchecked Sendable {
+    public let workers: Int
+    /// Examples per block (the blocks' spacing in the shared buffers).
+    public let capacity: Int
+    public let barrier: SpinBarrier
+    /// The current step's examples in each block.
+    @usableFromInline let examples: UnsafeMutablePointer<Int>
+    /// Per stage, a bit per task: claimed.
+    let claims: [Claims]
+
+    /// The most workers a team has (a stage's claims are the bits of one word).
+    public static let maximumWorkers = Int.bitWidth - 1
+
+    public init(workers: Int, capacity: Int, stages: Int) {
+        precondition(workers <= ColumnTeam.maximumWorkers, "a team has at most \(ColumnTeam.maximumWorkers) workers")
+        self.workers = workers
+        self.capacity = capacity
+        barrier = SpinBarrier(count: workers)
+        examples = .allocate(capacity: workers)
+        examples.initialize(repeating: 0, count: workers)
+        claims = (0..<stages).map { _ in Claims() }
+    }
+
+    deinit { examples.deallocate() }
+
+    /// Sets the examples of each block for a batch of `rows` (block u takes `Parallel.slice(rows, workers, u)`) and
+    /// clears every stage's claims; call before the step's region.
+    public func beginStep(rows: Int) {
+        for u in 0..<workers { examples[u] = Parallel.slice(rows, parts: workers, part: u).count }
+        for claim in claims { claim.bits.store(0, ordering: .relaxed) }
+    }
+
+    /// The column block `part` of a layer with `width` outputs: whole groups of 16 columns, split as evenly as they
+    /// go, and the last block takes the remainder. OpenBLAS's small-matrix NN kernel for SkylakeX mallocs a buffer on
+    /// every call whose column count leaves 1–8 over a multiple of 16 (with K ≥ 32), so no block but the last (which
+    /// has the full width's remainder, as data parallelism does) may; and 16 floats are one AVX-512 vector.
+    @inlinable
+    public func columns(_ width: Int, part: Int) -> Range<Int> {
+        let groups = Parallel.slice(width / 16, parts: workers, part: part)
+        return (16 * groups.lowerBound)..<(part == workers - 1 ? width : 16 * groups.upperBound)
+    }
+
+    /// Runs `body(task)` for the tasks of `stage` that worker `w` claims: task w first, then any still unclaimed.
+    @inline(__always)
+    func forEachTask(stage: Int, worker w: Int, _ body: (Int) -> Void) {
+        let claim = claims[stage]
+        for i in 0..<workers {
+            let task = (w + i) % workers
+            let bit = 1 << task
+            if claim.bits.load(ordering: .relaxed) & bit != 0 { continue }
+            if claim.bits.bitwiseOr(bit, ordering: .relaxed).oldValue & bit == 0 { body(task) }
+        }
+    }
+
+    /// `body(firstRow, rows)` for the rows of the batch in the shared buffers, `rowsPerExample` rows per example (1 for
+    /// the encoder, m for the decoder): one call over adjacent full blocks, so a GEMM spans the batch's full height.
+    @inlinable @inline(__always)
+    func forEachRun(rowsPerExample: Int, _ body: (Int, Int) -> Void) {
+        let blockRows = capacity * rowsPerExample
+        var start = 0, rows = 0
+        for u in 0..<workers {
+            let n = examples[u] * rowsPerExample
+            rows += n
+            if n < blockRows || u == workers - 1 {
+                if rows > 0 { body(start * blockRows, rows) }
+                start = u + 1
+                rows = 0
+            }
+        }
+    }
+
+    final class Claims: @unchecked Sendable {
+        let bits = Atomic<Int>(0)
+    }
+}
+
+extension MLP {
+    /// Layer `l`'s output columns `columns` for the whole batch: y = x Wᵀ (one GEMM per run of blocks), then bias and
+    /// activation. `input` and `ws` are the shared, batch-sized buffers.
+    @inlinable
+    func forward<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
+                                parameters p: UnsafePointer<T>, input: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
+        guard !columns.isEmpty else { return }
+        let layer = layers[l]
+        let x = l == 0 ? input : UnsafePointer(ws.outputs[l - 1].pointer)
+        team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
+            let y = ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound
+            T.gemm(.none, .transpose, rows: rows, columns: columns.count, inner: layer.inputs, alpha: 1,
+                   a: x + first * layer.inputs, lda: layer.inputs,
+                   b: p + layer.weight.offset + columns.lowerBound * layer.inputs, ldb: layer.inputs, beta: 0,
+                   c: y, ldc: layer.outputs)
+            activation(of: l).forward(y, bias: p + layer.bias.offset + columns.lowerBound, rows: rows,
+                                      columns: columns.count, stride: layer.outputs)
+        }
+    }
+
+    /// Layer `l` (≥ 1) backward for its input columns `columns` over the whole batch: the gradient of layer l − 1's
+    /// output, dy W (one GEMM per run of blocks), times the derivative of layer l − 1's activation. Layer l's dy must
+    /// be complete (every column); the weight gradients are formed later by each layer's owner.
+    @inlinable
+    func backward<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
+                                 parameters p: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
+        guard !columns.isEmpty else { return }
+        let layer = layers[l], below = layers[l - 1]
+        team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
+            let dx = ws.gradients[l - 1].pointer + first * layer.inputs + columns.lowerBound
+            T.gemm(.none, .none, rows: rows, columns: columns.count, inner: layer.outputs, alpha: 1,
+                   a: ws.gradients[l].pointer + first * layer.outputs, lda: layer.outputs,
+                   b: p + layer.weight.offset + columns.lowerBound, ldb: layer.inputs, beta: 0, c: dx,
+                   ldc: layer.inputs)
+            activation(of: l - 1).backward(output: ws.outputs[l - 1].pointer + first * below.outputs
+                                               + columns.lowerBound,
+                                           gradient: dx, rows: rows, columns: columns.count, stride: below.outputs)
+        }
+    }
+
+    /// dx = dy W of the first layer for `rows` rows of one block (the MLP's input gradient, dz for the decoder, which
+    /// only that block's per-example work reads).
+    @inlinable
+    func inputGradient<T: BLASScalar>(parameters p: UnsafePointer<T>, rows: Int, workspace ws: MLPWorkspace<T>,
+                                      into dx: UnsafeMutablePointer<T>) {
+        let layer = layers[0]
+        T.gemm(.none, .none, rows: rows, columns: layer.inputs, inner: layer.outputs, alpha: 1,
+               a: ws.gradients[0].pointer, lda: layer.outputs, b: p + layer.weight.offset, ldb: layer.inputs,
+               beta: 0, c: dx, ldc: layer.inputs)
+    }
+}

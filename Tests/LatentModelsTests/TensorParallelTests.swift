@@ -1,0 +1,171 @@
+import LatentCore
+import LatentData
+@testable import LatentModels
+import XCTest
+
+/// Tensor parallelism (`ColumnTeam`): every layer's outputs split over the workers, per-example work on each worker's
+/// block, weight gradients and Adam by each layer's owner. It must compute the whole batch's gradient, the same steps
+/// as data parallelism up to rounding, and give the same bits whichever worker runs which task.
+final class TensorParallelTests: XCTestCase {
+    func testTensorStepIsTheWholeBatchGradient() throws {
+        let plain = ModelConfiguration(inputs: 9, hidden: [6, 5], latent: 2)
+        let wide = ModelConfiguration(inputs: 100, hidden: [70, 130], latent: 3)
+        let gmvae = ModelConfiguration(model: .gmvae, posterior: .full, inputs: 9, hidden: [6], latent: 2,
+                                       components: 3)
+        let iwae = ModelConfiguration(model: .iwae, posterior: .covariance, inputs: 9, hidden: [6], latent: 2,
+                                      samples: 3)
+        for configuration in [plain, gmvae, iwae] {
+            for threads in [2, 3] { try check(configuration, threads: threads, parallelism: .tensor) }
+        }
+        // More workers than some layers have outputs (latent 3, 6 encoder outputs): a worker owns no columns there.
+        try check(plain, threads: 7, parallelism: .tensor)
+        try check(wide, threads: 2, batch: 9, parallelism: .tensor)
+    }
+
+    /// Parameters, moments and losses of several steps, the epoch's last (one example, fewer than the workers)
+    /// included.
+    func train(_ configuration: ModelConfiguration, _ parallelism: Trainer.Parallelism, threads: Int = 2,
+               adjust: (Trainer) -> Void = { _ in }) throws -> (trainer: Trainer, parameters: [Float], moments: [Float],
+                                                             losses: [Double]) {
+        let side = Int(Double(configuration.inputs).squareRoot())
+        let data = images(count: 15, side: side, seed: 5)
+        let model = VariationalAutoencoder<Float>(configuration)
+        model.initialize(seed: 3)
+        let trainer = Trainer(model: model, images: data, batchSize: 7, learningRate: 1e-3, seed: 31, threads: threads,
+                              parallelism: parallelism)
+        adjust(trainer)
+        var losses: [Double] = []
+        for epoch in 0..<2 {
+            trainer.beginEpoch(epoch)
+            for batch in 0..<trainer.stepsPerEpoch { losses.append(try trainer.trainStep(batch: batch).loss) }
+        }
+        return (trainer, model.store.parameters.array, trainer.adam.firstMoment.array, losses)
+    }
+
+    /// The two strategies run the same arithmetic with the GEMMs cut differently (by rows for data parallelism, by
+    /// column blocks for tensor parallelism), so they agree to the kernel's rounding of a block against the whole.
+    /// A wrong or missing block would show in Adam's first moment (a running mean of the gradient) far above that
+    /// rounding, and would move parameters by up to a learning rate (1e-3) per step.
+    func assertSameTraining(_ a: (trainer: Trainer, parameters: [Float], moments: [Float], losses: [Double]),
+                            _ b: (trainer: Trainer, parameters: [Float], moments: [Float], losses: [Double]),
+                            _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        let momentScale = a.moments.map(abs).max()!
+        let momentError = zip(a.moments, b.moments).map { abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(momentError, 1e-5 * momentScale, "first moments: \(message)", file: file, line: line)
+        let parameterError = zip(a.parameters, b.parameters).map { abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(parameterError, 1e-5, "parameters: \(message)", file: file, line: line)
+        for (x, y) in zip(a.losses, b.losses) {
+            XCTAssertEqual(x, y, accuracy: 1e-6 * abs(x), message, file: file, line: line)
+        }
+    }
+
+    func testTensorTrainsLikeDataParallelism() throws {
+        let configurations = [
+            ModelConfiguration(inputs: 100, hidden: [70, 130], latent: 3),
+            ModelConfiguration(model: .iwae, posterior: .full, inputs: 16, hidden: [12], latent: 3, samples: 4),
+            ModelConfiguration(model: .gmvae, posterior: .covariance, inputs: 16, hidden: [12], latent: 2,
+                               components: 3),
+        ]
+        for configuration in configurations {
+            for threads in [2, 3] {
+                let data = try train(configuration, .data, threads: threads)
+                let tensor = try train(configuration, .tensor, threads: threads)
+                XCTAssertEqual(tensor.trainer.parallelism, .tensor)
+                XCTAssertNotNil(tensor.trainer.team)
+                assertSameTraining(data, tensor, "\(configuration.model) \(threads) threads")
+            }
+        }
+    }
+
+    /// A worker that starts late (its core taken by another process) finds every task of the stages it missed done
+    /// by the others, which took them in its place: the step is bit-identical to the one the team computes together.
+    func testLateWorkerLeavesTheStepBitIdentical() throws {
+        for configuration in [ModelConfiguration(inputs: 100, hidden: [70, 130], latent: 3),
+                              ModelConfiguration(model: .iwae, posterior: .full, inputs: 16, hidden: [12], latent: 3,
+                                                 samples: 4)] {
+            for threads in [2, 3] {
+                let together = try train(configuration, .tensor, threads: threads)
+                let late = try train(configuration, .tensor, threads: threads) { trainer in
+                    trainer.regions.pass.body = { trainer, part in
+                        if part > 0 { usleep(2_000) }
+                        trainer.pass(part: part)
+                    }
+                    trainer.regions.update.body = { trainer, part in
+                        if part > 0 { usleep(2_000) }
+                        trainer.update(part: part)
+                    }
+                }
+                XCTAssertEqual(together.parameters.map(\.bitPattern), late.parameters.map(\.bitPattern),
+                               "\(configuration.model) \(threads) threads")
+                XCTAssertEqual(together.moments.map(\.bitPattern), late.moments.map(\.bitPattern))
+                XCTAssertEqual(together.losses, late.losses)
+            }
+        }
+    }
+
+    /// A block whose per-example work throws (here: every Cholesky factorization fails on NaN weights) is marked
+    /// failed while the others go on through the stages: the step reports the failure and leaves the parameters as
+    /// they were; the next step trains normally.
+    func testFailingBlockDropsTheBatch() throws {
+        let configuration = ModelConfiguration(posterior: .covariance, inputs: 16, hidden: [12], latent: 2)
+        let data = images(count: 16, side: 4, seed: 5)
+        let model = VariationalAutoencoder<Float>(configuration)
+        model.initialize(seed: 3)
+        let trainer = Trainer(model: model, images: data, batchSize: 8, learningRate: 1e-3, seed: 31, threads: 2,
+                              parallelism: .tensor)
+        trainer.nonFinitePolicy = .skipBatch
+        trainer.beginEpoch(0)
+        let weight = model.encoder.layers.last!.weight
+        let saved = (0..<weight.count).map { model.store.parameters[weight.offset + $0] }
+        for i in 0..<weight.count { model.store.parameters[weight.offset + i] = .nan }
+        let before = model.store.parameters.array
+        let skipped = try trainer.trainStep(batch: 0)
+        XCTAssertEqual(skipped.examples, 0)
+        XCTAssertEqual(trainer.skippedBatches, 1)
+        XCTAssertEqual(model.store.parameters.array.map(\.bitPattern), before.map(\.bitPattern))
+        for i in 0..<weight.count { model.store.parameters[weight.offset + i] = saved[i] }
+        let sums = try trainer.trainStep(batch: 1)
+        XCTAssertEqual(sums.examples, 8)
+        XCTAssertTrue(sums.loss.isFinite)
+    }
+
+    /// `auto` is tensor parallelism for small batches on several threads and data parallelism otherwise; explicit
+    /// choices stay.
+    func testAutoChoosesByBatchSize() {
+        let auto = Trainer.Parallelism.auto
+        XCTAssertEqual(auto.resolved(batchSize: 32, threads: 2), .tensor)
+        XCTAssertEqual(auto.resolved(batchSize: Trainer.tensorBatchLimit, threads: 2), .tensor)
+        XCTAssertEqual(auto.resolved(batchSize: Trainer.tensorBatchLimit + 1, threads: 2), .data)
+        XCTAssertEqual(auto.resolved(batchSize: 32, threads: 1), .data)
+        for explicit in [Trainer.Parallelism.data, .tensor, .blas] {
+            XCTAssertEqual(explicit.resolved(batchSize: 32, threads: 2), explicit)
+            XCTAssertEqual(explicit.resolved(batchSize: 512, threads: 1), explicit)
+        }
+        let data = images(count: 8, side: 3, seed: 5)
+        let model = VariationalAutoencoder<Float>(ModelConfiguration(inputs: 9, hidden: [6], latent: 2))
+        let trainer = Trainer(model: model, images: data, batchSize: 4, learningRate: 1e-3, seed: 0, threads: 2,
+                              parallelism: .auto)
+        XCTAssertEqual(trainer.parallelism, .tensor)
+        XCTAssertNotNil(trainer.team)
+    }
+
+    /// Column blocks tile each width in order; every block but the last is a whole number of 16-column groups (so
+    /// OpenBLAS's small NN kernel never sees 1–8 columns over a multiple of 16 where data parallelism does not),
+    /// and the groups are split as evenly as they go.
+    func testColumnBlocksTileEachWidthInGroupsOf16() {
+        for workers in [2, 3, 5] {
+            let team = ColumnTeam(workers: workers, capacity: 1, stages: 1)
+            for width in [1, 4, 10, 16, 20, 300, 784, 1000] {
+                let blocks = (0..<workers).map { team.columns(width, part: $0) }
+                XCTAssertEqual(blocks.first?.lowerBound, 0)
+                XCTAssertEqual(blocks.last?.upperBound, width)
+                for (a, b) in zip(blocks, blocks.dropFirst()) { XCTAssertEqual(a.upperBound, b.lowerBound) }
+                for block in blocks.dropLast() { XCTAssertEqual(block.count % 16, 0, "\(workers) workers, \(width)") }
+                let groups = blocks.dropLast().map { $0.count / 16 } + [blocks.last!.count / 16]
+                XCTAssertLessThanOrEqual(groups.max()! - groups.min()!, 1, "\(workers) workers, \(width)")
+            }
+        }
+        let pair = ColumnTeam(workers: 2, capacity: 1, stages: 1)
+        XCTAssertEqual([pair.columns(300, part: 0), pair.columns(300, part: 1)], [0..<144, 144..<300])
+    }
+}
