@@ -195,7 +195,7 @@ struct BenchRunner {
     // MARK: - Strategies
 
     /// Data against tensor parallelism on all cores for each batch size, in alternating repetitions (the speed-up is
-    /// the median of the paired ratios): the measurement behind `auto`'s choice.
+    /// the median of the paired ratios; 9 pairs even with `--quick`, as the ratio is what `auto`'s choice rests on).
     mutating func strategies() {
         guard cores > 1 else { return }
         print("## Strategies (k = 10, diagonal, \(cores) threads; tensor against data parallelism)")
@@ -206,7 +206,7 @@ struct BenchRunner {
                                   threads: cores, parallelism: .data)
             var tensor = data
             tensor.parallelism = .tensor
-            let paired = pairedSpeedup(data, tensor)
+            let paired = pairedSpeedup(data, tensor, pairs: mode == .smoke ? 1 : 9)
             let tensorRow = measureStep(tensor)
             let dataRate = paired.rate.median / paired.speedup
             for (config, rate) in [(data, dataRate), (tensor, paired.rate.median)] {
@@ -231,7 +231,7 @@ struct BenchRunner {
         return ImageSet(count: count, rows: 28, columns: 28, pixels: pixels)
     }
 
-    func makeTrainer(_ config: StepConfig) -> Trainer {
+    func makeTrainer(_ config: StepConfig, pool: WorkerPool? = nil) -> Trainer {
         // The smoke mode (run by the test suite in a debug build) checks that every row works on a tiny model.
         let configuration = ModelConfiguration(model: config.samples > 1 ? .iwae : .vae, posterior: config.posterior,
                                                hidden: mode == .smoke ? [16] : [300, 300], latent: config.latent,
@@ -240,7 +240,7 @@ struct BenchRunner {
         model.initialize(seed: 0)
         return Trainer(model: model, images: syntheticImages(count: max(config.batch * 8, 1024)),
                        batchSize: config.batch, learningRate: 1e-3, seed: 0, threads: config.threads,
-                       parallelism: config.parallelism)
+                       parallelism: config.parallelism, pool: pool)
     }
 
     func measureStep(_ config: StepConfig, competing: Bool = false) -> Row {
@@ -324,9 +324,14 @@ struct BenchRunner {
         print()
     }
 
-    /// Samples/s of `config` and its speed-up over `base` (one thread), timed in alternating repetitions.
-    func pairedSpeedup(_ base: StepConfig, _ config: StepConfig) -> (rate: Measurement, speedup: Double) {
-        let one = makeTrainer(base), many = makeTrainer(config)
+    /// Samples/s of `config` and its speed-up over `base` (one thread), timed in alternating repetitions (`pairs` of
+    /// them; the mode's repetition count by default).
+    func pairedSpeedup(_ base: StepConfig, _ config: StepConfig, pairs: Int? = nil)
+        -> (rate: Measurement, speedup: Double) {
+        // Trainers with the same worker count share one pool: a second pool's idle threads, still spinning from the
+        // previous repetition, would take the cores from the one being timed.
+        let one = makeTrainer(base)
+        let many = makeTrainer(config, pool: one.workers == max(1, min(config.threads, config.batch)) ? one.pool : nil)
         var batches = [0, 0]
         func steps(_ trainer: Trainer, _ slot: Int, _ count: Int) {
             for _ in 0..<count {
@@ -341,7 +346,7 @@ struct BenchRunner {
         let probeStart = Date()
         steps(one, 0, 1)
         let count = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / max(Date().timeIntervalSince(probeStart), 1e-5)))
-        let paired = Measurement.paired(repetitions: repetitions, work: Double(count * config.batch),
+        let paired = Measurement.paired(repetitions: pairs ?? repetitions, work: Double(count * config.batch),
                                         measured: { steps(many, 1, count) }, reference: { steps(one, 0, count) })
         return (paired.rate, paired.ratio)
     }
