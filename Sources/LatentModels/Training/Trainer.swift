@@ -22,8 +22,8 @@ import Synchronization
 /// itself in region 2; at batch 32 the step is about a fifth faster than with data parallelism on the 2-core machine
 /// of the README, where each core's writes to weights that the other core has read are slow.
 ///
-/// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count; only the
-/// order of floating-point sums in the weight gradients does.
+/// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count or strategy;
+/// only how the floating-point sums are cut and ordered does (rows per worker, column blocks, slices of dW).
 public final class Trainer: @unchecked Sendable {
     /// How `threads` are used: split the batch over workers with single-threaded BLAS (`data`), split every layer's
     /// outputs over workers that meet between layers (`tensor`, see `ColumnTeam`), or one worker with OpenBLAS's
