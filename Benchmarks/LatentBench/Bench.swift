@@ -328,10 +328,10 @@ struct BenchRunner {
     /// them; the mode's repetition count by default).
     func pairedSpeedup(_ base: StepConfig, _ config: StepConfig, pairs: Int? = nil)
         -> (rate: Measurement, speedup: Double) {
-        // Trainers with the same worker count share one pool: a second pool's idle threads, still spinning from the
-        // previous repetition, would take the cores from the one being timed.
+        // Trainers with the same worker count share one pool (a trainer ignores a pool of another size): a second
+        // pool's idle threads, still spinning from the previous repetition, would take the cores from the one timed.
         let one = makeTrainer(base)
-        let many = makeTrainer(config, pool: one.workers == max(1, min(config.threads, config.batch)) ? one.pool : nil)
+        let many = makeTrainer(config, pool: one.pool)
         var batches = [0, 0]
         func steps(_ trainer: Trainer, _ slot: Int, _ count: Int) {
             for _ in 0..<count {

@@ -91,16 +91,29 @@ extension MLP {
     func forward<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
                                 parameters p: UnsafePointer<T>, input: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
         guard !columns.isEmpty else { return }
+        forwardProduct(layer: l, columns: columns, team: team, rowsPerExample: rowsPerExample, parameters: p,
+                       input: input, workspace: ws)
+        let layer = layers[l]
+        team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
+            activation(of: l).forward(ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound,
+                                      bias: p + layer.bias.offset + columns.lowerBound, rows: rows,
+                                      columns: columns.count, stride: layer.outputs)
+        }
+    }
+
+    /// The GEMMs of `forward(layer:…)` alone (the pre-activation x Wᵀ), which `GEMMReplay` times.
+    @inlinable
+    func forwardProduct<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
+                                       parameters p: UnsafePointer<T>, input: UnsafePointer<T>,
+                                       workspace ws: MLPWorkspace<T>) {
+        guard !columns.isEmpty else { return }
         let layer = layers[l]
         let x = l == 0 ? input : UnsafePointer(ws.outputs[l - 1].pointer)
         team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
-            let y = ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound
             T.gemm(.none, .transpose, rows: rows, columns: columns.count, inner: layer.inputs, alpha: 1,
                    a: x + first * layer.inputs, lda: layer.inputs,
                    b: p + layer.weight.offset + columns.lowerBound * layer.inputs, ldb: layer.inputs, beta: 0,
-                   c: y, ldc: layer.outputs)
-            activation(of: l).forward(y, bias: p + layer.bias.offset + columns.lowerBound, rows: rows,
-                                      columns: columns.count, stride: layer.outputs)
+                   c: ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound, ldc: layer.outputs)
         }
     }
 
@@ -111,27 +124,29 @@ extension MLP {
     func backward<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
                                  parameters p: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
         guard !columns.isEmpty else { return }
-        let layer = layers[l], below = layers[l - 1]
+        backwardProduct(layer: l, columns: columns, team: team, rowsPerExample: rowsPerExample, parameters: p,
+                        workspace: ws)
+        let below = layers[l - 1].outputs
         team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
-            let dx = ws.gradients[l - 1].pointer + first * layer.inputs + columns.lowerBound
-            T.gemm(.none, .none, rows: rows, columns: columns.count, inner: layer.outputs, alpha: 1,
-                   a: ws.gradients[l].pointer + first * layer.outputs, lda: layer.outputs,
-                   b: p + layer.weight.offset + columns.lowerBound, ldb: layer.inputs, beta: 0, c: dx,
-                   ldc: layer.inputs)
-            activation(of: l - 1).backward(output: ws.outputs[l - 1].pointer + first * below.outputs
-                                               + columns.lowerBound,
-                                           gradient: dx, rows: rows, columns: columns.count, stride: below.outputs)
+            let start = first * below + columns.lowerBound
+            activation(of: l - 1).backward(output: ws.outputs[l - 1].pointer + start,
+                                           gradient: ws.gradients[l - 1].pointer + start, rows: rows,
+                                           columns: columns.count, stride: below)
         }
     }
 
-    /// dx = dy W of the first layer for `rows` rows of one block (the MLP's input gradient, dz for the decoder, which
-    /// only that block's per-example work reads).
+    /// The GEMMs of `backward(layer:…)` alone (dy W into the columns of layer l − 1's gradient), which `GEMMReplay`
+    /// times.
     @inlinable
-    func inputGradient<T: BLASScalar>(parameters p: UnsafePointer<T>, rows: Int, workspace ws: MLPWorkspace<T>,
-                                      into dx: UnsafeMutablePointer<T>) {
-        let layer = layers[0]
-        T.gemm(.none, .none, rows: rows, columns: layer.inputs, inner: layer.outputs, alpha: 1,
-               a: ws.gradients[0].pointer, lda: layer.outputs, b: p + layer.weight.offset, ldb: layer.inputs,
-               beta: 0, c: dx, ldc: layer.inputs)
+    func backwardProduct<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
+                                        parameters p: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
+        guard !columns.isEmpty else { return }
+        let layer = layers[l]
+        team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
+            T.gemm(.none, .none, rows: rows, columns: columns.count, inner: layer.outputs, alpha: 1,
+                   a: ws.gradients[l].pointer + first * layer.outputs, lda: layer.outputs,
+                   b: p + layer.weight.offset + columns.lowerBound, ldb: layer.inputs, beta: 0,
+                   c: ws.gradients[l - 1].pointer + first * layer.inputs + columns.lowerBound, ldc: layer.inputs)
+        }
     }
 }

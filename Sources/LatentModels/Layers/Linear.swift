@@ -35,10 +35,16 @@ public struct Linear: Sendable {
             accumulateWeightGradients(g, input: x, outputGradient: dy, rows: rows, outputRange: 0..<outputs,
                                       accumulate: accumulate)
         }
-        if let dx {
-            T.gemm(.none, .none, rows: rows, columns: inputs, inner: outputs, alpha: 1,
-                   a: dy, lda: outputs, b: p + weight.offset, ldb: inputs, beta: 0, c: dx, ldc: inputs)
-        }
+        if let dx { inputGradient(parameters: p, outputGradient: dy, rows: rows, into: dx) }
+    }
+
+    /// dx (rows × inputs) ← dy W (one GEMM).
+    @inlinable
+    public func inputGradient<T: BLASScalar>(
+        parameters p: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int, into dx: UnsafeMutablePointer<T>
+    ) {
+        T.gemm(.none, .none, rows: rows, columns: inputs, inner: outputs, alpha: 1,
+               a: dy, lda: outputs, b: p + weight.offset, ldb: inputs, beta: 0, c: dx, ldc: inputs)
     }
 
     /// dW[o, :] (+)= Σ_rows dy[:, o] x and db[o] (+)= Σ_rows dy[:, o] for the outputs o in `outputRange` only, so

@@ -61,35 +61,24 @@ public final class GEMMReplay: @unchecked Sendable {
         let shared = trainer.teamWorkspace!
         team.beginStep(rows: batch)
         trainer.pool.run { w in
-            for (mlp, ws, input, perExample) in [(model.encoder, shared.encoder, shared.x.pointer, 1),
-                                                 (model.decoder, shared.decoder, shared.z.pointer, samples)] {
-                for (l, layer) in mlp.layers.enumerated() {
-                    let columns = team.columns(layer.outputs, part: w)
-                    let x = l == 0 ? UnsafePointer(input) : UnsafePointer(ws.outputs[l - 1].pointer)
-                    team.forEachRun(rowsPerExample: perExample) { first, rows in
-                        Float.gemm(.none, .transpose, rows: rows, columns: columns.count, inner: layer.inputs,
-                                   alpha: 1, a: x + first * layer.inputs, lda: layer.inputs,
-                                   b: p + layer.weight.offset + columns.lowerBound * layer.inputs, ldb: layer.inputs,
-                                   beta: 0, c: ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound,
-                                   ldc: layer.outputs)
-                    }
+            func replay(_ mlp: MLP, _ ws: MLPWorkspace<Float>, input: UnsafeMutablePointer<Float>, rowsPerExample: Int) {
+                for l in mlp.layers.indices {
+                    mlp.forwardProduct(layer: l, columns: team.columns(mlp.layers[l].outputs, part: w), team: team,
+                                       rowsPerExample: rowsPerExample, parameters: p, input: UnsafePointer(input),
+                                       workspace: ws)
                 }
                 for l in stride(from: mlp.layers.count - 1, through: 1, by: -1) {
-                    let layer = mlp.layers[l], columns = team.columns(layer.inputs, part: w)
-                    team.forEachRun(rowsPerExample: perExample) { first, rows in
-                        Float.gemm(.none, .none, rows: rows, columns: columns.count, inner: layer.outputs, alpha: 1,
-                                   a: ws.gradients[l].pointer + first * layer.outputs, lda: layer.outputs,
-                                   b: p + layer.weight.offset + columns.lowerBound, ldb: layer.inputs, beta: 0,
-                                   c: ws.gradients[l - 1].pointer + first * layer.inputs + columns.lowerBound,
-                                   ldc: layer.inputs)
-                    }
+                    mlp.backwardProduct(layer: l, columns: team.columns(mlp.layers[l].inputs, part: w), team: team,
+                                        rowsPerExample: rowsPerExample, parameters: p, workspace: ws)
                 }
             }
+            replay(model.encoder, shared.encoder, input: shared.x.pointer, rowsPerExample: 1)
+            replay(model.decoder, shared.decoder, input: shared.z.pointer, rowsPerExample: samples)
             let block = trainer.workspaces[w]
             let n = team.examples[w]
             if n > 0 {
-                model.decoder.inputGradient(parameters: p, rows: n * samples, workspace: block.decoder,
-                                            into: block.dz.pointer)
+                model.decoder.layers[0].inputGradient(parameters: p, outputGradient: block.decoder.gradients[0].pointer,
+                                                      rows: n * samples, into: block.dz.pointer)
             }
         }
         for taken in trainer.ownedTaken { taken.bits.store(0, ordering: .relaxed) }
@@ -104,9 +93,7 @@ public final class GEMMReplay: @unchecked Sendable {
                         _ ws: MLPWorkspace<Float>) {
         var x = input
         for (i, layer) in mlp.layers.enumerated() {
-            Float.gemm(.none, .transpose, rows: rows, columns: layer.outputs, inner: layer.inputs, alpha: 1, a: x,
-                       lda: layer.inputs, b: p + layer.weight.offset, ldb: layer.inputs, beta: 0,
-                       c: ws.outputs[i].pointer, ldc: layer.outputs)
+            layer.forward(parameters: p, input: x, rows: rows, output: ws.outputs[i].pointer)
             x = UnsafePointer(ws.outputs[i].pointer)
         }
     }
@@ -117,9 +104,7 @@ public final class GEMMReplay: @unchecked Sendable {
         for i in stride(from: mlp.layers.count - 1, through: 0, by: -1) {
             let layer = mlp.layers[i]
             guard let dx = i == 0 ? inputGradient : ws.gradients[i - 1].pointer else { continue }
-            Float.gemm(.none, .none, rows: rows, columns: layer.inputs, inner: layer.outputs, alpha: 1,
-                       a: ws.gradients[i].pointer, lda: layer.outputs, b: p + layer.weight.offset, ldb: layer.inputs,
-                       beta: 0, c: dx, ldc: layer.inputs)
+            layer.inputGradient(parameters: p, outputGradient: ws.gradients[i].pointer, rows: rows, into: dx)
         }
     }
 }

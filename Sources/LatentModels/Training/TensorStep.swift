@@ -2,7 +2,7 @@ import LatentCore
 
 /// One stage of the tensor-parallel step (`ColumnTeam`): per-example work on each block of the batch, or one layer's
 /// pass split into column blocks.
-enum TeamStage: Equatable {
+enum TeamStage {
     /// Binarized inputs and noise of block u.
     case prepare
     /// Column block u of a layer's forward pass.
@@ -74,7 +74,8 @@ extension Trainer {
                                                    workspace: ws, gradients: true, lossScale: 1 / Float(step.rows))
         case .afterDecoderBackward:
             guard rows > 0 else { return }
-            model.decoder.inputGradient(parameters: p, rows: rows * samples, workspace: ws.decoder, into: ws.dz.pointer)
+            model.decoder.layers[0].inputGradient(parameters: p, outputGradient: ws.decoder.gradients[0].pointer,
+                                                  rows: rows * samples, into: ws.dz.pointer)
             Objective.afterDecoderBackward(model: model, parameters: p, rows: rows, samples: samples, workspace: ws,
                                            gradients: workerGradients[u].pointer, lossScale: 1 / Float(step.rows),
                                            accumulate: true)

@@ -95,7 +95,8 @@ public final class Trainer: @unchecked Sendable {
         self.seed = seed
         let parallelism = requested.resolved(batchSize: batchSize, threads: threads)
         self.parallelism = parallelism
-        let workerCount = parallelism == .blas ? 1 : max(1, min(threads, batchSize, ColumnTeam.maximumWorkers))
+        let workerCount = parallelism == .blas ? 1
+            : max(1, min(threads, batchSize, parallelism == .tensor ? ColumnTeam.maximumWorkers : .max))
         workers = workerCount
         blasThreads = parallelism == .blas ? max(1, threads) : 1
         self.pool = pool.flatMap { $0.size == workerCount ? $0 : nil } ?? WorkerPool(size: workerCount)
