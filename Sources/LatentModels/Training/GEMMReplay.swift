@@ -38,17 +38,15 @@ public final class GEMMReplay: @unchecked Sendable {
         trainer.pool.run { w in trainer.forEachUpdateBlock { replayWeightGradient($0, $1, batch: batch, worker: w) } }
     }
 
-    /// The dW GEMMs of one block of output rows, from every worker's slice, into worker `w`'s block buffer.
+    /// The dW GEMMs of one block of output rows (`Trainer.forEachOperand`'s stretches of the batch), into worker `w`'s
+    /// block buffer.
     func replayWeightGradient(_ task: LayerTask, _ share: Range<Int>, batch: Int, worker w: Int) {
         let block = trainer.blockGradients[w].pointer
-        var beta: Float = 0
-        for v in 0..<trainer.workers {
-            guard let slice = trainer.operands(of: task, worker: v, batchRows: batch) else { continue }
-            let inputs = task.layer.inputs, outputs = task.layer.outputs
-            Float.gemm(.transpose, .none, rows: share.count, columns: inputs, inner: slice.rows, alpha: 1,
-                       a: slice.outputGradient + share.lowerBound, lda: outputs, b: slice.input,
-                       ldb: inputs, beta: beta, c: block, ldc: inputs)
-            beta = 1
+        let inputs = task.layer.inputs, outputs = task.layer.outputs
+        trainer.forEachOperand(of: task, batchRows: batch) { x, dy, rows, first in
+            Float.gemm(.transpose, .none, rows: share.count, columns: inputs, inner: rows, alpha: 1,
+                       a: dy + share.lowerBound, lda: outputs, b: x, ldb: inputs, beta: first ? 0 : 1, c: block,
+                       ldc: inputs)
         }
     }
 

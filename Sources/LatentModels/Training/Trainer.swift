@@ -343,21 +343,40 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
-    /// Worker `v`'s share of a layer's weight gradient: the layer's input x and pre-activation gradient dy for its
-    /// slice of a batch of `batchRows` (times the importance samples in the decoder); nil for an empty slice.
-    func operands(of task: LayerTask, worker v: Int, batchRows: Int)
-        -> (input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>, rows: Int)? {
-        let n = Parallel.slice(batchRows, parts: workers, part: v).count
-        guard n > 0 else { return nil }
-        let ws = workspaces[v]
-        let mlp = task.isDecoder ? ws.decoder : ws.encoder
-        let input = task.index > 0 ? mlp.outputs[task.index - 1].pointer : (task.isDecoder ? ws.z.pointer : ws.x.pointer)
-        return (UnsafePointer(input), UnsafePointer(mlp.gradients[task.index].pointer),
-                task.isDecoder ? n * model.configuration.samples : n)
+    /// The operands of a layer's weight gradient over a batch of `batchRows`, as `body(input x, pre-activation
+    /// gradient dy, rows, first)` for each stretch of rows that one GEMM can take (`first` is true for the first):
+    /// each worker's slice (times the importance samples in the decoder), or with tensor parallelism the runs of
+    /// adjacent full blocks of the shared workspace, usually the whole batch in one GEMM.
+    func forEachOperand(of task: LayerTask, batchRows: Int,
+                        _ body: (UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool) -> Void) {
+        func operands(_ ws: StepWorkspace<Float>) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
+            let mlp = task.isDecoder ? ws.decoder : ws.encoder
+            let input = task.index > 0 ? mlp.outputs[task.index - 1].pointer
+                : (task.isDecoder ? ws.z.pointer : ws.x.pointer)
+            return (UnsafePointer(input), UnsafePointer(mlp.gradients[task.index].pointer))
+        }
+        let rowsPerExample = task.isDecoder ? model.configuration.samples : 1
+        var first = true
+        if let team, let shared = teamWorkspace {
+            let (x, dy) = operands(shared)
+            team.forEachRun(rowsPerExample: rowsPerExample) { start, rows in
+                body(x + start * task.layer.inputs, dy + start * task.layer.outputs, rows, first)
+                first = false
+            }
+            return
+        }
+        for v in 0..<workers {
+            let n = Parallel.slice(batchRows, parts: workers, part: v).count
+            guard n > 0 else { continue }
+            let (x, dy) = operands(workspaces[v])
+            body(x, dy, n * rowsPerExample, first)
+            first = false
+        }
     }
 
-    /// Region 2 of the step, part `w`: the worker takes blocks of output rows from the queue, forms each block's dW
-    /// and db from all workers' slices in its block buffer and updates the block with Adam; then the parameters
+    /// Region 2 of the step, part `w`: the worker takes blocks of output rows from the queue (with tensor parallelism,
+    /// its own blocks first), forms each block's dW and db over the whole batch in its block buffer
+    /// (`forEachOperand`) and updates the block with Adam; then the parameters
     /// outside the layers are summed over the workers' buffers and updated, split by range.
     func update(part w: Int) {
         let rows = inputs!.rows
@@ -367,12 +386,9 @@ public final class Trainer: @unchecked Sendable {
         func update(_ task: LayerTask, _ share: Range<Int>) {
             let layer = task.layer
             let bias = block + share.count * layer.inputs
-            var accumulate = false
-            for v in 0..<workers {
-                guard let slice = operands(of: task, worker: v, batchRows: rows) else { continue }
-                layer.weightGradients(input: slice.input, outputGradient: slice.outputGradient, rows: slice.rows,
-                                      outputRange: share, accumulate: accumulate, weights: block, bias: bias)
-                accumulate = true
+            forEachOperand(of: task, batchRows: rows) { x, dy, n, first in
+                layer.weightGradients(input: x, outputGradient: dy, rows: n, outputRange: share, accumulate: !first,
+                                      weights: block, bias: bias)
             }
             let weights = layer.weight.offset + share.lowerBound * layer.inputs
             adam.update(parameters: p, range: weights..<(weights + share.count * layer.inputs), blockGradient: block)
