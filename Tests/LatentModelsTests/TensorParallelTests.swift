@@ -20,6 +20,28 @@ final class TensorParallelTests: XCTestCase {
         // More workers than some layers have outputs (latent 3, 6 encoder outputs): a worker owns no columns there.
         try check(plain, threads: 7, parallelism: .tensor)
         try check(wide, threads: 2, batch: 9, parallelism: .tensor)
+        // An encoder head of 32 outputs is split by columns on 2 workers and runs by blocks on 3.
+        let wideHead = ModelConfiguration(inputs: 16, hidden: [40], latent: 16)
+        for threads in [2, 3] { try check(wideHead, threads: threads, batch: 9, parallelism: .tensor) }
+    }
+
+    /// The encoder's last layer runs by blocks of the batch (`TeamStage.encoderHead`, no column stages for it) when
+    /// it has fewer outputs than a 16-column group per worker, and by column blocks like every other layer otherwise.
+    func testNarrowEncoderHeadRunsByBlocks() {
+        func stages(latent: Int, workers: Int) -> [String] {
+            let model = VariationalAutoencoder<Float>(ModelConfiguration(inputs: 16, hidden: [40, 30], latent: latent))
+            return TeamStage.schedule(model, workers: workers).map { "\($0)" }
+        }
+        let narrow = stages(latent: 10, workers: 2)
+        XCTAssertEqual(narrow.filter { $0 == "encoderHead" }.count, 1)
+        XCTAssertFalse(narrow.contains("afterEncoder"))
+        XCTAssertFalse(narrow.contains { $0.contains("decoder: false, layer: 2") })
+        XCTAssertEqual(narrow.count, 12)
+        let split = stages(latent: 16, workers: 2)
+        XCTAssertFalse(split.contains("encoderHead"))
+        XCTAssertEqual(split.filter { $0.contains("decoder: false, layer: 2") }.count, 2, "forward and backward")
+        XCTAssertEqual(split.count, 14)
+        XCTAssertTrue(stages(latent: 16, workers: 3).contains("encoderHead"))
     }
 
     /// Parameters, moments and losses of several steps, the epoch's last (one example, fewer than the workers)
@@ -62,6 +84,7 @@ final class TensorParallelTests: XCTestCase {
     func testTensorTrainsLikeDataParallelism() throws {
         let configurations = [
             ModelConfiguration(inputs: 100, hidden: [70, 130], latent: 3),
+            ModelConfiguration(inputs: 16, hidden: [40], latent: 16),
             ModelConfiguration(model: .iwae, posterior: .full, inputs: 16, hidden: [12], latent: 3, samples: 4),
             ModelConfiguration(model: .gmvae, posterior: .covariance, inputs: 16, hidden: [12], latent: 2,
                                components: 3),

@@ -50,34 +50,13 @@ public final class GEMMReplay: @unchecked Sendable {
         }
     }
 
-    /// Tensor parallelism's GEMMs, each worker taking the same tasks as in the step: its column block of every
-    /// layer's forward and input-gradient GEMMs over the whole batch, its block's dz, then the dW blocks it owns.
+    /// Tensor parallelism's GEMMs, each worker taking the same tasks as in the step: its task of every stage
+    /// (`Trainer.runProducts`: column blocks of the layers over the whole batch, its block's head and dz), then the
+    /// dW blocks it owns.
     func runAsTeam(_ team: ColumnTeam, batch: Int) {
-        let model = trainer.model
-        let samples = model.configuration.samples
-        let p = UnsafePointer(model.store.parameters.pointer)
-        let shared = trainer.teamWorkspace!
         team.beginStep(rows: batch)
         trainer.pool.run { w in
-            func replay(_ mlp: MLP, _ ws: MLPWorkspace<Float>, input: UnsafeMutablePointer<Float>, rowsPerExample: Int) {
-                for l in mlp.layers.indices {
-                    mlp.forwardProduct(layer: l, columns: team.columns(mlp.layers[l].outputs, part: w), team: team,
-                                       rowsPerExample: rowsPerExample, parameters: p, input: UnsafePointer(input),
-                                       workspace: ws)
-                }
-                for l in stride(from: mlp.layers.count - 1, through: 1, by: -1) {
-                    mlp.backwardProduct(layer: l, columns: team.columns(mlp.layers[l].inputs, part: w), team: team,
-                                        rowsPerExample: rowsPerExample, parameters: p, workspace: ws)
-                }
-            }
-            replay(model.encoder, shared.encoder, input: shared.x.pointer, rowsPerExample: 1)
-            replay(model.decoder, shared.decoder, input: shared.z.pointer, rowsPerExample: samples)
-            let block = trainer.workspaces[w]
-            let n = team.examples[w]
-            if n > 0 {
-                model.decoder.layers[0].inputGradient(parameters: p, outputGradient: block.decoder.gradients[0].pointer,
-                                                      rows: n * samples, into: block.dz.pointer)
-            }
+            for stage in trainer.stages { trainer.runProducts(stage, task: w, team: team) }
         }
         for taken in trainer.ownedTaken { taken.bits.store(0, ordering: .relaxed) }
         trainer.pool.run { w in

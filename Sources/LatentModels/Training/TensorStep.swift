@@ -7,22 +7,37 @@ enum TeamStage {
     case prepare
     /// Column block u of a layer's forward pass.
     case forward(decoder: Bool, layer: Int)
+    /// Block u's rows through the encoder's last layer (when it is too narrow to split by columns), then
+    /// `Objective.afterEncoder`: both per block, so no barrier lies between them.
+    case encoderHead
     /// Block u's per-example work between the passes (`Objective.afterEncoder`, …).
     case afterEncoder, afterDecoder
-    /// Block u's dz (the decoder's input gradient) and `Objective.afterDecoderBackward`, then its diagnosis.
+    /// Block u's dz (the decoder's input gradient) and `Objective.afterDecoderBackward`, then its diagnosis; with a
+    /// narrow encoder head, also the block's gradient through the head to the layer below.
     case afterDecoderBackward
     /// Column block u of the gradient of layer l − 1's output (l ≥ 1), through layer l's weights and l − 1's activation.
     case backward(decoder: Bool, layer: Int)
 
-    /// The stages of one step of `model`, in order; a barrier separates each from the next.
-    static func schedule(_ model: VariationalAutoencoder<Float>) -> [TeamStage] {
+    /// The stages of one step of `model` on `workers` workers, in order; a barrier separates each from the next.
+    /// An encoder head narrower than a 16-column group per worker (the posterior's parameters, 2k columns for a
+    /// diagonal posterior) runs by blocks of the batch instead: a column split would leave a worker nearly idle,
+    /// and two barriers fall away.
+    static func schedule(_ model: VariationalAutoencoder<Float>, workers: Int) -> [TeamStage] {
         let encoder = model.encoder.layers.count, decoder = model.decoder.layers.count
+        let headByBlocks = headRunsByBlocks(model, workers: workers)
+        let encoderColumns = headByBlocks ? encoder - 1 : encoder
         return [.prepare]
-            + (0..<encoder).map { .forward(decoder: false, layer: $0) } + [.afterEncoder]
+            + (0..<encoderColumns).map { .forward(decoder: false, layer: $0) }
+            + [headByBlocks ? .encoderHead : .afterEncoder]
             + (0..<decoder).map { .forward(decoder: true, layer: $0) } + [.afterDecoder]
             + stride(from: decoder - 1, through: 1, by: -1).map { .backward(decoder: true, layer: $0) }
             + [.afterDecoderBackward]
-            + stride(from: encoder - 1, through: 1, by: -1).map { .backward(decoder: false, layer: $0) }
+            + stride(from: encoderColumns - 1, through: 1, by: -1).map { .backward(decoder: false, layer: $0) }
+    }
+
+    /// Whether the encoder's last layer runs by blocks of the batch (`encoderHead`) on `workers` workers.
+    static func headRunsByBlocks(_ model: VariationalAutoencoder<Float>, workers: Int) -> Bool {
+        model.encoder.layers.last!.outputs < 16 * workers
     }
 }
 
@@ -60,8 +75,9 @@ extension Trainer {
             workerFailures[u] = 0
             guard rows > 0 else { return }
             prepareInputs(rows: Parallel.slice(step.rows, parts: workers, part: u), of: step, into: ws)
-        case .afterEncoder:
+        case .encoderHead, .afterEncoder:
             guard rows > 0 else { return }
+            if case .encoderHead = stage { encoderHead(forward: true, block: ws, rows: rows, parameters: p) }
             do {
                 try Objective.afterEncoder(model: model, rows: rows, samples: samples, workspace: ws)
             } catch {
@@ -83,6 +99,62 @@ extension Trainer {
                 workerFailures[u] = Trainer.diagnose(ws, rows: rows, samples: samples, mixture: model.mixture != nil,
                                                      width: model.posterior.parameterCount)
             }
+            if headByBlocks { encoderHead(forward: false, block: ws, rows: rows, parameters: p) }
+        }
+    }
+
+    /// The GEMMs alone of task `u` of `stage`, as `run` computes them (`GEMMReplay` times them).
+    func runProducts(_ stage: TeamStage, task u: Int, team: ColumnTeam) {
+        let p = UnsafePointer(model.store.parameters.pointer)
+        let samples = model.configuration.samples
+        let shared = teamWorkspace!
+        let ws = workspaces[u]
+        let rows = team.examples[u]
+        switch stage {
+        case let .forward(decoder, l):
+            let mlp = decoder ? model.decoder : model.encoder
+            mlp.forwardProduct(layer: l, columns: team.columns(mlp.layers[l].outputs, part: u), team: team,
+                               rowsPerExample: decoder ? samples : 1, parameters: p,
+                               input: UnsafePointer(decoder ? shared.z.pointer : shared.x.pointer),
+                               workspace: decoder ? shared.decoder : shared.encoder)
+        case let .backward(decoder, l):
+            let mlp = decoder ? model.decoder : model.encoder
+            mlp.backwardProduct(layer: l, columns: team.columns(mlp.layers[l].inputs, part: u), team: team,
+                                rowsPerExample: decoder ? samples : 1, parameters: p,
+                                workspace: decoder ? shared.decoder : shared.encoder)
+        case .encoderHead:
+            guard rows > 0 else { return }
+            encoderHead(forward: true, block: ws, rows: rows, parameters: p, productOnly: true)
+        case .afterDecoderBackward:
+            guard rows > 0 else { return }
+            model.decoder.layers[0].inputGradient(parameters: p, outputGradient: ws.decoder.gradients[0].pointer,
+                                                  rows: rows * samples, into: ws.dz.pointer)
+            if headByBlocks { encoderHead(forward: false, block: ws, rows: rows, parameters: p, productOnly: true) }
+        case .prepare, .afterEncoder, .afterDecoder:
+            return
+        }
+    }
+
+    /// The encoder's last layer on one block's rows (`TeamStage.encoderHead`): its forward pass with bias, or
+    /// (`forward: false`) the gradient through it to the layer below's pre-activation; the GEMM alone with
+    /// `productOnly` (`GEMMReplay`).
+    func encoderHead(forward: Bool, block ws: StepWorkspace<Float>, rows: Int, parameters p: UnsafePointer<Float>,
+                     productOnly: Bool = false) {
+        let encoder = model.encoder, top = encoder.layers.count - 1
+        let head = encoder.layers[top]
+        if forward {
+            let input = top > 0 ? UnsafePointer(ws.encoder.outputs[top - 1].pointer) : UnsafePointer(ws.x.pointer)
+            head.forward(parameters: p, input: input, rows: rows, output: ws.encoder.outputs[top].pointer)
+            if productOnly { return }
+            encoder.activation(of: top).forward(ws.encoder.outputs[top].pointer, bias: p + head.bias.offset, rows: rows,
+                                                columns: head.outputs)
+        } else if top > 0 {
+            head.inputGradient(parameters: p, outputGradient: ws.encoder.gradients[top].pointer, rows: rows,
+                               into: ws.encoder.gradients[top - 1].pointer)
+            if productOnly { return }
+            encoder.activation(of: top - 1).backward(output: ws.encoder.outputs[top - 1].pointer,
+                                                     gradient: ws.encoder.gradients[top - 1].pointer,
+                                                     count: rows * head.inputs)
         }
     }
 

@@ -61,6 +61,8 @@ public final class Trainer: @unchecked Sendable {
     let team: ColumnTeam?
     let teamWorkspace: StepWorkspace<Float>?
     let stages: [TeamStage]
+    /// Whether the encoder's last layer runs by blocks of the batch (`TeamStage.encoderHead`).
+    let headByBlocks: Bool
     /// Per worker: the gradients of the parameters outside the layers (`otherParameters`), summed in region 2.
     let workerGradients: [Buffer<Float>]
     /// Per worker: the block of dW and db that region 2 is forming (sized for the largest block).
@@ -102,7 +104,8 @@ public final class Trainer: @unchecked Sendable {
         self.pool = pool.flatMap { $0.size == workerCount ? $0 : nil } ?? WorkerPool(size: workerCount)
         adam = Adam(count: model.parameterCount, learningRate: learningRate)
         let capacity = (batchSize + workers - 1) / workers
-        stages = TeamStage.schedule(model)
+        stages = TeamStage.schedule(model, workers: workerCount)
+        headByBlocks = TeamStage.headRunsByBlocks(model, workers: workerCount)
         team = parallelism == .tensor && workerCount > 1
             ? ColumnTeam(workers: workerCount, capacity: capacity, stages: stages.count) : nil
         let shared = team.map { _ in StepWorkspace(model: model, capacity: workerCount * capacity) }
