@@ -86,26 +86,11 @@ public final class ColumnTeam: @unchecked Sendable {
 
 extension MLP {
     /// Layer `l`'s output columns `columns` for the whole batch: y = x Wᵀ (one GEMM per run of blocks), then bias and
-    /// activation. `input` and `ws` are the shared, batch-sized buffers.
+    /// activation (not with `productOnly`). `input` and `ws` are the shared, batch-sized buffers.
     @inlinable
     func forward<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
-                                parameters p: UnsafePointer<T>, input: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
-        guard !columns.isEmpty else { return }
-        forwardProduct(layer: l, columns: columns, team: team, rowsPerExample: rowsPerExample, parameters: p,
-                       input: input, workspace: ws)
-        let layer = layers[l]
-        team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
-            activation(of: l).forward(ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound,
-                                      bias: p + layer.bias.offset + columns.lowerBound, rows: rows,
-                                      columns: columns.count, stride: layer.outputs)
-        }
-    }
-
-    /// The GEMMs of `forward(layer:…)` alone (the pre-activation x Wᵀ), which `GEMMReplay` times.
-    @inlinable
-    func forwardProduct<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
-                                       parameters p: UnsafePointer<T>, input: UnsafePointer<T>,
-                                       workspace ws: MLPWorkspace<T>) {
+                                parameters p: UnsafePointer<T>, input: UnsafePointer<T>, workspace ws: MLPWorkspace<T>,
+                                productOnly: Bool = false) {
         guard !columns.isEmpty else { return }
         let layer = layers[l]
         let x = l == 0 ? input : UnsafePointer(ws.outputs[l - 1].pointer)
@@ -115,31 +100,22 @@ extension MLP {
                    b: p + layer.weight.offset + columns.lowerBound * layer.inputs, ldb: layer.inputs, beta: 0,
                    c: ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound, ldc: layer.outputs)
         }
+        guard !productOnly else { return }
+        team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
+            activation(of: l).forward(ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound,
+                                      bias: p + layer.bias.offset + columns.lowerBound, rows: rows,
+                                      columns: columns.count, stride: layer.outputs)
+        }
     }
 
     /// Layer `l` (≥ 1) backward for its input columns `columns` over the whole batch: the gradient of layer l − 1's
     /// output, dy W (one GEMM per run of blocks), times the derivative of layer l − 1's activation. Layer l's dy must
-    /// be complete (every column); the weight gradients are formed later by each layer's owner.
+    /// be complete (every column); the weight gradients are formed later by each layer's owner. With `productOnly`,
+    /// the GEMMs alone.
     @inlinable
     func backward<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
-                                 parameters p: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
-        guard !columns.isEmpty else { return }
-        backwardProduct(layer: l, columns: columns, team: team, rowsPerExample: rowsPerExample, parameters: p,
-                        workspace: ws)
-        let below = layers[l - 1].outputs
-        team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
-            let start = first * below + columns.lowerBound
-            activation(of: l - 1).backward(output: ws.outputs[l - 1].pointer + start,
-                                           gradient: ws.gradients[l - 1].pointer + start, rows: rows,
-                                           columns: columns.count, stride: below)
-        }
-    }
-
-    /// The GEMMs of `backward(layer:…)` alone (dy W into the columns of layer l − 1's gradient), which `GEMMReplay`
-    /// times.
-    @inlinable
-    func backwardProduct<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
-                                        parameters p: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
+                                 parameters p: UnsafePointer<T>, workspace ws: MLPWorkspace<T>,
+                                 productOnly: Bool = false) {
         guard !columns.isEmpty else { return }
         let layer = layers[l]
         team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
@@ -147,6 +123,14 @@ extension MLP {
                    a: ws.gradients[l].pointer + first * layer.outputs, lda: layer.outputs,
                    b: p + layer.weight.offset + columns.lowerBound, ldb: layer.inputs, beta: 0,
                    c: ws.gradients[l - 1].pointer + first * layer.inputs + columns.lowerBound, ldc: layer.inputs)
+        }
+        guard !productOnly else { return }
+        let below = layers[l - 1].outputs
+        team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
+            let start = first * below + columns.lowerBound
+            activation(of: l - 1).backward(output: ws.outputs[l - 1].pointer + start,
+                                           gradient: ws.gradients[l - 1].pointer + start, rows: rows,
+                                           columns: columns.count, stride: below)
         }
     }
 }

@@ -51,12 +51,12 @@ public final class GEMMReplay: @unchecked Sendable {
     }
 
     /// Tensor parallelism's GEMMs, each worker taking the same tasks as in the step: its task of every stage
-    /// (`Trainer.runProducts`: column blocks of the layers over the whole batch, its block's head and dz), then the
+    /// (`Trainer.run` with `productsOnly`: column blocks of the layers over the whole batch, its block's head and dz), then the
     /// dW blocks it owns.
     func runAsTeam(_ team: ColumnTeam, batch: Int) {
         team.beginStep(rows: batch)
         trainer.pool.run { w in
-            for stage in trainer.stages { trainer.runProducts(stage, task: w, team: team) }
+            for stage in trainer.stages { trainer.run(stage, task: w, team: team, productsOnly: true) }
         }
         for taken in trainer.ownedTaken { taken.bits.store(0, ordering: .relaxed) }
         trainer.pool.run { w in

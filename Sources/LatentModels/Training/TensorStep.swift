@@ -50,9 +50,10 @@ extension Trainer {
         }
     }
 
-    /// Task `u` of `stage`: block u's per-example work, or column block u of a layer over the whole batch.
-    func run(_ stage: TeamStage, task u: Int, team: ColumnTeam) {
-        let step = inputs!
+    /// Task `u` of `stage`: block u's per-example work, or column block u of a layer over the whole batch. With
+    /// `productsOnly`, its GEMMs alone, the same calls on the same operands (`GEMMReplay` times them).
+    func run(_ stage: TeamStage, task u: Int, team: ColumnTeam, productsOnly: Bool = false) {
+        let step = inputs
         let p = UnsafePointer(model.store.parameters.pointer)
         let samples = model.configuration.samples
         let shared = teamWorkspace!
@@ -64,20 +65,24 @@ extension Trainer {
             mlp.forward(layer: l, columns: team.columns(mlp.layers[l].outputs, part: u), team: team,
                         rowsPerExample: decoder ? samples : 1, parameters: p,
                         input: UnsafePointer(decoder ? shared.z.pointer : shared.x.pointer),
-                        workspace: decoder ? shared.decoder : shared.encoder)
+                        workspace: decoder ? shared.decoder : shared.encoder, productOnly: productsOnly)
         case let .backward(decoder, l):
             let mlp = decoder ? model.decoder : model.encoder
             mlp.backward(layer: l, columns: team.columns(mlp.layers[l].inputs, part: u), team: team,
                          rowsPerExample: decoder ? samples : 1, parameters: p,
-                         workspace: decoder ? shared.decoder : shared.encoder)
+                         workspace: decoder ? shared.decoder : shared.encoder, productOnly: productsOnly)
         case .prepare:
+            guard !productsOnly, let step else { return }
             workerSums[u] = TermSums()
             workerFailures[u] = 0
             guard rows > 0 else { return }
             prepareInputs(rows: Parallel.slice(step.rows, parts: workers, part: u), of: step, into: ws)
         case .encoderHead, .afterEncoder:
             guard rows > 0 else { return }
-            if case .encoderHead = stage { encoderHead(forward: true, block: ws, rows: rows, parameters: p) }
+            if case .encoderHead = stage {
+                encoderHead(forward: true, block: ws, rows: rows, parameters: p, productOnly: productsOnly)
+            }
+            guard !productsOnly else { return }
             do {
                 try Objective.afterEncoder(model: model, rows: rows, samples: samples, workspace: ws)
             } catch {
@@ -85,53 +90,26 @@ extension Trainer {
                 workerFailures[u] = 1
             }
         case .afterDecoder:
-            guard rows > 0 else { return }
+            guard !productsOnly, let step, rows > 0 else { return }
             workerSums[u] = Objective.afterDecoder(model: model, parameters: p, rows: rows, samples: samples,
                                                    workspace: ws, gradients: true, lossScale: 1 / Float(step.rows))
         case .afterDecoderBackward:
             guard rows > 0 else { return }
             model.decoder.layers[0].inputGradient(parameters: p, outputGradient: ws.decoder.gradients[0].pointer,
                                                   rows: rows * samples, into: ws.dz.pointer)
-            Objective.afterDecoderBackward(model: model, parameters: p, rows: rows, samples: samples, workspace: ws,
-                                           gradients: workerGradients[u].pointer, lossScale: 1 / Float(step.rows),
-                                           accumulate: true)
-            if workerFailures[u] == 0 {
-                workerFailures[u] = Trainer.diagnose(ws, rows: rows, samples: samples, mixture: model.mixture != nil,
-                                                     width: model.posterior.parameterCount)
+            if !productsOnly, let step {
+                Objective.afterDecoderBackward(model: model, parameters: p, rows: rows, samples: samples,
+                                               workspace: ws, gradients: workerGradients[u].pointer,
+                                               lossScale: 1 / Float(step.rows), accumulate: true)
+                if workerFailures[u] == 0 {
+                    workerFailures[u] = Trainer.diagnose(ws, rows: rows, samples: samples,
+                                                         mixture: model.mixture != nil,
+                                                         width: model.posterior.parameterCount)
+                }
             }
-            if headByBlocks { encoderHead(forward: false, block: ws, rows: rows, parameters: p) }
-        }
-    }
-
-    /// The GEMMs alone of task `u` of `stage`, as `run` computes them (`GEMMReplay` times them).
-    func runProducts(_ stage: TeamStage, task u: Int, team: ColumnTeam) {
-        let p = UnsafePointer(model.store.parameters.pointer)
-        let samples = model.configuration.samples
-        let shared = teamWorkspace!
-        let ws = workspaces[u]
-        let rows = team.examples[u]
-        switch stage {
-        case let .forward(decoder, l):
-            let mlp = decoder ? model.decoder : model.encoder
-            mlp.forwardProduct(layer: l, columns: team.columns(mlp.layers[l].outputs, part: u), team: team,
-                               rowsPerExample: decoder ? samples : 1, parameters: p,
-                               input: UnsafePointer(decoder ? shared.z.pointer : shared.x.pointer),
-                               workspace: decoder ? shared.decoder : shared.encoder)
-        case let .backward(decoder, l):
-            let mlp = decoder ? model.decoder : model.encoder
-            mlp.backwardProduct(layer: l, columns: team.columns(mlp.layers[l].inputs, part: u), team: team,
-                                rowsPerExample: decoder ? samples : 1, parameters: p,
-                                workspace: decoder ? shared.decoder : shared.encoder)
-        case .encoderHead:
-            guard rows > 0 else { return }
-            encoderHead(forward: true, block: ws, rows: rows, parameters: p, productOnly: true)
-        case .afterDecoderBackward:
-            guard rows > 0 else { return }
-            model.decoder.layers[0].inputGradient(parameters: p, outputGradient: ws.decoder.gradients[0].pointer,
-                                                  rows: rows * samples, into: ws.dz.pointer)
-            if headByBlocks { encoderHead(forward: false, block: ws, rows: rows, parameters: p, productOnly: true) }
-        case .prepare, .afterEncoder, .afterDecoder:
-            return
+            if headByBlocks {
+                encoderHead(forward: false, block: ws, rows: rows, parameters: p, productOnly: productsOnly)
+            }
         }
     }
 
