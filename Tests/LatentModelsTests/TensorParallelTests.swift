@@ -172,23 +172,42 @@ final class TensorParallelTests: XCTestCase {
         XCTAssertNotNil(trainer.team)
     }
 
-    /// Column blocks tile each width in order; every block but the last is a whole number of 16-column groups (so
-    /// OpenBLAS's small NN kernel never sees 1–8 columns over a multiple of 16 where data parallelism does not),
+    /// Column blocks tile each width in order; every block but the last is a whole number of groups (16 columns, so
+    /// OpenBLAS's small NN kernel never sees 1–8 columns over a multiple of 16 where data parallelism does not; or 8),
     /// and the groups are split as evenly as they go.
-    func testColumnBlocksTileEachWidthInGroupsOf16() {
+    func testColumnBlocksTileEachWidthInGroups() {
         for workers in [2, 3, 5] {
             let team = ColumnTeam(workers: workers, capacity: 1, stages: 1)
-            for width in [1, 4, 10, 16, 20, 300, 784, 1000] {
-                let blocks = (0..<workers).map { team.columns(width, part: $0) }
-                XCTAssertEqual(blocks.first?.lowerBound, 0)
-                XCTAssertEqual(blocks.last?.upperBound, width)
-                for (a, b) in zip(blocks, blocks.dropFirst()) { XCTAssertEqual(a.upperBound, b.lowerBound) }
-                for block in blocks.dropLast() { XCTAssertEqual(block.count % 16, 0, "\(workers) workers, \(width)") }
-                let groups = blocks.dropLast().map { $0.count / 16 } + [blocks.last!.count / 16]
-                XCTAssertLessThanOrEqual(groups.max()! - groups.min()!, 1, "\(workers) workers, \(width)")
+            for group in [8, 16] {
+                for width in [1, 4, 10, 16, 20, 300, 784, 1000] {
+                    let blocks = (0..<workers).map { team.columns(width, part: $0, group: group) }
+                    XCTAssertEqual(blocks.first?.lowerBound, 0)
+                    XCTAssertEqual(blocks.last?.upperBound, width)
+                    for (a, b) in zip(blocks, blocks.dropFirst()) { XCTAssertEqual(a.upperBound, b.lowerBound) }
+                    for block in blocks.dropLast() {
+                        XCTAssertEqual(block.count % group, 0, "\(workers) workers, \(width)")
+                    }
+                    let groups = blocks.map { $0.count / group }
+                    XCTAssertLessThanOrEqual(groups.max()! - groups.min()!, 1, "\(workers) workers, \(width)")
+                }
             }
         }
         let pair = ColumnTeam(workers: 2, capacity: 1, stages: 1)
         XCTAssertEqual([pair.columns(300, part: 0), pair.columns(300, part: 1)], [0..<144, 144..<300])
+        XCTAssertEqual([pair.columns(300, part: 0, group: 8), pair.columns(300, part: 1, group: 8)],
+                       [0..<152, 152..<300])
+    }
+
+    /// Groups of 8 only where every block's GEMM is past OpenBLAS's small-matrix bound (M·N·K > 100³, so no
+    /// allocating small kernel can run) and the width is not a multiple of 16 (whose 16-column blocks start every row
+    /// on a cache line).
+    func testColumnGroupIsEightOnlyForLargeUnalignedGEMMs() {
+        let pair = ColumnTeam(workers: 2, capacity: 1, stages: 1)
+        XCTAssertEqual(pair.group(width: 300, rows: 100, inner: 784), 8, "the first encoder layer at batch 100")
+        XCTAssertEqual(pair.group(width: 300, rows: 32, inner: 300), 8, "148 · 32 · 300 = 1.42 M")
+        XCTAssertEqual(pair.group(width: 300, rows: 16, inner: 300), 16, "148 · 16 · 300 = 0.71 M")
+        XCTAssertEqual(pair.group(width: 784, rows: 100, inner: 300), 16, "784 is a multiple of 16")
+        XCTAssertEqual(pair.group(width: 20, rows: 100, inner: 300), 16)
+        XCTAssertEqual(pair.group(width: 300, rows: 100, inner: 10), 16, "148 · 100 · 10")
     }
 }

@@ -40,14 +40,36 @@ public final class ColumnTeam: @unchecked Sendable {
         for claim in claims { claim.bits.store(0, ordering: .relaxed) }
     }
 
-    /// The column block `part` of a layer with `width` outputs: whole groups of 16 columns, split as evenly as they
-    /// go, and the last block takes the remainder. OpenBLAS's small-matrix NN kernel for SkylakeX mallocs a buffer on
-    /// every call whose column count leaves 1–8 over a multiple of 16 (with K ≥ 32), so no block but the last (which
-    /// has the full width's remainder, as data parallelism does) may; and 16 floats are one AVX-512 vector.
+    /// The column block `part` of a layer with `width` outputs: whole groups of `group` columns, split as evenly as
+    /// they go, and the last block takes the remainder.
     @inlinable
-    public func columns(_ width: Int, part: Int) -> Range<Int> {
-        let groups = Parallel.slice(width / 16, parts: workers, part: part)
-        return (16 * groups.lowerBound)..<(part == workers - 1 ? width : 16 * groups.upperBound)
+    public func columns(_ width: Int, part: Int, group: Int = 16) -> Range<Int> {
+        let groups = Parallel.slice(width / group, parts: workers, part: part)
+        return (group * groups.lowerBound)..<(part == workers - 1 ? width : group * groups.upperBound)
+    }
+
+    /// The column group for splitting a layer of `width` outputs whose GEMMs take `inner` terms over runs of at
+    /// least `rows` rows. OpenBLAS's small-matrix NN kernel for SkylakeX mallocs a buffer on every call whose column
+    /// count leaves 1–8 over a multiple of 16 (with K ≥ 32), so where a block's GEMM may take that kernel (M·N·K ≤
+    /// 100³) no block but the last (which has the full width's remainder, as data parallelism does) may: groups of
+    /// 16, one AVX-512 vector, which also start every row of a block on a cache line when the width is a multiple of
+    /// 16 (784: 400/384 beat 392/392). Past that bound OpenBLAS always packs, and for a width whose rows are not so
+    /// aligned anyway, groups of 8 split 300 outputs 152/148 instead of 144/156, whose 12-column edge made the
+    /// larger block 13–16 % slower than the smaller one.
+    @inlinable
+    public func group(width: Int, rows: Int, inner: Int) -> Int {
+        guard width % 16 != 0 else { return 16 }
+        var narrowest = width
+        for part in 0..<workers { narrowest = min(narrowest, columns(width, part: part, group: 8).count) }
+        return Double(rows) * Double(narrowest) * Double(inner) > 1e6 ? 8 : 16
+    }
+
+    /// The fewest rows of one GEMM over the batch (`forEachRun`), at `rowsPerExample` rows per example.
+    @inlinable
+    public func shortestRun(rowsPerExample: Int) -> Int {
+        var shortest = Int.max
+        forEachRun(rowsPerExample: rowsPerExample) { _, rows in shortest = min(shortest, rows) }
+        return shortest == .max ? 0 : shortest
     }
 
     /// Runs `body(task)` for the tasks of `stage` that worker `w` claims: task w first, then any still unclaimed.

@@ -62,14 +62,20 @@ extension Trainer {
         switch stage {
         case let .forward(decoder, l):
             let mlp = decoder ? model.decoder : model.encoder
-            mlp.forward(layer: l, columns: team.columns(mlp.layers[l].outputs, part: u), team: team,
-                        rowsPerExample: decoder ? samples : 1, parameters: p,
+            let layer = mlp.layers[l], rowsPerExample = decoder ? samples : 1
+            let group = team.group(width: layer.outputs, rows: team.shortestRun(rowsPerExample: rowsPerExample),
+                                   inner: layer.inputs)
+            mlp.forward(layer: l, columns: team.columns(layer.outputs, part: u, group: group), team: team,
+                        rowsPerExample: rowsPerExample, parameters: p,
                         input: UnsafePointer(decoder ? shared.z.pointer : shared.x.pointer),
                         workspace: decoder ? shared.decoder : shared.encoder, productOnly: productsOnly)
         case let .backward(decoder, l):
             let mlp = decoder ? model.decoder : model.encoder
-            mlp.backward(layer: l, columns: team.columns(mlp.layers[l].inputs, part: u), team: team,
-                         rowsPerExample: decoder ? samples : 1, parameters: p,
+            let layer = mlp.layers[l], rowsPerExample = decoder ? samples : 1
+            let group = team.group(width: layer.inputs, rows: team.shortestRun(rowsPerExample: rowsPerExample),
+                                   inner: layer.outputs)
+            mlp.backward(layer: l, columns: team.columns(layer.inputs, part: u, group: group), team: team,
+                         rowsPerExample: rowsPerExample, parameters: p,
                          workspace: decoder ? shared.decoder : shared.encoder, productOnly: productsOnly)
         case .prepare:
             guard !productsOnly, let step else { return }

@@ -126,7 +126,9 @@ public final class Trainer: @unchecked Sendable {
         otherParameters = layerEnd..<model.parameterCount
         let tasks = layerTasks
         updateBlocks = UpdateBlock.queue(tasks, workers: workerCount)
-        ownedBlocks = team.map { UpdateBlock.owned(tasks, team: $0) } ?? []
+        ownedBlocks = team.map {
+            UpdateBlock.owned(tasks, team: $0, batchSize: batchSize, samples: model.configuration.samples)
+        } ?? []
         ownedTaken = ownedBlocks.map { _ in ColumnTeam.Claims() }
         let largestBlock = (updateBlocks + ownedBlocks.joined())
             .map { $0.outputs.count * (tasks[$0.task].layer.inputs + 1) }.max()!
@@ -466,13 +468,16 @@ struct UpdateBlock {
         return blocks.sorted { (work($0), $1.task) > (work($1), $0.task) }
     }
 
-    /// Tensor parallelism's blocks per owner: worker w's are the rows of W it computes in the forward pass (its
-    /// column block of y), so in the quiet case each weight, its gradient and its Adam moments stay with one core.
-    /// Split into blocks of at most 64 Ki gradients, so a block buffer stays in cache until Adam has read it.
-    static func owned(_ tasks: [LayerTask], team: ColumnTeam) -> [[UpdateBlock]] {
+    /// Tensor parallelism's blocks per owner: worker w's are the rows of W it computes in the forward pass of a full
+    /// batch (its column block of y), so in the quiet case each weight, its gradient and its Adam moments stay with
+    /// one core. Split into blocks of at most 64 Ki gradients, so a block buffer stays in cache until Adam has read it.
+    static func owned(_ tasks: [LayerTask], team: ColumnTeam, batchSize: Int, samples: Int) -> [[UpdateBlock]] {
         (0..<team.workers).map { w in
             tasks.enumerated().flatMap { i, task -> [UpdateBlock] in
-                let rows = team.columns(task.layer.outputs, part: w)
+                let layer = task.layer
+                let group = team.group(width: layer.outputs, rows: batchSize * (task.isDecoder ? samples : 1),
+                                       inner: layer.inputs)
+                let rows = team.columns(layer.outputs, part: w, group: group)
                 guard !rows.isEmpty else { return [] }
                 let parts = (rows.count * (task.layer.inputs + 1) + 65_535) / 65_536
                 return (0..<parts).map { part in
