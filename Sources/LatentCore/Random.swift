@@ -35,6 +35,13 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
         spareNormal = nil
     }
 
+    /// A stream continuing from a raw xoshiro state (a lane of `RandomStreams8`).
+    @inlinable
+    init(state: (UInt64, UInt64, UInt64, UInt64)) {
+        (s0, s1, s2, s3) = state
+        spareNormal = nil
+    }
+
     @inlinable @inline(__always)
     public mutating func next() -> UInt64 {
         let result = rotl(s0 &+ s3, 23) &+ s0
@@ -128,4 +135,49 @@ public struct RandomStreams4: Sendable {
 
     @inlinable @inline(__always)
     static func rotl(_ x: SIMD4<UInt64>, _ k: UInt64) -> SIMD4<UInt64> { (x &<< k) | (x &>> (64 - k)) }
+}
+
+/// Eight `RandomStream`s stepped together, one per SIMD lane (one AVX-512 register per state word): the same numbers
+/// as the eight streams, lane by lane.
+public struct RandomStreams8: Sendable {
+    @usableFromInline var s0, s1, s2, s3: SIMD8<UInt64>
+
+    /// Lane i continues `stream(i)` (its Box–Muller spare is not carried over).
+    @inlinable
+    public init(_ stream: (Int) -> RandomStream) {
+        s0 = .zero
+        s1 = .zero
+        s2 = .zero
+        s3 = .zero
+        for lane in 0..<8 {
+            let source = stream(lane)
+            s0[lane] = source.s0
+            s1[lane] = source.s1
+            s2[lane] = source.s2
+            s3[lane] = source.s3
+        }
+    }
+
+    /// The stream in lane `lane`, continuing where the lanes are.
+    @inlinable
+    public func stream(_ lane: Int) -> RandomStream {
+        RandomStream(state: (s0[lane], s1[lane], s2[lane], s3[lane]))
+    }
+
+    /// The next value of each stream (xoshiro256++, as `RandomStream.next`).
+    @inlinable @inline(__always)
+    public mutating func next() -> SIMD8<UInt64> {
+        let result = RandomStreams8.rotl(s0 &+ s3, 23) &+ s0
+        let t = s1 &<< 17
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = RandomStreams8.rotl(s3, 45)
+        return result
+    }
+
+    @inlinable @inline(__always)
+    static func rotl(_ x: SIMD8<UInt64>, _ k: UInt64) -> SIMD8<UInt64> { (x &<< k) | (x &>> (64 - k)) }
 }

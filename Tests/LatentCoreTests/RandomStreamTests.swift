@@ -157,4 +157,19 @@ final class RandomStreamTests: XCTestCase {
             for lane in 0..<4 { XCTAssertEqual(v[lane], singles[lane].next(), "value \(n), lane \(lane)") }
         }
     }
+
+    /// Eight streams in SIMD lanes give each stream's own numbers, lane by lane, and a lane taken back out as a
+    /// stream continues it.
+    func testEightLaneStreamsMatchTheirStreams() {
+        var singles = (0..<8).map { RandomStream(seed: 11, purpose: .binarization, step: 5, index: UInt64($0)) }
+        var lanes = RandomStreams8 { singles[$0] }
+        for n in 0..<200 {
+            let v = lanes.next()
+            for lane in 0..<8 { XCTAssertEqual(v[lane], singles[lane].next(), "value \(n), lane \(lane)") }
+        }
+        for lane in 0..<8 {
+            var continued = lanes.stream(lane)
+            XCTAssertEqual(continued.next(), singles[lane].next(), "lane \(lane)")
+        }
+    }
 }

@@ -135,4 +135,45 @@ final class BinarizationTests: XCTestCase {
             }
         }
     }
+
+    /// Eight images through eight streams in lanes give the pixels of eight separate calls, for sizes with and without
+    /// a tail past the last 16 pixels.
+    func testEightImagesAtOnceMatchOneAtATime() {
+        let pixels = IDXFixture.randomPixels(8 * 784, seed: 10)
+        Binarization.thresholds.withUnsafeBufferPointer { thresholds in
+            pixels.withUnsafeBufferPointer { px in
+                for count in [784, 33, 16, 7, 1] {
+                    let streams = (0..<8).map { RandomStream(seed: 3, purpose: .binarization, step: 2, index: UInt64($0)) }
+                    let images = (0..<8).map { px.baseAddress! + (7 - $0) * 784 }
+                    var expected = [Float](repeating: -1, count: 8 * count)
+                    for lane in 0..<8 {
+                        var rng = streams[lane]
+                        expected.withUnsafeMutableBufferPointer {
+                            Binarization.sample(pixels: images[lane], count: count, thresholds: thresholds.baseAddress!,
+                                                rng: &rng, into: $0.baseAddress! + lane * count)
+                        }
+                    }
+                    var lanes = RandomStreams8 { streams[$0] }
+                    var got = [Float](repeating: -1, count: 8 * count)
+                    got.withUnsafeMutableBufferPointer {
+                        Binarization.sample(pixels: { images[$0] }, count: count, thresholds: thresholds.baseAddress!,
+                                            rng: &lanes, into: $0.baseAddress!)
+                    }
+                    XCTAssertEqual(got, expected, "count \(count)")
+                }
+            }
+        }
+    }
+
+    /// The eight-lane comparison without the table, 255·a + 128 ≤ v·2²⁴, is a < thresholds[v] for every level v, at
+    /// and around each threshold and at the ends of the 24-bit range.
+    func testTableFreeComparisonMatchesTheThresholds() {
+        for v in 0..<256 {
+            let t = Binarization.thresholds[v]
+            for a in [0, 1, Int(t) - 2, Int(t) - 1, Int(t), Int(t) + 1, (1 << 24) - 1] where a >= 0 && a < 1 << 24 {
+                let draw = UInt32(a)
+                XCTAssertEqual(255 &* draw &+ 128 <= UInt32(v) << 24, draw < t, "level \(v), draw \(a)")
+            }
+        }
+    }
 }

@@ -318,7 +318,8 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// Fresh binarized pixels for the batch rows `rows` into consecutive rows of `x`, each row from its own stream
-    /// keyed by (seed, step, row), four rows at a time through `RandomStreams4` (the same pixels as row by row).
+    /// keyed by (seed, step, row): eight rows at a time through `RandomStreams8`, then four through `RandomStreams4`
+    /// (the same pixels as row by row).
     func binarize(rows: Range<Int>, of step: StepInputs, into x: UnsafeMutablePointer<Float>) {
         let d = model.configuration.inputs
         func stream(_ row: Int) -> RandomStream {
@@ -326,6 +327,13 @@ public final class Trainer: @unchecked Sendable {
         }
         func pixels(_ row: Int) -> UnsafePointer<UInt8> { step.pixels + step.order[step.start + row] * d }
         var row = rows.lowerBound
+        while row + 8 <= rows.upperBound {
+            let first = row
+            var streams = RandomStreams8 { stream(first + $0) }
+            Binarization.sample(pixels: { pixels(first + $0) }, count: d, thresholds: step.thresholds,
+                                rng: &streams, into: x + (row - rows.lowerBound) * d)
+            row += 8
+        }
         while row + 4 <= rows.upperBound {
             var streams = RandomStreams4(stream(row), stream(row + 1), stream(row + 2), stream(row + 3))
             Binarization.sample(pixels: (pixels(row), pixels(row + 1), pixels(row + 2), pixels(row + 3)), count: d,
