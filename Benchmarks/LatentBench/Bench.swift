@@ -286,8 +286,11 @@ struct BenchRunner {
         print("## Thread scaling (batch 100, k = 10, diagonal)")
         // Bytes per step are shown here too: with `blas` on several threads, OpenBLAS's threaded GEMM driver mallocs
         // its job array on every call (level3_thread.c, USE_ALLOC_HEAP), outside this engine's control.
-        print("| parallelism | threads | competing process | samples/s | speed-up over 1 thread (quiet) | bytes/step |")
-        print("|---|---:|---|---|---:|---:|")
+        // The GEMMs alone (GEMMReplay, paired the same way) bound the speed-up: the step scales no better than the
+        // GEMMs that are most of it, unless its other work scales better than they do.
+        print("| parallelism | threads | competing process | samples/s | speed-up over 1 thread (quiet) | "
+            + "GEMMs alone | bytes/step |")
+        print("|---|---:|---|---|---:|---:|---:|")
         let base = StepConfig(batch: mode == .smoke ? 8 : 100, latent: mode == .smoke ? 4 : 10, posterior: .diagonal,
                               samples: 1, threads: 1)
         let single = measureStep(base)
@@ -307,15 +310,17 @@ struct BenchRunner {
                     if !competing && threads > 1 {
                         // Quiet rows: one thread and T threads alternate repetition by repetition, and the speed-up
                         // is the median of the paired ratios, so the machine's drift cancels.
-                        let paired = pairedSpeedup(base, config)
+                        let paired = pairedSpeedup(base, config, gemms: true)
                         row.samples_per_second = paired.rate.median
                         row.samples_per_second_min = paired.rate.min
                         row.samples_per_second_max = paired.rate.max
                         row.speedup = paired.speedup
+                        row.gemm_speedup = paired.gemmSpeedup
                     }
                     rows.append(row)
-                    print(String(format: "| %@ | %d | %@ | %@ | %.2f× | %.0f |", parallelism.rawValue, threads,
+                    print(String(format: "| %@ | %d | %@ | %@ | %.2f× | %@ | %.0f |", parallelism.rawValue, threads,
                                  competing ? "yes" : "no", formatRow(row), row.speedup ?? 0,
+                                 row.gemm_speedup.map { String(format: "%.2f×", $0) } ?? "",
                                  row.bytes_allocated_per_step ?? 0))
                 }
             }
@@ -325,9 +330,10 @@ struct BenchRunner {
     }
 
     /// Samples/s of `config` and its speed-up over `base` (one thread), timed in alternating repetitions (`pairs` of
-    /// them; the mode's repetition count by default).
-    func pairedSpeedup(_ base: StepConfig, _ config: StepConfig, pairs: Int? = nil)
-        -> (rate: Measurement, speedup: Double) {
+    /// them; the mode's repetition count by default); with `gemms`, also the speed-up of the two steps' GEMMs alone
+    /// (`GEMMReplay`), paired the same way.
+    func pairedSpeedup(_ base: StepConfig, _ config: StepConfig, pairs: Int? = nil, gemms: Bool = false)
+        -> (rate: Measurement, speedup: Double, gemmSpeedup: Double?) {
         // Trainers with the same worker count share one pool (a trainer ignores a pool of another size): a second
         // pool's idle threads, still spinning from the previous repetition, would take the cores from the one timed.
         let one = makeTrainer(base)
@@ -348,7 +354,13 @@ struct BenchRunner {
         let count = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / max(Date().timeIntervalSince(probeStart), 1e-5)))
         let paired = Measurement.paired(repetitions: pairs ?? repetitions, work: Double(count * config.batch),
                                         measured: { steps(many, 1, count) }, reference: { steps(one, 0, count) })
-        return (paired.rate, paired.ratio)
+        guard gemms else { return (paired.rate, paired.ratio, nil) }
+        let replays = (GEMMReplay(trainer: one), GEMMReplay(trainer: many))
+        for _ in 0..<2 { replays.0.run(); replays.1.run() }
+        let products = Measurement.paired(repetitions: pairs ?? repetitions, work: Double(count * config.batch),
+                                          measured: { for _ in 0..<count { replays.1.run() } },
+                                          reference: { for _ in 0..<count { replays.0.run() } })
+        return (paired.rate, paired.ratio, products.ratio)
     }
 
     // MARK: - Evaluation

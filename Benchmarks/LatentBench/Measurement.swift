@@ -62,6 +62,8 @@ struct Row: Codable {
     var bytes_allocated_per_step: Double?
     var allocations_per_step: Double?
     var speedup: Double?
+    /// Thread scaling: the speed-up of the step's GEMMs alone (`GEMMReplay`) over one thread's.
+    var gemm_speedup: Double?
     var microseconds: Double?
     var rows_m: Int?
     var columns_n: Int?

@@ -58,6 +58,9 @@ final class BenchSmokeTests: XCTestCase {
         let scaling = rows.filter { $0["kind"] as? String == "scaling" }
         XCTAssertTrue(scaling.contains { $0["competing_process"] as? Bool == true }, "a row under competition")
         XCTAssertTrue(scaling.contains { $0["competing_process"] as? Bool == false })
+        for row in scaling where row["competing_process"] as? Bool == false && row["threads"] as? Int ?? 1 > 1 {
+            XCTAssertGreaterThan(row["gemm_speedup"] as? Double ?? 0, 0, "quiet scaling rows time the GEMMs alone")
+        }
     }
 
     /// Acceptance: no allocation in the training step. The release build (what users run; a debug build boxes
