@@ -16,6 +16,9 @@ public protocol VectorMath: SIMDScalar & Codable & Hashable {
     static func fastExpMinusOne(_ x: Self) -> Self
     /// log(1 + x) for x ≥ 0 (softplus); exact `log1p` for Double.
     static func fastLogOnePlus(_ x: Self) -> Self
+    /// log(1 + e) for e ∈ [0, 1] given r = 1/(2 + e), which the caller has at hand (softplus of a logit a, with
+    /// e = exp(−|a|)): no range reduction and no division; exact `log1p` for Double.
+    static func fastLogOnePlusUnit(_ e: Self, reciprocalOfTwoPlus r: Self) -> Self
     /// √v lane-wise for v ≥ 0 (Adam). The standard library scalarizes `SIMD8.squareRoot()` into eight libm calls;
     /// Float uses the SSE square-root instruction on x86-64 (correctly rounded) and elsewhere the reciprocal-square-root
     /// bit trick with three Newton steps (≤ 2.1e-7 relative error, √0 = 0).
@@ -73,6 +76,21 @@ extension Float {
     @inlinable @inline(__always) public static func fastExpMinusOne(_ x: Float) -> Float { fastExp(x) - 1 }
     @inlinable @inline(__always) public static func fastLogOnePlus(_ x: Float) -> Float { fastLog(1 + x) }
 
+    /// log(1 + e) = 2 atanh(s) with s = e/(2 + e) ∈ [0, 1/3]: the odd series to s¹³ (truncation below 3e-8 relative).
+    /// The Bernoulli likelihood's pass is about a fifth faster than with `fastLog(1 + e)`.
+    @inlinable @inline(__always)
+    public static func fastLogOnePlusUnit(_ e: Float, reciprocalOfTwoPlus r: Float) -> Float {
+        let s = e * r, s2 = s * s
+        var series: Float = 1 / 13
+        series = series * s2 + 1 / 11
+        series = series * s2 + 1 / 9
+        series = series * s2 + 1 / 7
+        series = series * s2 + 1 / 5
+        series = series * s2 + 1 / 3
+        series = series * s2 + 1
+        return 2 * s * series
+    }
+
     @inlinable @inline(__always)
     public static func fastSquareRoot(_ v: SIMD8<Float>) -> SIMD8<Float> {
         #if arch(x86_64)
@@ -103,6 +121,8 @@ extension Float {
 extension Double: VectorMath {
     @inlinable @inline(__always) public static func fastExpMinusOne(_ x: Double) -> Double { Double.expm1(x) }
     @inlinable @inline(__always) public static func fastLogOnePlus(_ x: Double) -> Double { Double.log1p(x) }
+    @inlinable @inline(__always)
+    public static func fastLogOnePlusUnit(_ e: Double, reciprocalOfTwoPlus _: Double) -> Double { Double.log1p(e) }
     @inlinable @inline(__always)
     public static func fastSquareRoot(_ v: SIMD8<Double>) -> SIMD8<Double> {
         var out = v

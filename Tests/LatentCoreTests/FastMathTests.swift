@@ -66,6 +66,18 @@ final class FastMathTests: XCTestCase {
         }
     }
 
+    /// log(1 + e) on [0, 1] from e and 1/(2 + e) (the Bernoulli likelihood's softplus): within two ulps of 1 in
+    /// absolute terms and 1e-6 relative, down to e far below Float's epsilon (where log1p(e) ≈ e).
+    func testFastLogOnePlusUnitAccuracy() {
+        for e in grid(0, 1, 5000) + [1e-30, 1e-12, 1e-7, 1e-4] {
+            let exact = Foundation.log1p(Double(e))
+            let got = Double(Float.fastLogOnePlusUnit(e, reciprocalOfTwoPlus: 1 / (2 + e)))
+            XCTAssertEqual(got, exact, accuracy: 2 * Double(Float.ulpOfOne), "log1p at \(e)")
+            XCTAssertEqual(got, exact, accuracy: 1e-6 * exact, "relative, log1p at \(e)")
+        }
+        XCTAssertEqual(Double.fastLogOnePlusUnit(0.3, reciprocalOfTwoPlus: .nan), Foundation.log1p(0.3))
+    }
+
     func testDoubleForwardsToTheCLibrary() {
         for x in stride(from: -30.0, through: 30.0, by: 0.731) {
             XCTAssertEqual(Double.fastExp(x), Foundation.exp(x))

@@ -22,8 +22,11 @@ public enum BernoulliLikelihood {
                 for d in 0..<columns { terms[d] = T.fastExp(-abs(ar[d])) }
                 for d in 0..<columns {
                     let v = ar[d], target = xr[d], e = terms[d]
-                    let inv = 1 / (1 + e)
-                    terms[d] = max(v, 0) + T.fastLogOnePlus(e) - target * v
+                    // One division for both 1/(1 + e) (the sigmoid) and 1/(2 + e) (for log(1 + e)).
+                    let q = 1 / ((1 + e) * (2 + e))
+                    let inv = (2 + e) * q
+                    let softplusTail = T.fastLogOnePlusUnit(e, reciprocalOfTwoPlus: (1 + e) * q)
+                    terms[d] = max(v, 0) + softplusTail - target * v
                     let sigmoid = v >= 0 ? inv : e * inv
                     g[d] = w * (sigmoid - target)
                 }
