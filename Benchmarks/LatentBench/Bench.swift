@@ -411,3 +411,4 @@ final class BusyLoop {
         process.waitUntilExit()
     }
 }
+
