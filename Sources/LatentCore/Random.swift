@@ -104,20 +104,22 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
     public mutating func index(below bound: Int) -> Int { Int.random(in: 0..<bound, using: &self) }
 }
 
-/// `RandomStream`s stepped together, one per SIMD lane: the same numbers as the streams, lane by lane. A single
-/// xoshiro stream is a chain of dependent operations; several in lanes (one vector instruction each step) let per-row
-/// draws such as the training step's binarization run several rows at the speed of one.
-public struct RandomStreamLanes<Lanes: SIMD & Sendable>: Sendable where Lanes.Scalar == UInt64 {
-    @usableFromInline var s0, s1, s2, s3: Lanes
+/// Eight `RandomStream`s stepped together, one per SIMD lane (one AVX-512 register per state word): the same numbers
+/// as the eight streams, lane by lane. A single xoshiro stream is a chain of dependent operations; eight in lanes (one
+/// vector instruction each step) let per-row draws such as the training step's binarization run eight rows at the
+/// speed of one. (A version generic over the lane count compiled the binarization's transposes into element moves,
+/// at half the speed.)
+public struct RandomStreams8: Sendable {
+    @usableFromInline var s0, s1, s2, s3: SIMD8<UInt64>
 
     /// Lane i continues `stream(i)` (its Box–Muller spare is not carried over).
     @inlinable
     public init(_ stream: (Int) -> RandomStream) {
-        s0 = Lanes()
-        s1 = Lanes()
-        s2 = Lanes()
-        s3 = Lanes()
-        for lane in 0..<Lanes.scalarCount {
+        s0 = .zero
+        s1 = .zero
+        s2 = .zero
+        s3 = .zero
+        for lane in 0..<8 {
             let source = stream(lane)
             s0[lane] = source.s0
             s1[lane] = source.s1
@@ -134,31 +136,18 @@ public struct RandomStreamLanes<Lanes: SIMD & Sendable>: Sendable where Lanes.Sc
 
     /// The next value of each stream (xoshiro256++, as `RandomStream.next`).
     @inlinable @inline(__always)
-    public mutating func next() -> Lanes {
-        let result = RandomStreamLanes.rotl(s0 &+ s3, 23) &+ s0
+    public mutating func next() -> SIMD8<UInt64> {
+        let result = RandomStreams8.rotl(s0 &+ s3, 23) &+ s0
         let t = s1 &<< 17
         s2 ^= s0
         s3 ^= s1
         s1 ^= s2
         s0 ^= s3
         s2 ^= t
-        s3 = RandomStreamLanes.rotl(s3, 45)
+        s3 = RandomStreams8.rotl(s3, 45)
         return result
     }
 
     @inlinable @inline(__always)
-    static func rotl(_ x: Lanes, _ k: UInt64) -> Lanes { (x &<< k) | (x &>> (64 - k)) }
-}
-
-/// Four streams in lanes (the binarization's rows left over after groups of eight).
-public typealias RandomStreams4 = RandomStreamLanes<SIMD4<UInt64>>
-/// Eight streams in lanes: one AVX-512 register per state word.
-public typealias RandomStreams8 = RandomStreamLanes<SIMD8<UInt64>>
-
-extension RandomStreamLanes where Lanes == SIMD4<UInt64> {
-    /// Lanes 0…3 continue `a`, `b`, `c` and `d`.
-    @inlinable
-    public init(_ a: RandomStream, _ b: RandomStream, _ c: RandomStream, _ d: RandomStream) {
-        self.init { lane in lane == 0 ? a : lane == 1 ? b : lane == 2 ? c : d }
-    }
+    static func rotl(_ x: SIMD8<UInt64>, _ k: UInt64) -> SIMD8<UInt64> { (x &<< k) | (x &>> (64 - k)) }
 }

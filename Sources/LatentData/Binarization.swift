@@ -27,39 +27,6 @@ public enum Binarization {
         }
     }
 
-    /// `sample` for four images at once, image `lane` from lane `lane` of `rng` into `out + lane * count`: the same
-    /// pixels as four calls of `sample` with the four streams, at about the cost of one (the streams step together).
-    @inlinable
-    public static func sample(
-        pixels: (UnsafePointer<UInt8>, UnsafePointer<UInt8>, UnsafePointer<UInt8>, UnsafePointer<UInt8>), count: Int,
-        thresholds: UnsafePointer<UInt32>, rng: inout RandomStreams4, into out: UnsafeMutablePointer<Float>
-    ) {
-        let (p0, p1, p2, p3) = pixels
-        let o0 = out, o1 = out + count, o2 = out + 2 * count, o3 = out + 3 * count
-        var i = 0
-        while i + 1 < count {
-            let r = rng.next()
-            let a = SIMD4<UInt32>(truncatingIfNeeded: r) & 0xFF_FFFF
-            let b = SIMD4<UInt32>(truncatingIfNeeded: r &>> 32) & 0xFF_FFFF
-            o0[i] = bit(a[0], below: thresholds[Int(p0[i])])
-            o0[i + 1] = bit(b[0], below: thresholds[Int(p0[i + 1])])
-            o1[i] = bit(a[1], below: thresholds[Int(p1[i])])
-            o1[i + 1] = bit(b[1], below: thresholds[Int(p1[i + 1])])
-            o2[i] = bit(a[2], below: thresholds[Int(p2[i])])
-            o2[i + 1] = bit(b[2], below: thresholds[Int(p2[i + 1])])
-            o3[i] = bit(a[3], below: thresholds[Int(p3[i])])
-            o3[i + 1] = bit(b[3], below: thresholds[Int(p3[i + 1])])
-            i += 2
-        }
-        if i < count {
-            let a = SIMD4<UInt32>(truncatingIfNeeded: rng.next()) & 0xFF_FFFF
-            o0[i] = bit(a[0], below: thresholds[Int(p0[i])])
-            o1[i] = bit(a[1], below: thresholds[Int(p1[i])])
-            o2[i] = bit(a[2], below: thresholds[Int(p2[i])])
-            o3[i] = bit(a[3], below: thresholds[Int(p3[i])])
-        }
-    }
-
     /// `sample` for eight images at once, image `lane` at `pixels(lane)` from lane `lane` of `rng` into
     /// `out + lane * count`: the same pixels as eight calls of `sample` with the eight streams. Sixteen pixels of an
     /// image come from eight steps of its stream (two 24-bit draws each, low half first), so after eight steps of

@@ -137,17 +137,6 @@ final class BinarizationTests: XCTestCase {
         }
     }
 
-    /// Four images through four streams in lanes give the pixels of four separate calls, for even and odd sizes.
-    func testFourImagesAtOnceMatchOneAtATime() {
-        assertLanesMatchOneAtATime(lanes: 4, counts: [784, 7, 1]) { streams, images, count, out in
-            var lanes = RandomStreams4(streams[0], streams[1], streams[2], streams[3])
-            Binarization.thresholds.withUnsafeBufferPointer {
-                Binarization.sample(pixels: (images[0], images[1], images[2], images[3]), count: count,
-                                    thresholds: $0.baseAddress!, rng: &lanes, into: out)
-            }
-        }
-    }
-
     /// Eight images through eight streams in lanes give the pixels of eight separate calls, for sizes with and without
     /// a tail past the last 16 pixels.
     func testEightImagesAtOnceMatchOneAtATime() {

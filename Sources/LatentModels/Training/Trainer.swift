@@ -318,8 +318,8 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// Fresh binarized pixels for the batch rows `rows` into consecutive rows of `x`, each row from its own stream
-    /// keyed by (seed, step, row): eight rows at a time through `RandomStreams8`, then four through `RandomStreams4`
-    /// (the same pixels as row by row).
+    /// keyed by (seed, step, row): eight rows at a time through `RandomStreams8`, the rest one by one (the same pixels
+    /// as row by row).
     func binarize(rows: Range<Int>, of step: StepInputs, into x: UnsafeMutablePointer<Float>) {
         let d = model.configuration.inputs
         func stream(_ row: Int) -> RandomStream {
@@ -333,12 +333,6 @@ public final class Trainer: @unchecked Sendable {
             Binarization.sample(pixels: { pixels(first + $0) }, count: d, thresholds: step.thresholds,
                                 rng: &streams, into: x + (row - rows.lowerBound) * d)
             row += 8
-        }
-        while row + 4 <= rows.upperBound {
-            var streams = RandomStreams4(stream(row), stream(row + 1), stream(row + 2), stream(row + 3))
-            Binarization.sample(pixels: (pixels(row), pixels(row + 1), pixels(row + 2), pixels(row + 3)), count: d,
-                                thresholds: step.thresholds, rng: &streams, into: x + (row - rows.lowerBound) * d)
-            row += 4
         }
         while row < rows.upperBound {
             var bits = stream(row)
