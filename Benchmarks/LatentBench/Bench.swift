@@ -267,6 +267,11 @@ struct BenchRunner {
         let (result, efficiency) = Measurement.paired(
             repetitions: repetitions, work: Double(steps * config.batch),
             measured: { for _ in 0..<steps { step() } }, reference: { for _ in 0..<steps { replay.run() } })
+        // Tensor parallelism's GEMMs also without the stages' barriers (JSON only): the GEMM work alone.
+        let unsynchronized = trainer.parallelism != .tensor || trainer.workers < 2 ? nil : Measurement.paired(
+            repetitions: repetitions, work: Double(steps * config.batch),
+            measured: { for _ in 0..<steps { step() } },
+            reference: { for _ in 0..<steps { replay.run(synchronized: false) } }).ratio
         let flopsPerSample = trainer.model.trainingFLOPs(rows: 1, samples: config.samples)
         let peak = gemmPeakPerCore.map { $0 * Double(config.threads) }
         return Row(kind: "train_step", batch: config.batch, latent: config.latent, posterior: config.posterior.rawValue,
@@ -276,7 +281,7 @@ struct BenchRunner {
                    gflops: result.median * flopsPerSample / 1e9, gflops_min: result.min * flopsPerSample / 1e9,
                    gflops_max: result.max * flopsPerSample / 1e9,
                    peak_fraction: peak.map { result.median * flopsPerSample / 1e9 / $0 },
-                   efficiency: efficiency,
+                   efficiency: efficiency, efficiency_unsynchronized: unsynchronized,
                    bytes_allocated_per_step: bytes, allocations_per_step: allocations)
     }
 

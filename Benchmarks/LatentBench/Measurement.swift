@@ -59,6 +59,8 @@ struct Row: Codable {
     /// The step's GFLOP/s over the machine's own GEMM peak: the 1024³ GEMM on one thread, times the threads.
     var peak_fraction: Double?
     var efficiency: Double?
+    /// Tensor parallelism: the efficiency against its GEMMs run without the stages' barriers (the GEMM work alone).
+    var efficiency_unsynchronized: Double?
     var bytes_allocated_per_step: Double?
     var allocations_per_step: Double?
     var speedup: Double?

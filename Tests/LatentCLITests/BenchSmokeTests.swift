@@ -54,6 +54,10 @@ final class BenchSmokeTests: XCTestCase {
                 XCTAssertNotNil(row[key], "train_step row lacks \(key)")
             }
             XCTAssertGreaterThan(row["samples_per_second"] as? Double ?? 0, 0)
+            if row["parallelism"] as? String == "tensor" {
+                XCTAssertGreaterThan(row["efficiency_unsynchronized"] as? Double ?? 0, 0,
+                                     "tensor rows also time their GEMMs without the stages' barriers")
+            }
         }
         let scaling = rows.filter { $0["kind"] as? String == "scaling" }
         XCTAssertTrue(scaling.contains { $0["competing_process"] as? Bool == true }, "a row under competition")

@@ -14,10 +14,12 @@ public final class GEMMReplay: @unchecked Sendable {
     /// Runs the GEMMs of one step of `rows` examples (the trainer's batch size by default) in the trainer's two
     /// regions: the forward and input-gradient GEMMs of each slice from region 1's queue, then the blocks of dW from
     /// region 2's queue; with tensor parallelism, each worker's share of the team's GEMMs.
-    public func run(rows: Int? = nil) {
+    /// With tensor parallelism and `synchronized: false`, each worker runs its tasks' GEMMs back to back without the
+    /// stages' barriers: the GEMM work alone, a stricter reference than the GEMMs as the step schedules them.
+    public func run(rows: Int? = nil, synchronized: Bool = true) {
         let batch = rows ?? trainer.batchSize
         if BLASThreads.current != trainer.blasThreads { BLASThreads.set(trainer.blasThreads) }
-        if let team = trainer.team { return runAsTeam(team, batch: batch) }
+        if let team = trainer.team { return runAsTeam(team, batch: batch, synchronized: synchronized) }
         let model = trainer.model
         let samples = model.configuration.samples
         let p = UnsafePointer(model.store.parameters.pointer)
@@ -50,12 +52,14 @@ public final class GEMMReplay: @unchecked Sendable {
         }
     }
 
-    /// Tensor parallelism's GEMMs, each worker taking the same tasks as in the step: its task of every stage
-    /// (`Trainer.run` with `productsOnly`: column blocks of the layers over the whole batch, its block's head and dz), then the
-    /// dW blocks it owns.
-    func runAsTeam(_ team: ColumnTeam, batch: Int) {
+    /// Tensor parallelism's GEMMs as the step runs them: the same stages, tasks and barriers between the stages
+    /// (`Trainer.runStages` with `productsOnly`: column blocks of the layers over the whole batch, each block's head
+    /// and dz), then the dW blocks each worker owns. The barriers are part of the GEMMs' own schedule: a step that did
+    /// nothing but its GEMMs would wait at them too, so it would score 1.
+    func runAsTeam(_ team: ColumnTeam, batch: Int, synchronized: Bool) {
         team.beginStep(rows: batch)
         trainer.pool.run { w in
+            if synchronized { return trainer.runStages(team, worker: w, productsOnly: true) }
             for stage in trainer.stages { trainer.run(stage, task: w, team: team, productsOnly: true) }
         }
         for taken in trainer.ownedTaken { taken.bits.store(0, ordering: .relaxed) }

@@ -43,9 +43,10 @@ enum TeamStage {
 
 extension Trainer {
     /// Worker `w`'s part of region 1 under tensor parallelism: every stage's tasks it claims, then the barrier.
-    func runStages(_ team: ColumnTeam, worker w: Int) {
+    /// With `productsOnly`, the same schedule with each task's GEMMs alone (`GEMMReplay`).
+    func runStages(_ team: ColumnTeam, worker w: Int, productsOnly: Bool = false) {
         for (index, stage) in stages.enumerated() {
-            team.forEachTask(stage: index, worker: w) { run(stage, task: $0, team: team) }
+            team.forEachTask(stage: index, worker: w) { run(stage, task: $0, team: team, productsOnly: productsOnly) }
             if index < stages.count - 1 { team.barrier.wait() }
         }
     }
