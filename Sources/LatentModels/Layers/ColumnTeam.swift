@@ -64,6 +64,13 @@ public final class ColumnTeam: @unchecked Sendable {
         return Double(rows) * Double(narrowest) * Double(inner) > 1e6 ? 8 : 16
     }
 
+    /// The column block `part` of a layer of `width` outputs whose GEMMs take `inner` terms over runs of at least
+    /// `rows` rows, in the groups `group(width:rows:inner:)` picks.
+    @inlinable
+    public func columns(_ width: Int, inner: Int, rows: Int, part: Int) -> Range<Int> {
+        columns(width, part: part, group: group(width: width, rows: rows, inner: inner))
+    }
+
     /// The fewest rows of one GEMM over the batch (`forEachRun`), at `rowsPerExample` rows per example.
     @inlinable
     public func shortestRun(rowsPerExample: Int) -> Int {

@@ -66,11 +66,21 @@ public struct Linear: Sendable {
         accumulate: Bool, weights dW: UnsafeMutablePointer<T>, bias db: UnsafeMutablePointer<T>
     ) {
         guard !range.isEmpty else { return }
+        weightProduct(input: x, outputGradient: dy, rows: rows, outputRange: range, accumulate: accumulate,
+                      weights: dW)
+        ElementWise.columnSums(dy + range.lowerBound, rows: rows, columns: range.count, stride: outputs,
+                               into: db, accumulate: accumulate)
+    }
+
+    /// The GEMM of `weightGradients` alone, dW[range] (+)= dy[:, range]ᵀ x (`GEMMReplay` times it).
+    @inlinable
+    public func weightProduct<T: BLASScalar>(
+        input x: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int, outputRange range: Range<Int>,
+        accumulate: Bool, weights dW: UnsafeMutablePointer<T>
+    ) {
         T.gemm(.transpose, .none, rows: range.count, columns: inputs, inner: rows, alpha: 1,
                a: dy + range.lowerBound, lda: outputs, b: x, ldb: inputs, beta: accumulate ? 1 : 0,
                c: dW, ldc: inputs)
-        ElementWise.columnSums(dy + range.lowerBound, rows: rows, columns: range.count, stride: outputs,
-                               into: db, accumulate: accumulate)
     }
 
     /// Multiply-adds of one forward pass over `rows` examples (the backward costs about twice as much).

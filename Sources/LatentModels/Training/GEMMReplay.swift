@@ -44,11 +44,9 @@ public final class GEMMReplay: @unchecked Sendable {
     /// block buffer.
     func replayWeightGradient(_ task: LayerTask, _ share: Range<Int>, batch: Int, worker w: Int) {
         let block = trainer.blockGradients[w].pointer
-        let inputs = task.layer.inputs, outputs = task.layer.outputs
         trainer.forEachOperand(of: task, batchRows: batch) { x, dy, rows, first in
-            Float.gemm(.transpose, .none, rows: share.count, columns: inputs, inner: rows, alpha: 1,
-                       a: dy + share.lowerBound, lda: outputs, b: x, ldb: inputs, beta: first ? 0 : 1, c: block,
-                       ldc: inputs)
+            task.layer.weightProduct(input: x, outputGradient: dy, rows: rows, outputRange: share, accumulate: !first,
+                                     weights: block)
         }
     }
 

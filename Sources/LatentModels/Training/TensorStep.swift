@@ -61,23 +61,23 @@ extension Trainer {
         let ws = workspaces[u]
         let rows = team.examples[u]
         switch stage {
-        case let .forward(decoder, l):
+        case let .forward(decoder, l), let .backward(decoder, l):
             let mlp = decoder ? model.decoder : model.encoder
             let layer = mlp.layers[l], rowsPerExample = decoder ? samples : 1
-            let group = team.group(width: layer.outputs, rows: team.shortestRun(rowsPerExample: rowsPerExample),
-                                   inner: layer.inputs)
-            mlp.forward(layer: l, columns: team.columns(layer.outputs, part: u, group: group), team: team,
-                        rowsPerExample: rowsPerExample, parameters: p,
-                        input: UnsafePointer(decoder ? shared.z.pointer : shared.x.pointer),
-                        workspace: decoder ? shared.decoder : shared.encoder, productOnly: productsOnly)
-        case let .backward(decoder, l):
-            let mlp = decoder ? model.decoder : model.encoder
-            let layer = mlp.layers[l], rowsPerExample = decoder ? samples : 1
-            let group = team.group(width: layer.inputs, rows: team.shortestRun(rowsPerExample: rowsPerExample),
-                                   inner: layer.outputs)
-            mlp.backward(layer: l, columns: team.columns(layer.inputs, part: u, group: group), team: team,
-                         rowsPerExample: rowsPerExample, parameters: p,
-                         workspace: decoder ? shared.decoder : shared.encoder, productOnly: productsOnly)
+            let workspace = decoder ? shared.decoder : shared.encoder
+            // Forward splits the layer's outputs, backward its inputs (the columns of dx = dy W).
+            let forward = if case .forward = stage { true } else { false }
+            let (width, inner) = forward ? (layer.outputs, layer.inputs) : (layer.inputs, layer.outputs)
+            let columns = team.columns(width, inner: inner, rows: team.shortestRun(rowsPerExample: rowsPerExample),
+                                       part: u)
+            if forward {
+                mlp.forward(layer: l, columns: columns, team: team, rowsPerExample: rowsPerExample, parameters: p,
+                            input: UnsafePointer(decoder ? shared.z.pointer : shared.x.pointer), workspace: workspace,
+                            productOnly: productsOnly)
+            } else {
+                mlp.backward(layer: l, columns: columns, team: team, rowsPerExample: rowsPerExample, parameters: p,
+                             workspace: workspace, productOnly: productsOnly)
+            }
         case .prepare:
             guard !productsOnly, let step else { return }
             workerSums[u] = TermSums()

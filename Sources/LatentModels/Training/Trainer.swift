@@ -477,9 +477,8 @@ struct UpdateBlock {
         (0..<team.workers).map { w in
             tasks.enumerated().flatMap { i, task -> [UpdateBlock] in
                 let layer = task.layer
-                let group = team.group(width: layer.outputs, rows: batchSize * (task.isDecoder ? samples : 1),
-                                       inner: layer.inputs)
-                let rows = team.columns(layer.outputs, part: w, group: group)
+                let rows = team.columns(layer.outputs, inner: layer.inputs,
+                                        rows: batchSize * (task.isDecoder ? samples : 1), part: w)
                 guard !rows.isEmpty else { return [] }
                 let parts = (rows.count * (task.layer.inputs + 1) + 65_535) / 65_536
                 return (0..<parts).map { part in
