@@ -25,7 +25,8 @@ final class TrainerStepTests: XCTestCase {
         func train(lateWorkers: Bool) throws -> (parameters: [Float], moments: [Float], losses: [Double]) {
             let model = VariationalAutoencoder<Float>(ModelConfiguration(inputs: 100, hidden: [70, 130], latent: 3))
             model.initialize(seed: 3)
-            let trainer = Trainer(model: model, images: data, batchSize: 9, learningRate: 1e-3, seed: 31, threads: 3)
+            let trainer = Trainer(model: model, images: data, batchSize: 9, learningRate: 1e-3, seed: 31, threads: 3,
+                                  parallelism: .data)
             if lateWorkers {
                 trainer.regions.pass.body = { trainer, part in
                     if part == 0 { trainer.pass(part: 0) }

@@ -21,7 +21,7 @@ extension Evaluator {
         if BLASThreads.current != 1 { BLASThreads.set(1) }
         // Per worker: Σμ, Σμ², Σ|corr| and a failure flag, accumulated in Double.
         var sums = [[Double]](repeating: [Double](repeating: 0, count: 2 * k + 2), count: workers)
-        try binarized.withUnsafeBufferPointer { data in
+        binarized.withUnsafeBufferPointer { data in
             var start = 0
             while start < count {
                 let rows = min(batchSize, count - start)

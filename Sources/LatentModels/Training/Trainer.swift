@@ -89,8 +89,10 @@ public final class Trainer: @unchecked Sendable {
     var permutation: [Int]
     let thresholds: [UInt32]
 
+    /// A trainer of `model` on `images` with `threads` workers, split as `requested` says (`auto`, the default, is what
+    /// `latent train --threads` does); `pool` is reused when it has the workers' count.
     public init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int, learningRate: Double,
-                seed: UInt64, threads: Int, parallelism requested: Parallelism = .data, pool: WorkerPool? = nil) {
+                seed: UInt64, threads: Int, parallelism requested: Parallelism = .auto, pool: WorkerPool? = nil) {
         self.model = model
         self.images = images
         self.batchSize = batchSize
