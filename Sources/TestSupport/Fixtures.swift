@@ -30,7 +30,9 @@ public enum IDXFixture {
         let input = dir.file("input")
         try Data(bytes).write(to: URL(fileURLWithPath: input))
         let output = dir.file("output.gz")
-        FileManager.default.createFile(atPath: output, contents: nil)
+        guard FileManager.default.createFile(atPath: output, contents: nil) else {
+            throw FixtureError.cannotCreate(output)
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: FileManager.default.fileExists(atPath: "/bin/gzip")
                                     ? "/bin/gzip" : "/usr/bin/gzip")
@@ -52,6 +54,8 @@ public enum IDXFixture {
 
 public enum FixtureError: Error {
     case gzipFailed(Int32)
+    /// A fixture file could not be created (its directory is not writable).
+    case cannotCreate(String)
 }
 
 /// A fresh directory under the system's temporary directory, removed when the value is released.
