@@ -36,7 +36,8 @@ struct Bench {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             struct Output: Codable { var machine: Machine; var rows: [Row] }
-            let data = try encoder.encode(Output(machine: Machine.describe(), rows: bench.rows))
+            let machine = Machine.describe(gemmPeakAtStart: bench.gemmPeakPerCore, atEnd: bench.gemmPeakAtEnd)
+            let data = try encoder.encode(Output(machine: machine, rows: bench.rows))
             guard FileManager.default.createFile(atPath: jsonPath, contents: data) else {
                 fail("cannot write \(jsonPath); choose a writable path for --json")
             }
@@ -56,7 +57,11 @@ struct BenchRunner {
     let cores = ProcessInfo.processInfo.activeProcessorCount
     /// The machine's own GEMM peak per core: the square GEMM of the kernel table (1024³) on one thread, in GFLOP/s.
     /// T threads' peak is T times it (OpenBLAS's own 2-thread GEMM reaches less, which the step's workers exceed).
-    var gemmPeakPerCore: Double?
+    var gemmPeakPerCore: Double? { squareGEMMAtStart?.median }
+    /// That GEMM's measurement in the kernel table, and the same GEMM measured again after every section
+    /// (`machineDrift`).
+    var squareGEMMAtStart: Measurement?
+    var gemmPeakAtEnd: Double?
 
     init(mode: Bench.Mode) { self.mode = mode }
 
@@ -74,6 +79,7 @@ struct BenchRunner {
         strategies()
         threadScaling()
         evaluation()
+        machineDrift()
     }
 
     // MARK: - Kernels
@@ -93,26 +99,57 @@ struct BenchRunner {
         shapes.append((big, big, big, 1))
         if cores > 1 { shapes.append((big, big, big, cores)) }
         for (m, k, n, threads) in shapes {
-            BLASThreads.set(threads)
-            let a = Buffer<Float>(count: m * k), w = Buffer<Float>(count: n * k), c = Buffer<Float>(count: m * n)
-            for i in 0..<a.count { a[i] = Float(i % 7) * 0.1 }
-            for i in 0..<w.count { w[i] = Float(i % 5) * 0.1 }
-            let flops = 2.0 * Double(m * n * k)
-            let calls = max(1, Int(repetitionSeconds * 20e9 / flops))
-            let result = Measurement.rate(repetitions: repetitions, warmup: 1, work: flops * Double(calls) / 1e9) {
-                for _ in 0..<calls {
-                    Float.gemm(.none, .transpose, rows: m, columns: n, inner: k, alpha: 1, a: a.pointer, lda: k,
-                               b: w.pointer, ldb: k, beta: 0, c: c.pointer, ldc: n)
-                }
-            }
-            if m == big && k == big && n == big && threads == 1 { gemmPeakPerCore = result.median }
+            let result = gemmRate(rows: m, inner: k, columns: n, threads: threads)
+            if m == big && k == big && n == big && threads == 1 { squareGEMMAtStart = result }
             print("| \(m)×\(k)×\(n) | \(threads) | \(format(result, digits: 1)) |")
             rows.append(Row(kind: "gemm", threads: threads, gflops: result.median, gflops_min: result.min,
                             gflops_max: result.max, rows_m: m, columns_n: n, inner_k: k))
         }
-        BLASThreads.set(1)
         print()
     }
+
+    /// GFLOP/s of y = x Wᵀ (rows × inner times inner × columns) on `threads` OpenBLAS threads.
+    func gemmRate(rows m: Int, inner k: Int, columns n: Int, threads: Int) -> Measurement {
+        BLASThreads.set(threads)
+        defer { BLASThreads.set(1) }
+        let a = Buffer<Float>(count: m * k), w = Buffer<Float>(count: n * k), c = Buffer<Float>(count: m * n)
+        for i in 0..<a.count { a[i] = Float(i % 7) * 0.1 }
+        for i in 0..<w.count { w[i] = Float(i % 5) * 0.1 }
+        let flops = 2.0 * Double(m * n * k)
+        let calls = max(1, Int(repetitionSeconds * 20e9 / flops))
+        return Measurement.rate(repetitions: repetitions, warmup: 1, work: flops * Double(calls) / 1e9) {
+            for _ in 0..<calls {
+                Float.gemm(.none, .transpose, rows: m, columns: n, inner: k, alpha: 1, a: a.pointer, lda: k,
+                           b: w.pointer, ldb: k, beta: 0, c: c.pointer, ldc: n)
+            }
+        }
+    }
+
+    /// The one-thread square GEMM of the kernel table again, after every section: how far the machine's own speed
+    /// moved while the benchmark ran (on a shared virtual machine it can move by a third within minutes), so that a
+    /// reader knows whether figures of different sections, or of this run and another, can be compared.
+    mutating func machineDrift() {
+        guard let start = squareGEMMAtStart else { return }
+        let big = mode == .smoke ? 256 : 1024
+        let end = gemmRate(rows: big, inner: big, columns: big, threads: 1)
+        gemmPeakAtEnd = end.median
+        let drift = end.median / start.median - 1
+        print("## Machine drift (the \(big)³ GEMM on one thread, at the start and at the end of the run)")
+        print("| when | GFLOP/s |")
+        print("|---|---|")
+        print("| start | \(format(start, digits: 1)) |")
+        print("| end | \(format(end, digits: 1)) |")
+        let verdict = abs(drift) <= BenchRunner.steadyDrift
+            ? "steady"
+            : "the machine's speed changed while the benchmark ran. Within this run, trust the paired ratios "
+                + "(efficiency, speed-ups, tensor over data); to compare samples/s with another run, rerun on a quiet "
+                + "machine"
+        print(String(format: "drift %+.1f %%: ", 100 * drift) + verdict)
+        print()
+    }
+
+    /// The largest change of the machine's GEMM speed over a run that still counts as steady.
+    static let steadyDrift = 0.05
 
     mutating func choleskyKernels() {
         print("## Cholesky (LAPACKE_spotrf per example, one thread)")

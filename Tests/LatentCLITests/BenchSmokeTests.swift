@@ -30,13 +30,18 @@ final class BenchSmokeTests: XCTestCase {
                       "latent-bench is not built next to \(latent.path); run `swift build --build-tests`")
         let (text, object) = try runSmoke(bench)
         for heading in ["## GEMM", "## Cholesky", "## Training step", "## Strategies", "## Thread scaling",
-                        "## Evaluation"] {
+                        "## Evaluation", "## Machine drift"] {
             XCTAssertTrue(text.contains(heading), "missing section \(heading)")
         }
         let machine = try XCTUnwrap(object["machine"] as? [String: Any])
         for key in ["cpu", "cores", "blas", "blas_kernel", "blas_own_kernel"] {
             XCTAssertNotNil(machine[key], "machine lacks \(key)")
         }
+        let start = try XCTUnwrap(machine["gemm_peak_start"] as? Double, "machine lacks gemm_peak_start")
+        let end = try XCTUnwrap(machine["gemm_peak_end"] as? Double, "machine lacks gemm_peak_end")
+        let drift = try XCTUnwrap(machine["drift"] as? Double, "machine lacks drift")
+        XCTAssertGreaterThan(start, 0)
+        XCTAssertEqual(drift, end / start - 1, accuracy: 1e-12, "drift is end / start − 1")
         let rows = object["rows"] as! [[String: Any]]
         let kinds = Set(rows.map { $0["kind"] as! String })
         XCTAssertEqual(kinds, ["gemm", "potrf", "train_step", "strategy", "scaling", "eval_iwae"])
