@@ -62,6 +62,8 @@ struct BenchRunner {
     /// (`machineDrift`).
     var squareGEMMAtStart: Measurement?
     var gemmPeakAtEnd: Double?
+    /// The order of the square GEMM that stands for the machine's peak.
+    var squareSize: Int { mode == .smoke ? 256 : 1024 }
 
     init(mode: Bench.Mode) { self.mode = mode }
 
@@ -95,7 +97,7 @@ struct BenchRunner {
         for b in batches {
             for (inputs, outputs) in layers { shapes.append((b, inputs, outputs, 1)) }
         }
-        let big = mode == .smoke ? 256 : 1024
+        let big = squareSize
         shapes.append((big, big, big, 1))
         if cores > 1 { shapes.append((big, big, big, cores)) }
         for (m, k, n, threads) in shapes {
@@ -130,7 +132,7 @@ struct BenchRunner {
     /// reader knows whether figures of different sections, or of this run and another, can be compared.
     mutating func machineDrift() {
         guard let start = squareGEMMAtStart else { return }
-        let big = mode == .smoke ? 256 : 1024
+        let big = squareSize
         let end = gemmRate(rows: big, inner: big, columns: big, threads: 1)
         gemmPeakAtEnd = end.median
         let drift = end.median / start.median - 1
@@ -453,4 +455,3 @@ final class BusyLoop {
         process.waitUntilExit()
     }
 }
-

@@ -24,7 +24,7 @@ enum TeamStage {
     /// and two barriers fall away.
     static func schedule(_ model: VariationalAutoencoder<Float>, workers: Int) -> [TeamStage] {
         let encoder = model.encoder.layers.count, decoder = model.decoder.layers.count
-        let headByBlocks = headRunsByBlocks(model, workers: workers)
+        let headByBlocks = model.encoder.layers.last!.outputs < 16 * workers
         let encoderColumns = headByBlocks ? encoder - 1 : encoder
         return [.prepare]
             + (0..<encoderColumns).map { .forward(decoder: false, layer: $0) }
@@ -35,10 +35,8 @@ enum TeamStage {
             + stride(from: encoderColumns - 1, through: 1, by: -1).map { .backward(decoder: false, layer: $0) }
     }
 
-    /// Whether the encoder's last layer runs by blocks of the batch (`encoderHead`) on `workers` workers.
-    static func headRunsByBlocks(_ model: VariationalAutoencoder<Float>, workers: Int) -> Bool {
-        model.encoder.layers.last!.outputs < 16 * workers
-    }
+    /// Whether this is the encoder head's stage (the schedule put the head on blocks of the batch).
+    var isEncoderHead: Bool { if case .encoderHead = self { true } else { false } }
 }
 
 extension Trainer {

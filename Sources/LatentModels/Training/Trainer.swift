@@ -61,7 +61,7 @@ public final class Trainer: @unchecked Sendable {
     let team: ColumnTeam?
     let teamWorkspace: StepWorkspace<Float>?
     let stages: [TeamStage]
-    /// Whether the encoder's last layer runs by blocks of the batch (`TeamStage.encoderHead`).
+    /// Whether the encoder's last layer runs by blocks of the batch (the schedule has a `TeamStage.encoderHead`).
     let headByBlocks: Bool
     /// Per worker: the gradients of the parameters outside the layers (`otherParameters`), summed in region 2.
     let workerGradients: [Buffer<Float>]
@@ -107,7 +107,7 @@ public final class Trainer: @unchecked Sendable {
         adam = Adam(count: model.parameterCount, learningRate: learningRate)
         let capacity = (batchSize + workers - 1) / workers
         stages = TeamStage.schedule(model, workers: workerCount)
-        headByBlocks = TeamStage.headRunsByBlocks(model, workers: workerCount)
+        headByBlocks = stages.contains { $0.isEncoderHead }
         team = parallelism == .tensor && workerCount > 1
             ? ColumnTeam(workers: workerCount, capacity: capacity, stages: stages.count) : nil
         let shared = team.map { _ in StepWorkspace(model: model, capacity: workerCount * capacity) }
