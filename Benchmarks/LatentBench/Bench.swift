@@ -5,16 +5,22 @@ import LatentData
 import LatentModels
 
 /// latent-bench: kernels, training-step throughput and efficiency, thread scaling and evaluation throughput.
-/// Usage: latent-bench [--quick | --smoke] [--json FILE]
+/// Usage: latent-bench [--quick | --smoke] [--only SECTION,…] [--json FILE]
 @main
 struct Bench {
     enum Mode { case full, quick, smoke }
+    static let usage = "usage: latent-bench [--quick | --smoke] [--only SECTION,…] [--json FILE]; sections: "
+        + Section.allCases.map(\.rawValue).joined(separator: ", ")
+
+    /// The benchmark's tables, each selectable with `--only` (to repeat one measurement without the whole run).
+    enum Section: String, CaseIterable { case gemm, cholesky, steps, strategies, scaling, eval }
 
     static func main() throws {
         BLASKernel.selectForThisCPU()
         var arguments = Array(CommandLine.arguments.dropFirst())
         var mode = Mode.full
         var jsonPath: String?
+        var sections = Set(Section.allCases)
         while let argument = arguments.first {
             arguments.removeFirst()
             switch argument {
@@ -24,13 +30,23 @@ struct Bench {
                 guard let path = arguments.first else { fail("--json needs a file path, e.g. --json bench.json") }
                 jsonPath = path
                 arguments.removeFirst()
+            case "--only":
+                guard let list = arguments.first else { fail("--only needs a list of sections; \(usage)") }
+                arguments.removeFirst()
+                sections = []
+                for name in list.split(separator: ",", omittingEmptySubsequences: false) {
+                    guard let section = Section(rawValue: String(name)) else {
+                        fail("unknown section '\(name)' in --only \(list); \(usage)")
+                    }
+                    sections.insert(section)
+                }
             case "--help", "-h":
-                print("usage: latent-bench [--quick | --smoke] [--json FILE]")
+                print(usage)
                 return
-            default: fail("unknown argument \(argument); usage: latent-bench [--quick | --smoke] [--json FILE]")
+            default: fail("unknown argument \(argument); \(usage)")
             }
         }
-        var bench = BenchRunner(mode: mode)
+        var bench = BenchRunner(mode: mode, sections: sections)
         bench.run()
         if let jsonPath {
             let encoder = JSONEncoder()
@@ -53,6 +69,7 @@ struct Bench {
 /// Runs every section and prints its table as it goes.
 struct BenchRunner {
     let mode: Bench.Mode
+    let sections: Set<Bench.Section>
     var rows: [Row] = []
     let cores = ProcessInfo.processInfo.activeProcessorCount
     /// The machine's own GEMM peak per core: the square GEMM of the kernel table (1024³) on one thread, in GFLOP/s.
@@ -65,7 +82,10 @@ struct BenchRunner {
     /// The order of the square GEMM that stands for the machine's peak.
     var squareSize: Int { mode == .smoke ? 256 : 1024 }
 
-    init(mode: Bench.Mode) { self.mode = mode }
+    init(mode: Bench.Mode, sections: Set<Bench.Section> = Set(Bench.Section.allCases)) {
+        self.mode = mode
+        self.sections = sections
+    }
 
     var repetitions: Int { mode == .full ? 7 : (mode == .quick ? 3 : 1) }
     /// Seconds one timed repetition should last.
@@ -75,12 +95,17 @@ struct BenchRunner {
         let machine = Machine.describe()
         print("latent-bench on \(machine.cpu), \(machine.cores) cores, \(machine.blas)")
         print("each figure: median of \(repetitions) timed repetitions after warm-up [min … max]\n")
-        gemmKernels()
-        choleskyKernels()
-        trainingSteps()
-        strategies()
-        threadScaling()
-        evaluation()
+        if sections.contains(.gemm) {
+            gemmKernels()
+        } else {
+            // The drift table and the "of GEMM peak" column still need the machine's speed at the start.
+            squareGEMMAtStart = gemmRate(rows: squareSize, inner: squareSize, columns: squareSize, threads: 1)
+        }
+        if sections.contains(.cholesky) { choleskyKernels() }
+        if sections.contains(.steps) { trainingSteps() }
+        if sections.contains(.strategies) { strategies() }
+        if sections.contains(.scaling) { threadScaling() }
+        if sections.contains(.eval) { evaluation() }
         machineDrift()
     }
 
@@ -354,7 +379,7 @@ struct BenchRunner {
                     if !competing && threads > 1 {
                         // Quiet rows: one thread and T threads alternate repetition by repetition, and the speed-up
                         // is the median of the paired ratios, so the machine's drift cancels.
-                        let paired = pairedSpeedup(base, config, gemms: true)
+                        let paired = pairedSpeedup(base, config, pairs: scalingPairs, gemms: true)
                         row.samples_per_second = paired.rate.median
                         row.samples_per_second_min = paired.rate.min
                         row.samples_per_second_max = paired.rate.max
@@ -372,6 +397,10 @@ struct BenchRunner {
         }
         print()
     }
+
+    /// Pairs behind a quiet thread-scaling speed-up: at least 9 even with `--quick`, as the strategies table has,
+    /// since on a shared machine 3 pairs' median moved by a fifth between runs (1.36–1.71× at batch 100).
+    var scalingPairs: Int { mode == .smoke ? 1 : max(repetitions, 9) }
 
     /// Samples/s of `config` and its speed-up over `base` (one thread), timed in alternating repetitions (`pairs` of
     /// them; the mode's repetition count by default); with `gemms`, also the speed-up of the two steps' GEMMs alone

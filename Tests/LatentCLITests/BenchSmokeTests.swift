@@ -4,14 +4,14 @@ import XCTest
 /// `latent-bench --smoke` (tiny shapes, one repetition) runs every section and writes every kind of row.
 /// Timing thresholds are never asserted here: performance is measured by `latent-bench` itself on a quiet machine.
 final class BenchSmokeTests: XCTestCase {
-    /// Runs `bench --smoke --json FILE`; returns what it printed and the JSON object it wrote.
-    func runSmoke(_ bench: String, file: StaticString = #filePath, line: UInt = #line) throws
-        -> (text: String, object: [String: Any]) {
+    /// Runs `bench --smoke [arguments] --json FILE`; returns what it printed and the JSON object it wrote.
+    func runSmoke(_ bench: String, _ arguments: [String] = [], file: StaticString = #filePath, line: UInt = #line)
+        throws -> (text: String, object: [String: Any]) {
         let json = NSTemporaryDirectory() + "bench-\(UUID().uuidString).json"
         defer { try? FileManager.default.removeItem(atPath: json) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: bench)
-        process.arguments = ["--smoke", "--json", json]
+        process.arguments = ["--smoke"] + arguments + ["--json", json]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -22,13 +22,18 @@ final class BenchSmokeTests: XCTestCase {
         return (text, object as! [String: Any])
     }
 
-    func testBenchSmokeModePrintsEveryRow() throws {
+    /// The debug latent-bench, built next to `latent`.
+    func debugBench() throws -> String {
         let latent = URL(fileURLWithPath: try LatentCommand.executable())
         let bench = latent.deletingLastPathComponent().appendingPathComponent("latent-bench").path
         // `swift build --build-tests` (what scripts/test.sh runs) builds every product, latent-bench included.
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: bench),
                       "latent-bench is not built next to \(latent.path); run `swift build --build-tests`")
-        let (text, object) = try runSmoke(bench)
+        return bench
+    }
+
+    func testBenchSmokeModePrintsEveryRow() throws {
+        let (text, object) = try runSmoke(try debugBench())
         for heading in ["## GEMM", "## Cholesky", "## Training step", "## Strategies", "## Thread scaling",
                         "## Evaluation", "## Machine drift"] {
             XCTAssertTrue(text.contains(heading), "missing section \(heading)")
@@ -70,6 +75,35 @@ final class BenchSmokeTests: XCTestCase {
         for row in scaling where row["competing_process"] as? Bool == false && row["threads"] as? Int ?? 1 > 1 {
             XCTAssertGreaterThan(row["gemm_speedup"] as? Double ?? 0, 0, "quiet scaling rows time the GEMMs alone")
         }
+    }
+
+    /// `--only` runs just the sections named (and the drift table, which every run ends with); an unknown section is
+    /// refused with the list of sections.
+    func testOnlyRunsTheSectionsNamed() throws {
+        let bench = try debugBench()
+        let (text, object) = try runSmoke(bench, ["--only", "cholesky,eval"])
+        for heading in ["## Cholesky", "## Evaluation", "## Machine drift"] {
+            XCTAssertTrue(text.contains(heading), "missing section \(heading)")
+        }
+        for heading in ["## GEMM", "## Training step", "## Strategies", "## Thread scaling"] {
+            XCTAssertFalse(text.contains(heading), "\(heading) was not asked for")
+        }
+        let rows = object["rows"] as! [[String: Any]]
+        XCTAssertEqual(Set(rows.map { $0["kind"] as! String }), ["potrf", "eval_iwae"])
+        let machine = try XCTUnwrap(object["machine"] as? [String: Any])
+        XCTAssertGreaterThan(machine["gemm_peak_start"] as? Double ?? 0, 0, "the peak is timed without the GEMM table")
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: bench)
+        process.arguments = ["--smoke", "--only", "scaling,gemms"]
+        let error = Pipe()
+        process.standardError = error
+        process.standardOutput = Pipe()
+        try process.run()
+        let message = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 1)
+        XCTAssertTrue(message.contains("unknown section 'gemms'") && message.contains("gemm, cholesky"), message)
     }
 
     /// Acceptance: no allocation in the training step. The release build (what users run; a debug build boxes
