@@ -108,43 +108,33 @@ final class BinarizationTests: XCTestCase {
         }
     }
 
-    /// `lanes` images through as many streams in SIMD lanes (`sample`, given the streams, the images and the pixel
-    /// count, writing the images one after another) give the pixels of separate calls, one image at a time.
-    func assertLanesMatchOneAtATime(lanes: Int, counts: [Int],
-                                    sample: ([RandomStream], [UnsafePointer<UInt8>], Int, UnsafeMutablePointer<Float>)
-                                        -> Void) {
-        let pixels = IDXFixture.randomPixels(lanes * 784, seed: UInt64(lanes))
+    /// Eight images through eight streams in lanes give the pixels of eight separate calls, for sizes with and without
+    /// a tail past the last 16 pixels.
+    func testEightImagesAtOnceMatchOneAtATime() {
+        let pixels = IDXFixture.randomPixels(8 * 784, seed: 8)
         Binarization.thresholds.withUnsafeBufferPointer { thresholds in
             pixels.withUnsafeBufferPointer { px in
-                for count in counts {
-                    let streams = (0..<lanes).map {
+                for count in [784, 33, 16, 7, 1] {
+                    let streams = (0..<8).map {
                         RandomStream(seed: 3, purpose: .binarization, step: 2, index: UInt64($0))
                     }
-                    let images = (0..<lanes).map { px.baseAddress! + (lanes - 1 - $0) * 784 }
-                    var expected = [Float](repeating: -1, count: lanes * count)
-                    for lane in 0..<lanes {
+                    let images = (0..<8).map { px.baseAddress! + (7 - $0) * 784 }
+                    var expected = [Float](repeating: -1, count: 8 * count)
+                    for lane in 0..<8 {
                         var rng = streams[lane]
                         expected.withUnsafeMutableBufferPointer {
                             Binarization.sample(pixels: images[lane], count: count, thresholds: thresholds.baseAddress!,
                                                 rng: &rng, into: $0.baseAddress! + lane * count)
                         }
                     }
-                    var got = [Float](repeating: -1, count: lanes * count)
-                    got.withUnsafeMutableBufferPointer { sample(streams, images, count, $0.baseAddress!) }
-                    XCTAssertEqual(got, expected, "\(lanes) lanes, count \(count)")
+                    var lanes = RandomStreams8 { streams[$0] }
+                    var got = [Float](repeating: -1, count: 8 * count)
+                    got.withUnsafeMutableBufferPointer {
+                        Binarization.sample(pixels: { images[$0] }, count: count, thresholds: thresholds.baseAddress!,
+                                            rng: &lanes, into: $0.baseAddress!)
+                    }
+                    XCTAssertEqual(got, expected, "count \(count)")
                 }
-            }
-        }
-    }
-
-    /// Eight images through eight streams in lanes give the pixels of eight separate calls, for sizes with and without
-    /// a tail past the last 16 pixels.
-    func testEightImagesAtOnceMatchOneAtATime() {
-        assertLanesMatchOneAtATime(lanes: 8, counts: [784, 33, 16, 7, 1]) { streams, images, count, out in
-            var lanes = RandomStreams8 { streams[$0] }
-            Binarization.thresholds.withUnsafeBufferPointer {
-                Binarization.sample(pixels: { images[$0] }, count: count, thresholds: $0.baseAddress!, rng: &lanes,
-                                    into: out)
             }
         }
     }
