@@ -357,9 +357,11 @@ struct BenchRunner {
         // its job array on every call (level3_thread.c, USE_ALLOC_HEAP), outside this engine's control.
         // The GEMMs alone (GEMMReplay, paired the same way) bound the speed-up: the step scales no better than the
         // GEMMs that are most of it, unless its other work scales better than they do.
+        // For tensor parallelism, also its GEMMs with each worker running its tasks back to back, never waiting for
+        // the other: what two cores give this division of the work on this machine, without lockstep.
         print("| parallelism | threads | competing process | samples/s | speed-up over 1 thread (quiet) | "
-            + "GEMMs alone | bytes/step |")
-        print("|---|---:|---|---|---:|---:|---:|")
+            + "GEMMs alone | GEMMs alone, no barriers | bytes/step |")
+        print("|---|---:|---|---|---:|---:|---:|---:|")
         let base = StepConfig(batch: mode == .smoke ? 8 : 100, latent: mode == .smoke ? 4 : 10, posterior: .diagonal,
                               samples: 1, threads: 1)
         let single = measureStep(base)
@@ -385,11 +387,13 @@ struct BenchRunner {
                         row.samples_per_second_max = paired.rate.max
                         row.speedup = paired.speedup
                         row.gemm_speedup = paired.gemmSpeedup
+                        row.gemm_speedup_unsynchronized = paired.unsynchronizedSpeedup
                     }
                     rows.append(row)
-                    print(String(format: "| %@ | %d | %@ | %@ | %.2f× | %@ | %.0f |", parallelism.rawValue, threads,
-                                 competing ? "yes" : "no", formatRow(row), row.speedup ?? 0,
-                                 row.gemm_speedup.map { String(format: "%.2f×", $0) } ?? "",
+                    func times(_ x: Double?) -> String { x.map { String(format: "%.2f×", $0) } ?? "" }
+                    print(String(format: "| %@ | %d | %@ | %@ | %.2f× | %@ | %@ | %.0f |", parallelism.rawValue,
+                                 threads, competing ? "yes" : "no", formatRow(row), row.speedup ?? 0,
+                                 times(row.gemm_speedup), times(row.gemm_speedup_unsynchronized),
                                  row.bytes_allocated_per_step ?? 0))
                 }
             }
@@ -404,9 +408,9 @@ struct BenchRunner {
 
     /// Samples/s of `config` and its speed-up over `base` (one thread), timed in alternating repetitions (`pairs` of
     /// them; the mode's repetition count by default); with `gemms`, also the speed-up of the two steps' GEMMs alone
-    /// (`GEMMReplay`), paired the same way.
+    /// (`GEMMReplay`), paired the same way, and for tensor parallelism that of its GEMMs without the stages' barriers.
     func pairedSpeedup(_ base: StepConfig, _ config: StepConfig, pairs: Int? = nil, gemms: Bool = false)
-        -> (rate: Measurement, speedup: Double, gemmSpeedup: Double?) {
+        -> (rate: Measurement, speedup: Double, gemmSpeedup: Double?, unsynchronizedSpeedup: Double?) {
         // Trainers with the same worker count share one pool (a trainer ignores a pool of another size): a second
         // pool's idle threads, still spinning from the previous repetition, would take the cores from the one timed.
         let one = makeTrainer(base)
@@ -427,13 +431,18 @@ struct BenchRunner {
         let count = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / max(Date().timeIntervalSince(probeStart), 1e-5)))
         let paired = Measurement.paired(repetitions: pairs ?? repetitions, work: Double(count * config.batch),
                                         measured: { steps(many, 1, count) }, reference: { steps(one, 0, count) })
-        guard gemms else { return (paired.rate, paired.ratio, nil) }
+        guard gemms else { return (paired.rate, paired.ratio, nil, nil) }
         let replays = (GEMMReplay(trainer: one), GEMMReplay(trainer: many))
         for _ in 0..<2 { replays.0.run(); replays.1.run() }
         let products = Measurement.paired(repetitions: pairs ?? repetitions, work: Double(count * config.batch),
                                           measured: { for _ in 0..<count { replays.1.run() } },
                                           reference: { for _ in 0..<count { replays.0.run() } })
-        return (paired.rate, paired.ratio, products.ratio)
+        guard many.parallelism == .tensor, many.workers > 1 else { return (paired.rate, paired.ratio, products.ratio, nil) }
+        let unsynchronized = Measurement.paired(
+            repetitions: pairs ?? repetitions, work: Double(count * config.batch),
+            measured: { for _ in 0..<count { replays.1.run(synchronized: false) } },
+            reference: { for _ in 0..<count { replays.0.run() } })
+        return (paired.rate, paired.ratio, products.ratio, unsynchronized.ratio)
     }
 
     // MARK: - Evaluation

@@ -66,6 +66,8 @@ struct Row: Codable {
     var speedup: Double?
     /// Thread scaling: the speed-up of the step's GEMMs alone (`GEMMReplay`) over one thread's.
     var gemm_speedup: Double?
+    /// Thread scaling, tensor parallelism: the same with each worker running its GEMMs back to back, no barriers.
+    var gemm_speedup_unsynchronized: Double?
     var microseconds: Double?
     var rows_m: Int?
     var columns_n: Int?

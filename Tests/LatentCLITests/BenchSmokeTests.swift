@@ -74,6 +74,12 @@ final class BenchSmokeTests: XCTestCase {
         XCTAssertTrue(scaling.contains { $0["competing_process"] as? Bool == false })
         for row in scaling where row["competing_process"] as? Bool == false && row["threads"] as? Int ?? 1 > 1 {
             XCTAssertGreaterThan(row["gemm_speedup"] as? Double ?? 0, 0, "quiet scaling rows time the GEMMs alone")
+            if row["parallelism"] as? String == "tensor" {
+                XCTAssertGreaterThan(row["gemm_speedup_unsynchronized"] as? Double ?? 0, 0,
+                                     "the tensor row also times its GEMMs without the stages' barriers")
+            } else {
+                XCTAssertNil(row["gemm_speedup_unsynchronized"], "only tensor parallelism has stages to drop")
+            }
         }
     }
 
