@@ -437,7 +437,9 @@ struct BenchRunner {
         let products = Measurement.paired(repetitions: pairs ?? repetitions, work: Double(count * config.batch),
                                           measured: { for _ in 0..<count { replays.1.run() } },
                                           reference: { for _ in 0..<count { replays.0.run() } })
-        guard many.parallelism == .tensor, many.workers > 1 else { return (paired.rate, paired.ratio, products.ratio, nil) }
+        guard many.parallelism == .tensor, many.workers > 1 else {
+            return (paired.rate, paired.ratio, products.ratio, nil)
+        }
         let unsynchronized = Measurement.paired(
             repetitions: pairs ?? repetitions, work: Double(count * config.batch),
             measured: { for _ in 0..<count { replays.1.run(synchronized: false) } },
