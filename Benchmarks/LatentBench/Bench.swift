@@ -332,7 +332,7 @@ struct BenchRunner {
             repetitions: repetitions, work: Double(steps * config.batch),
             measured: { for _ in 0..<steps { step() } }, reference: { for _ in 0..<steps { replay.run() } })
         // Tensor parallelism's GEMMs also without the stages' barriers (JSON only): the GEMM work alone.
-        let unsynchronized = trainer.parallelism != .tensor || trainer.workers < 2 ? nil : Measurement.paired(
+        let unsynchronized = !trainer.runsInStages ? nil : Measurement.paired(
             repetitions: repetitions, work: Double(steps * config.batch),
             measured: { for _ in 0..<steps { step() } },
             reference: { for _ in 0..<steps { replay.run(synchronized: false) } }).ratio
@@ -429,21 +429,18 @@ struct BenchRunner {
         let probeStart = Date()
         steps(one, 0, 1)
         let count = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / max(Date().timeIntervalSince(probeStart), 1e-5)))
-        let paired = Measurement.paired(repetitions: pairs ?? repetitions, work: Double(count * config.batch),
-                                        measured: { steps(many, 1, count) }, reference: { steps(one, 0, count) })
+        func pair(_ measured: () -> Void, against reference: () -> Void) -> (rate: Measurement, ratio: Double) {
+            Measurement.paired(repetitions: pairs ?? repetitions, work: Double(count * config.batch),
+                               measured: { for _ in 0..<count { measured() } },
+                               reference: { for _ in 0..<count { reference() } })
+        }
+        let paired = pair({ steps(many, 1, 1) }, against: { steps(one, 0, 1) })
         guard gemms else { return (paired.rate, paired.ratio, nil, nil) }
         let replays = (GEMMReplay(trainer: one), GEMMReplay(trainer: many))
         for _ in 0..<2 { replays.0.run(); replays.1.run() }
-        let products = Measurement.paired(repetitions: pairs ?? repetitions, work: Double(count * config.batch),
-                                          measured: { for _ in 0..<count { replays.1.run() } },
-                                          reference: { for _ in 0..<count { replays.0.run() } })
-        guard many.parallelism == .tensor, many.workers > 1 else {
-            return (paired.rate, paired.ratio, products.ratio, nil)
-        }
-        let unsynchronized = Measurement.paired(
-            repetitions: pairs ?? repetitions, work: Double(count * config.batch),
-            measured: { for _ in 0..<count { replays.1.run(synchronized: false) } },
-            reference: { for _ in 0..<count { replays.0.run() } })
+        let products = pair({ replays.1.run() }, against: { replays.0.run() })
+        guard many.runsInStages else { return (paired.rate, paired.ratio, products.ratio, nil) }
+        let unsynchronized = pair({ replays.1.run(synchronized: false) }, against: { replays.0.run() })
         return (paired.rate, paired.ratio, products.ratio, unsynchronized.ratio)
     }
 

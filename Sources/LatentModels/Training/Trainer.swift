@@ -153,6 +153,9 @@ public final class Trainer: @unchecked Sendable {
 
     /// Steps per epoch (the last, smaller batch included).
     public var stepsPerEpoch: Int { (images.count + batchSize - 1) / batchSize }
+    /// Whether the step runs as a team's stages separated by barriers (tensor parallelism on several workers), so
+    /// that `GEMMReplay.run(synchronized: false)` has barriers to leave out.
+    public var runsInStages: Bool { team != nil }
 
     /// Restores counters after loading a checkpoint; the permutation of the current epoch is recomputed from the seed.
     public func restore(step: Int, epoch: Int, optimizerStep: Int? = nil) {
