@@ -6,9 +6,8 @@ import LatentModels
 struct PosteriorList: ExpressibleByArgument {
     var values: [PosteriorKind]
     init?(argument: String) {
-        let parsed = argument.split(separator: ",").map { PosteriorKind(rawValue: String($0)) }
-        guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else { return nil }
-        values = parsed.map { $0! }
+        guard let values = commaSeparated(argument, PosteriorKind.init(rawValue:)) else { return nil }
+        self.values = values
     }
     init(_ values: [PosteriorKind]) { self.values = values }
     var defaultValueDescription: String { values.map(\.rawValue).joined(separator: ",") }
@@ -27,6 +26,9 @@ struct Compare: ParsableCommand {
 
     func validate() throws {
         guard iw >= 0 else { throw ValidationError("--iw must be 0 (no bound) or a sample count ≥ 1 (got \(iw))") }
+        if let twice = posteriors.values.first(where: { family in posteriors.values.filter { $0 == family }.count > 1 }) {
+            throw ValidationError("--posteriors lists \(twice.rawValue) twice; name each family once")
+        }
     }
 
     func run() throws {

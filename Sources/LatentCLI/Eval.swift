@@ -7,9 +7,8 @@ import LatentModels
 struct SampleCounts: ExpressibleByArgument {
     var values: [Int]
     init?(argument: String) {
-        let parsed = argument.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
-        values = parsed.map { $0! }
+        guard let values = commaSeparated(argument, { Int($0).flatMap { $0 > 0 ? $0 : nil } }) else { return nil }
+        self.values = values
     }
 }
 

@@ -10,13 +10,23 @@ extension PriorKind: ExpressibleByArgument {}
 extension Trainer.Parallelism: ExpressibleByArgument {}
 extension Trainer.NonFinitePolicy: ExpressibleByArgument {}
 
-/// Comma-separated positive integers, e.g. `300,300`.
+/// The items of a comma-separated flag value, each parsed by `parse` (surrounding spaces ignored); nil when any item
+/// does not parse, an empty one included, so that a typo like `300,,300` or `300,` is an error, not a shorter list.
+func commaSeparated<T>(_ argument: String, _ parse: (String) -> T?) -> [T]? {
+    var items: [T] = []
+    for item in argument.split(separator: ",", omittingEmptySubsequences: false) {
+        guard let value = parse(item.trimmingCharacters(in: .whitespaces)) else { return nil }
+        items.append(value)
+    }
+    return items
+}
+
+/// Comma-separated integers, e.g. `300,300`.
 struct IntegerList: ExpressibleByArgument {
     var values: [Int]
     init?(argument: String) {
-        let parts = argument.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
-        values = parts.map { $0! }
+        guard let values = commaSeparated(argument, { Int($0) }) else { return nil }
+        self.values = values
     }
     init(_ values: [Int]) { self.values = values }
     var defaultValueDescription: String { values.map(String.init).joined(separator: ",") }

@@ -231,6 +231,11 @@ final class CLITests: XCTestCase {
         try assertValidationFailure(base + ["--latent", "0"], flag: "--latent")
         try assertValidationFailure(base + ["--threads", "0"], flag: "--threads")
         try assertValidationFailure(base + ["--hidden", "0"], flag: "--hidden")
+        try assertValidationFailure(base + ["--hidden", "300,,300"], flag: "--hidden")
+        try assertValidationFailure(base + ["--hidden", "300,"], flag: "--hidden")
+        try assertValidationFailure(["eval", "--checkpoint", out, "--iw", "10,,100"], flag: "--iw")
+        try assertValidationFailure(["compare", "--data", data.path, "--iterations", "1", "--posteriors",
+                                     "diagonal,full,diagonal", "--out", out], flag: "--posteriors")
         try assertValidationFailure(["eval", "--checkpoint", out, "--limit", "0"], flag: "--limit")
         try assertValidationFailure(["compare", "--data", data.path, "--iterations", "1", "--iw", "-1", "--out", out],
                                     flag: "--iw")
