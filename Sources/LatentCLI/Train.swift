@@ -9,17 +9,38 @@ struct Train: ParsableCommand {
         abstract: "Train a model; writes DIR/checkpoint, DIR/metrics.jsonl and DIR/options.json.",
         discussion: """
             SIGINT or SIGTERM stops at the next step boundary after writing a checkpoint; \
-            `latent train --resume DIR` continues bit for bit (same metrics and parameters as an uninterrupted run).
+            `latent train --resume DIR` continues bit for bit (same metrics and parameters as an uninterrupted run); \
+            `latent train --resume DIR --epochs N` extends a run to N epochs, as if it had been started with them.
             """)
 
     @OptionGroup var flags: TrainingFlags
-    @Option(help: "Continue the run in DIR from its checkpoint, with the options it was started with (other flags are ignored).")
+    @Option(help: ArgumentHelp("Continue the run in DIR from its checkpoint, with the options it was started with; "
+        + "--epochs or --iterations extends it, and no other flag may be given with it."))
     var resume: String?
+
+    func validate() throws {
+        // The run's options come from DIR/options.json: a flag that would change them must not be silently dropped.
+        func withoutLength(_ options: TrainingOptions) throws -> Data {
+            var options = options
+            (options.epochs, options.iterations) = (nil, nil)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            return try encoder.encode(options)
+        }
+        guard let resume, try withoutLength(flags.options) != withoutLength(TrainingFlags.parse([]).options) else {
+            return
+        }
+        let saved = (resume as NSString).appendingPathComponent("options.json")
+        throw ValidationError("--resume continues with the options in \(saved); drop the other flags (only --epochs "
+            + "or --iterations may be given with it, to extend the run)")
+    }
 
     func run() throws {
         try reportingErrors {
             Interruption.install()
-            let session = try resume.map { try TrainingSession.resume(directory: $0) }
+            let session = try resume.map {
+                try TrainingSession.resume(directory: $0, epochs: flags.epochs, iterations: flags.iterations)
+            }
                 ?? TrainingSession(options: flags.options)
             let options = session.options
             let start = resume == nil ? "training" : "resuming at step \(session.trainer.step):"

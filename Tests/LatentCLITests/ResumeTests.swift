@@ -84,4 +84,42 @@ final class ResumeTests: XCTestCase {
         let resumed = try LatentCommand.run(["train", "--resume", out.path])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
     }
+
+    func testResumeWithMoreEpochsEqualsTheLongerRun() throws {
+        let reference = root.appendingPathComponent("reference")
+        let long = try LatentCommand.run(arguments(out: reference))
+        XCTAssertEqual(long.status, 0, long.stderr)
+        let short = root.appendingPathComponent("short")
+        let shortRun = try LatentCommand.run(arguments(out: short).map { $0 == "6" ? "3" : $0 })
+        XCTAssertEqual(shortRun.status, 0, shortRun.stderr)
+        XCTAssertEqual(try metricsWithoutTimings(short).count, 3)
+
+        let extended = try LatentCommand.run(["train", "--resume", short.path, "--epochs", "6"])
+        XCTAssertEqual(extended.status, 0, extended.stderr)
+        XCTAssertEqual(try metricsWithoutTimings(short), try metricsWithoutTimings(reference))
+        let a = try Data(contentsOf: reference.appendingPathComponent("checkpoint"))
+        let b = try Data(contentsOf: short.appendingPathComponent("checkpoint"))
+        XCTAssertEqual(a, b, "an extended run's checkpoint is the longer run's")
+        // The new length is the run's own now: resuming again has nothing left to do and changes nothing.
+        let again = try LatentCommand.run(["train", "--resume", short.path])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(try Data(contentsOf: short.appendingPathComponent("checkpoint")), a)
+    }
+
+    func testResumeRejectsFlagsItWouldIgnoreAndShorterRuns() throws {
+        let out = root.appendingPathComponent("run")
+        let run = try LatentCommand.run(arguments(out: out).map { $0 == "6" ? "2" : $0 })
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let before = try Data(contentsOf: out.appendingPathComponent("checkpoint"))
+
+        let otherFlag = try LatentCommand.run(["train", "--resume", out.path, "--batch", "20"])
+        XCTAssertNotEqual(otherFlag.status, 0, "--batch with --resume must not be silently ignored")
+        XCTAssertTrue(otherFlag.stderrLines.first?.contains("--resume") == true, otherFlag.stderr)
+
+        let shorter = try LatentCommand.run(["train", "--resume", out.path, "--epochs", "1"])
+        XCTAssertEqual(shorter.status, 1, shorter.stderr)
+        XCTAssertEqual(shorter.stderrLines.count, 1, shorter.stderr)
+        XCTAssertTrue(shorter.stderr.contains("already at step 60"), shorter.stderr)
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("checkpoint")), before, "no work lost")
+    }
 }

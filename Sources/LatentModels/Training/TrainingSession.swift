@@ -113,9 +113,13 @@ public final class TrainingSession {
     /// Partial sums of the epoch in progress when resuming mid-epoch.
     var resumedEpochSums: TermSums?
     var resuming = false
+    /// A resumed run that was extended: its `options.json` gets the new length, so a later resume keeps it.
+    var rewritesOptions = false
 
-    /// Continues the run in `directory` from its checkpoint, with the options it was started with.
-    public static func resume(directory: String, dataset: Dataset? = nil) throws -> TrainingSession {
+    /// Continues the run in `directory` from its checkpoint, with the options it was started with; `epochs` or
+    /// `iterations` extends it (nothing depends on the run's length, so the result is the longer run's, bit for bit).
+    public static func resume(directory: String, dataset: Dataset? = nil, epochs: Int? = nil,
+                              iterations: Int? = nil) throws -> TrainingSession {
         let optionsPath = (directory as NSString).appendingPathComponent("options.json")
         guard let data = FileManager.default.contents(atPath: optionsPath) else {
             throw CheckpointError.missing(path: optionsPath)
@@ -127,6 +131,8 @@ public final class TrainingSession {
             throw CheckpointError.badHeader(path: optionsPath, reason: "not the options.json of a latent run")
         }
         options.out = directory
+        let extending = epochs != nil || iterations != nil
+        if extending { (options.epochs, options.iterations) = (epochs, iterations) }
         let checkpoint = try Checkpoint.load(from: directory)
         guard checkpoint.configuration == options.configuration else {
             throw CheckpointError.configurationMismatch(path: directory)
@@ -139,6 +145,18 @@ public final class TrainingSession {
         session.model.factorizationRetries.restore(state.factorizationRetries ?? 0)
         session.resumedEpochSums = state.epochSums
         session.resuming = true
+        if extending {
+            // A run that finished mid-epoch (`--iterations`) counted that epoch as done and kept no partial sums.
+            guard state.epoch * session.trainer.stepsPerEpoch <= state.step else {
+                throw TrainingError.invalidOption("the run in \(directory) finished mid-epoch at step \(state.step) "
+                    + "(its --iterations), so it cannot be extended bit for bit; start a new run of the length you want")
+            }
+            guard session.totalSteps >= state.step else {
+                throw TrainingError.invalidOption("the run in \(directory) is already at step \(state.step) "
+                    + "(\(state.epoch) epochs); to extend it, ask for more with --epochs or --iterations")
+            }
+            session.rewritesOptions = true
+        }
         return session
     }
 
@@ -181,6 +199,7 @@ public final class TrainingSession {
         let metricsPath = (options.out as NSString).appendingPathComponent("metrics.jsonl")
         if resuming {
             try keepMetrics(throughEpoch: trainer.epoch, at: metricsPath)
+            if rewritesOptions { try writeOptions() }
         } else {
             guard FileManager.default.createFile(atPath: metricsPath, contents: nil) else {
                 throw CheckpointError.unwritable(path: metricsPath, reason: "cannot create the file")
