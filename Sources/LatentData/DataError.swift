@@ -1,21 +1,28 @@
 /// Problems with dataset files, each with what was expected and how to fix it.
 public enum DataError: Error, CustomStringConvertible, Equatable {
     case missingDirectory(path: String)
+    case notADirectory(path: String)
     case missingFile(path: String, expected: [String])
     case unreadable(path: String, reason: String)
     case corruptCompression(path: String, reason: String)
     case badMagic(path: String, found: UInt32, expected: UInt32)
     case truncated(path: String, expectedBytes: Int, foundBytes: Int)
-    case countMismatch(images: Int, labels: Int)
+    /// The image and label files of one split ("train" or "test") disagree on how many examples there are.
+    case countMismatch(split: String, imagesPath: String, images: Int, labelsPath: String, labels: Int)
     case wrongImageSize(path: String, rows: Int, columns: Int, expected: Int)
     case badDimensions(path: String, rows: Int, columns: Int)
     case empty(path: String)
+    /// A label outside the class ids 0..<classes; `index` counts labels from 0.
+    case labelOutOfRange(path: String, index: Int, value: Int, classes: Int)
 
     public var description: String {
         switch self {
         case let .missingDirectory(path):
             return "dataset directory \(path) does not exist; install Fashion-MNIST with "
                 + "`sudo apt-get install dataset-fashion-mnist` (or run scripts/setup.sh), or pass --data DIR"
+        case let .notADirectory(path):
+            return "dataset path \(path) is a file, not a directory; pass --data the directory that holds the four "
+                + "IDX files (\(Dataset.fileNames.joined(separator: ", ")), optionally .gz)"
         case let .missingFile(path, expected):
             return "dataset file missing in \(path); expected \(expected.joined(separator: ", ")) (optionally .gz); "
                 + "install with `sudo apt-get install dataset-fashion-mnist` or pass --data DIR"
@@ -30,16 +37,22 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case let .truncated(path, expected, found):
             return "\(path) is truncated: its header promises \(expected) bytes of data, the file has \(found); "
                 + "re-download or reinstall the dataset"
-        case let .countMismatch(images, labels):
-            return "the image file holds \(images) images but the label file \(labels) labels; "
-                + "use matching files of one dataset"
+        case let .countMismatch(split, imagesPath, images, labelsPath, labels):
+            return "the \(split) files disagree: \(imagesPath) holds \(images) images but \(labelsPath) holds "
+                + "\(labels) labels; use the matching image and label files of one dataset"
         case let .badDimensions(path, rows, columns):
             return "\(path) declares \(rows)×\(columns) images, which no IDX image file holds; the file is corrupt"
         case let .empty(path):
             return "\(path) holds no images; point --data at a complete dataset (or raise --train-limit/--test-limit)"
         case let .wrongImageSize(path, rows, columns, expected):
-            return "\(path) holds \(rows)×\(columns) images (\(rows * columns) pixels), the model expects \(expected) inputs; "
-                + "use 28×28 images or a model with matching --inputs"
+            let side = Int(Double(expected).squareRoot().rounded())
+            let shape = side * side == expected ? "\(side)×\(side)" : "\(expected)-pixel"
+            return "\(path) holds \(rows)×\(columns) images (\(rows * columns) pixels), but the model expects "
+                + "\(expected) pixels per image (\(shape)); point --data at a dataset of \(shape) images "
+                + "such as Fashion-MNIST or MNIST"
+        case let .labelOutOfRange(path, index, value, classes):
+            return "\(path): label \(index) is \(value), but labels are class ids 0…\(classes - 1); the file is "
+                + "corrupt or not a \(classes)-class dataset such as Fashion-MNIST"
         }
     }
 }

@@ -20,12 +20,17 @@ public struct Dataset: Sendable {
         self.testLabels = testLabels
     }
 
-    /// Loads the four standard files from `directory` (plain or `.gz`), checking magic numbers, counts and image size.
+    /// Labels are class ids below this: the ten classes of MNIST and Fashion-MNIST.
+    public static let classCount = 10
+
+    /// Loads the four standard files from `directory` (plain or `.gz`), checking magic numbers, counts, image size
+    /// and that every label is a class id.
     public static func load(directory: String = defaultDirectory, expectedPixels: Int? = 784) throws -> Dataset {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw DataError.missingDirectory(path: directory)
         }
+        guard isDirectory.boolValue else { throw DataError.notADirectory(path: directory) }
         func locate(_ name: String) throws -> String {
             for candidate in [name + ".gz", name] {
                 let path = (directory as NSString).appendingPathComponent(candidate)
@@ -35,15 +40,18 @@ public struct Dataset: Sendable {
         }
         let trainImagesPath = try locate(fileNames[0])
         let testImagesPath = try locate(fileNames[2])
+        let trainLabelsPath = try locate(fileNames[1]), testLabelsPath = try locate(fileNames[3])
         let train = try IDXReader.images(path: trainImagesPath)
-        let trainLabels = try IDXReader.labels(path: try locate(fileNames[1]))
+        let trainLabels = try classLabels(path: trainLabelsPath)
         let test = try IDXReader.images(path: testImagesPath)
-        let testLabels = try IDXReader.labels(path: try locate(fileNames[3]))
+        let testLabels = try classLabels(path: testLabelsPath)
         guard train.count == trainLabels.count else {
-            throw DataError.countMismatch(images: train.count, labels: trainLabels.count)
+            throw DataError.countMismatch(split: "train", imagesPath: trainImagesPath, images: train.count,
+                                          labelsPath: trainLabelsPath, labels: trainLabels.count)
         }
         guard test.count == testLabels.count else {
-            throw DataError.countMismatch(images: test.count, labels: testLabels.count)
+            throw DataError.countMismatch(split: "test", imagesPath: testImagesPath, images: test.count,
+                                          labelsPath: testLabelsPath, labels: testLabels.count)
         }
         if let expectedPixels {
             for (set, path) in [(train, trainImagesPath), (test, testImagesPath)] where set.pixelsPerImage != expectedPixels {
@@ -51,5 +59,14 @@ public struct Dataset: Sendable {
             }
         }
         return Dataset(train: train, trainLabels: trainLabels, test: test, testLabels: testLabels)
+    }
+
+    /// The labels of an IDX label file, each checked to be a class id below `classCount`.
+    static func classLabels(path: String) throws -> [UInt8] {
+        let labels = try IDXReader.labels(path: path)
+        if let index = labels.firstIndex(where: { Int($0) >= classCount }) {
+            throw DataError.labelOutOfRange(path: path, index: index, value: Int(labels[index]), classes: classCount)
+        }
+        return labels
     }
 }

@@ -55,12 +55,42 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(data.testLabels, [9, 8, 7, 6])
     }
 
-    func testCountMismatch() throws {
+    func testCountMismatchNamesTheSplitAndItsFiles() throws {
         try writeDataset(train: 6, trainLabels: 5)
-        expectDataError({ try Dataset.load(directory: dir.path) }, .countMismatch(images: 6, labels: 5))
+        let trainImages = dir.file(Dataset.fileNames[0]), trainLabels = dir.file(Dataset.fileNames[1])
+        expectDataError({ try Dataset.load(directory: dir.path) },
+                        .countMismatch(split: "train", imagesPath: trainImages, images: 6, labelsPath: trainLabels,
+                                       labels: 5))
         dir = try TemporaryDirectory()
         try writeDataset(test: 4, testLabels: 7, gzip: [true, true, true, true])
-        expectDataError({ try Dataset.load(directory: dir.path) }, .countMismatch(images: 4, labels: 7))
+        let testImages = dir.file(Dataset.fileNames[2] + ".gz"), testLabels = dir.file(Dataset.fileNames[3] + ".gz")
+        expectDataError({ try Dataset.load(directory: dir.path) },
+                        .countMismatch(split: "test", imagesPath: testImages, images: 4, labelsPath: testLabels,
+                                       labels: 7))
+        let mismatch = DataError.countMismatch(split: "test", imagesPath: testImages, images: 4, labelsPath: testLabels,
+                                               labels: 7)
+        let message = "\(mismatch)"
+        for part in ["test", testImages, testLabels, "4 images", "7 labels"] {
+            XCTAssertTrue(message.contains(part), "\(message) lacks \(part)")
+        }
+    }
+
+    func testLabelsMustBeClassIds() throws {
+        try writeDataset()
+        let path = dir.file(Dataset.fileNames[3])
+        try IDXFixture.write(IDXFixture.labelFile([9, 0, 200, 3]), to: path)
+        expectDataError({ try Dataset.load(directory: dir.path) },
+                        .labelOutOfRange(path: path, index: 2, value: 200, classes: 10))
+        let message = "\(DataError.labelOutOfRange(path: path, index: 2, value: 200, classes: 10))"
+        for part in [path, "label 2 is 200", "0…9"] {
+            XCTAssertTrue(message.contains(part), "\(message) lacks \(part)")
+        }
+        // 10 is the first value past the class ids; 9 is the last one.
+        try IDXFixture.write(IDXFixture.labelFile([9, 9, 9, 10]), to: path)
+        expectDataError({ try Dataset.load(directory: dir.path) },
+                        .labelOutOfRange(path: path, index: 3, value: 10, classes: 10))
+        try IDXFixture.write(IDXFixture.labelFile([9, 9, 9, 9]), to: path)
+        XCTAssertEqual(try Dataset.load(directory: dir.path).testLabels, [9, 9, 9, 9])
     }
 
     func testMissingDirectory() {
@@ -71,7 +101,10 @@ final class DatasetTests: XCTestCase {
     func testRegularFileInsteadOfDirectory() throws {
         let path = dir.file("a-file")
         try IDXFixture.write([1, 2, 3], to: path)
-        expectDataError({ try Dataset.load(directory: path) }, .missingDirectory(path: path))
+        expectDataError({ try Dataset.load(directory: path) }, .notADirectory(path: path))
+        let message = "\(DataError.notADirectory(path: path))"
+        XCTAssertTrue(message.contains("not a directory"), message)
+        XCTAssertFalse(message.contains("does not exist"), message)
     }
 
     func testMissingFile() throws {
@@ -91,6 +124,16 @@ final class DatasetTests: XCTestCase {
         let data = try Dataset.load(directory: dir.path, expectedPixels: nil)
         XCTAssertEqual(data.train.pixelsPerImage, 100)
         XCTAssertEqual(try Dataset.load(directory: dir.path, expectedPixels: 100).test.count, 4)
+    }
+
+    /// The message says what the model needs (784 = 28×28 pixels) and names no flag that does not exist.
+    func testWrongImageSizeMessageGivesTheRealFix() {
+        let error = DataError.wrongImageSize(path: "/d/train-images-idx3-ubyte", rows: 20, columns: 20, expected: 784)
+        let message = "\(error)"
+        for part in ["20×20", "400 pixels", "784 pixels", "28×28", "--data"] {
+            XCTAssertTrue(message.contains(part), "\(message) lacks \(part)")
+        }
+        XCTAssertFalse(message.contains("--inputs"), "latent has no --inputs flag: \(message)")
     }
 
     func testCorruptGzipInDataset() throws {
@@ -113,7 +156,9 @@ final class DatasetTests: XCTestCase {
             .missingDirectory(path: "/x"), .missingFile(path: "/x", expected: ["a", "b"]),
             .unreadable(path: "/x", reason: "denied"), .corruptCompression(path: "/x", reason: "invalid distance"),
             .badMagic(path: "/x", found: 0x1234, expected: 0x803), .truncated(path: "/x", expectedBytes: 10, foundBytes: 3),
-            .countMismatch(images: 3, labels: 2), .wrongImageSize(path: "/x", rows: 10, columns: 10, expected: 784),
+            .countMismatch(split: "train", imagesPath: "/x/i", images: 3, labelsPath: "/x/l", labels: 2),
+            .wrongImageSize(path: "/x", rows: 10, columns: 10, expected: 784), .notADirectory(path: "/x"),
+            .labelOutOfRange(path: "/x", index: 0, value: 200, classes: 10),
         ]
         for e in all {
             XCTAssertFalse(e.description.isEmpty)
