@@ -8,6 +8,8 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
     case sizeMismatch(expected: Int, found: Int)
     case encodingFailed(reason: String)
     case unwritable(path: String, reason: String)
+    /// Wider or taller than `PNGWriter.maximumSide`; a dimension too large to count is `Int.max`.
+    case tooLarge(width: Int, height: Int)
 
     /// One line: what went wrong and what to do.
     public var description: String {
@@ -22,6 +24,10 @@ public enum ImageError: Error, CustomStringConvertible, Equatable {
             return "libpng could not encode the image (\(reason)); check that libpng-dev is installed correctly"
         case let .unwritable(path, reason):
             return "cannot write \(path): \(reason); choose a writable --out path"
+        case let .tooLarge(width, height):
+            let image = width == Int.max || height == Int.max ? "an image this large" : "a \(width)×\(height) image"
+            return "cannot write \(image): PNG images are at most \(PNGWriter.maximumSide) pixels per side; "
+                + "ask for fewer images"
         }
     }
 }
@@ -80,12 +86,39 @@ public enum ImageGrid {
         return side
     }
 
-    /// The number of columns of a near-square grid of `count` tiles: ⌈√count⌉.
+    /// The number of columns of a near-square grid of `count` tiles: ⌈√count⌉ (exact for every Int, no overflow).
     public static func squareColumns(count: Int) -> Int {
         guard count > 1 else { return 1 }
+        func square(_ n: Int) -> Int {
+            let (product, overflow) = n.multipliedReportingOverflow(by: n)
+            return overflow ? Int.max : product
+        }
         var columns = Int(Double(count).squareRoot())
-        while columns * columns < count { columns += 1 }
+        while square(columns) < count { columns += 1 }
         return columns
+    }
+
+    /// Width and height of a grid of `count` tiles in `columns` columns: columns·tileWidth + (columns + 1)·padding
+    /// by rows·tileHeight + (rows + 1)·padding, rows = ⌈count/columns⌉; `Int.max` for a side too large to count.
+    public static func size(count: Int, columns: Int, tileWidth: Int, tileHeight: Int,
+                            padding: Int = defaultPadding) -> (width: Int, height: Int) {
+        let pad = max(0, padding), columns = max(1, columns)
+        let rows = count / columns + (count % columns == 0 ? 0 : 1)
+        func side(_ tiles: Int, _ tile: Int) -> Int {
+            let (body, o1) = tiles.multipliedReportingOverflow(by: tile)
+            let (gaps, o2) = tiles.addingReportingOverflow(1)
+            let (padded, o3) = gaps.multipliedReportingOverflow(by: pad)
+            let (total, o4) = body.addingReportingOverflow(padded)
+            return o1 || o2 || o3 || o4 ? Int.max : total
+        }
+        return (side(columns, tileWidth), side(rows, tileHeight))
+    }
+
+    /// The most tiles of side `tile` that fit along one side of an image the PNG writer accepts:
+    /// the largest n with n·tile + (n + 1)·padding ≤ `PNGWriter.maximumSide`.
+    public static func maximumTiles(tile: Int, padding: Int = defaultPadding) -> Int {
+        let pad = max(0, padding)
+        return max(0, (PNGWriter.maximumSide - pad) / (max(1, tile) + pad))
     }
 
     /// Composes `count` tiles stored one after another in `tiles` (each tileHeight rows of tileWidth intensities).
@@ -100,10 +133,13 @@ public enum ImageGrid {
         guard tiles.count >= count * tilePixels else {
             throw ImageError.sizeMismatch(expected: count * tilePixels, found: tiles.count)
         }
-        let rows = (count + columns - 1) / columns
+        let (width, height) = size(count: count, columns: columns, tileWidth: tileWidth, tileHeight: tileHeight,
+                                   padding: padding)
+        guard width <= PNGWriter.maximumSide, height <= PNGWriter.maximumSide else {
+            throw ImageError.tooLarge(width: width, height: height)
+        }
         let pad = max(0, padding)
-        var image = GrayImage(width: columns * tileWidth + (columns + 1) * pad,
-                              height: rows * tileHeight + (rows + 1) * pad, fill: fill)
+        var image = GrayImage(width: width, height: height, fill: fill)
         for tile in 0..<count {
             let left = pad + (tile % columns) * (tileWidth + pad)
             let top = pad + (tile / columns) * (tileHeight + pad)
@@ -119,9 +155,16 @@ public enum ImageGrid {
 
 /// Encodes grayscale images as PNG through libpng's simplified write API (8-bit, one channel, no alpha).
 public enum PNGWriter {
+    /// The largest width or height written, in pixels: a 8192×8192 grid is 64 MiB of grey levels and its tiles'
+    /// Float decoder means about 256 MiB, while libpng's own default limit (10⁶ per side) would need terabytes.
+    public static let maximumSide = 8192
+
     /// The PNG file bytes of `image` (also what the training report embeds as a data URI).
     public static func encode(_ image: GrayImage) throws -> [UInt8] {
         guard image.width > 0, image.height > 0 else { throw ImageError.empty(width: image.width, height: image.height) }
+        guard image.width <= maximumSide, image.height <= maximumSide else {
+            throw ImageError.tooLarge(width: image.width, height: image.height)
+        }
         guard image.pixels.count == image.width * image.height else {
             throw ImageError.sizeMismatch(expected: image.width * image.height, found: image.pixels.count)
         }
