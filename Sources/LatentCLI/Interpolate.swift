@@ -17,6 +17,7 @@ struct Interpolate: ParsableCommand {
     func validate() throws {
         guard pairs > 0 else { throw ValidationError("--pairs must be at least 1 (got \(pairs))") }
         guard steps >= 2 else { throw ValidationError("--steps must be at least 2 (got \(steps))") }
+        try asValidationError { try Generation.checkInterpolation(pairs: pairs, steps: steps) }
     }
 
     func run() throws {

@@ -16,6 +16,7 @@ struct LatentMap: ParsableCommand {
 
     func validate() throws {
         guard grid > 0 else { throw ValidationError("--grid must be at least 1 (got \(grid))") }
+        try asValidationError { try Generation.checkLatentMap(side: grid) }
         try requireFinite(range, "--range")
         guard range > 0 else { throw ValidationError("--range must be positive (got \(range))") }
     }

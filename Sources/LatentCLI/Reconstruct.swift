@@ -14,6 +14,7 @@ struct Reconstruct: ParsableCommand {
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count must be at least 1 (got \(count))") }
+        try asValidationError { try Generation.checkReconstructionCount(count) }
     }
 
     func run() throws {

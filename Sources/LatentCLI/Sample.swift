@@ -14,6 +14,7 @@ struct Sample: ParsableCommand {
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count must be at least 1 (got \(count))") }
+        try asValidationError { try Generation.checkSampleCount(count) }
     }
 
     func run() throws {
@@ -24,6 +25,11 @@ struct Sample: ParsableCommand {
             printError("wrote \(out) (\(image.width)×\(image.height), \(count) samples)")
         }
     }
+}
+
+/// Runs a library check from `validate()`, so its message comes with the usage like every other flag range error.
+func asValidationError(_ check: () throws -> Void) throws {
+    do { try check() } catch { throw ValidationError("\(error)") }
 }
 
 /// The Float model stored in a run directory (or checkpoint file), with its checkpoint.

@@ -6,6 +6,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     case latentMapNeedsTwoDimensions(latent: Int)
     case notEnoughTestImages(needed: Int, available: Int, flag: String)
     case invalidCount(name: String, value: Int)
+    /// A flag value whose grid would exceed `PNGWriter.maximumSide`; width and height as `ImageGrid.size` gives them.
+    case imageTooLarge(flag: String, value: Int, maximum: Int, width: Int, height: Int)
 
     /// One line: what went wrong and what to do.
     public var description: String {
@@ -17,6 +19,10 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
             return "this needs \(needed) test images but the test set has only \(available); lower \(flag)"
         case let .invalidCount(name, value):
             return "\(name) must be at least 1 (got \(value))"
+        case let .imageTooLarge(flag, value, maximum, width, height):
+            let size = width == Int.max || height == Int.max ? "" : "the image would be \(width)×\(height) pixels, "
+            return "\(flag) must be at most \(maximum) (got \(value)): \(size)PNG images are at most "
+                + "\(PNGWriter.maximumSide) pixels per side"
         }
     }
 }
@@ -29,6 +35,55 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
 public enum Generation {
     /// Rows per encoder/decoder pass.
     public static let chunk = 256
+
+    /// Tile side of the models `latent train` makes (784 inputs = 28×28): what commands check flags against
+    /// before a checkpoint is loaded.
+    public static let defaultTile = 28
+
+    // MARK: - Image size limits
+
+    /// Throws unless `count` prior samples in a near-square grid fit a PNG: at most n² for n tiles per side.
+    public static func checkSampleCount(_ count: Int, tile: Int = defaultTile) throws {
+        let n = ImageGrid.maximumTiles(tile: tile)
+        let columns = ImageGrid.squareColumns(count: count)
+        try check("--count", count, maximum: n * n, size(count, columns: columns, tile: tile))
+    }
+
+    /// Throws unless `count` image–reconstruction pairs (2⌈√count⌉ tiles per row) fit a PNG: at most ⌊n/2⌋².
+    public static func checkReconstructionCount(_ count: Int, tile: Int = defaultTile) throws {
+        let n = ImageGrid.maximumTiles(tile: tile) / 2
+        let columns = ImageGrid.squareColumns(count: count)
+        let (tiles, overflow) = count.multipliedReportingOverflow(by: 2)
+        let layout = overflow ? (width: Int.max, height: Int.max) : size(tiles, columns: 2 * columns, tile: tile)
+        try check("--count", count, maximum: n * n, layout)
+    }
+
+    /// Throws unless `pairs` rows of `steps` columns fit a PNG: each at most n.
+    public static func checkInterpolation(pairs: Int, steps: Int, tile: Int = defaultTile) throws {
+        let n = ImageGrid.maximumTiles(tile: tile)
+        let width = size(steps, columns: steps, tile: tile).width, height = size(pairs, columns: 1, tile: tile).height
+        try check("--pairs", pairs, maximum: n, (width, height))
+        try check("--steps", steps, maximum: n, (width, height))
+    }
+
+    /// Throws unless a side×side latent map fits a PNG: side at most n.
+    public static func checkLatentMap(side: Int, tile: Int = defaultTile) throws {
+        let n = ImageGrid.maximumTiles(tile: tile)
+        let (width, _) = size(side, columns: side, tile: tile)
+        try check("--grid", side, maximum: n, (width, width))
+    }
+
+    /// The pixel size of `count` square tiles in `columns` columns, as `ImageGrid.compose` lays them out.
+    private static func size(_ count: Int, columns: Int, tile: Int) -> (width: Int, height: Int) {
+        ImageGrid.size(count: count, columns: columns, tileWidth: tile, tileHeight: tile)
+    }
+
+    private static func check(_ flag: String, _ value: Int, maximum: Int, _ size: (width: Int, height: Int)) throws {
+        guard value <= maximum else {
+            throw GenerationError.imageTooLarge(flag: flag, value: value, maximum: maximum, width: size.width,
+                                                height: size.height)
+        }
+    }
 
     // MARK: - Intensities
 
@@ -136,6 +191,7 @@ public enum Generation {
     public static func sampleGrid<T: BLASScalar>(_ model: VariationalAutoencoder<T>, count: Int, seed: UInt64) throws -> GrayImage {
         guard count > 0 else { throw GenerationError.invalidCount(name: "--count", value: count) }
         let side = try ImageGrid.squareSide(pixels: model.configuration.inputs)
+        try checkSampleCount(count, tile: side)
         let means = decode(model, latents: priorLatents(model, count: count, seed: seed), count: count)
         return try ImageGrid.compose(tiles: means, count: count, tileWidth: side, tileHeight: side,
                                      columns: ImageGrid.squareColumns(count: count))
@@ -151,6 +207,7 @@ public enum Generation {
             throw GenerationError.notEnoughTestImages(needed: count, available: testImages.count, flag: "--count")
         }
         let side = try ImageGrid.squareSide(pixels: model.configuration.inputs)
+        try checkReconstructionCount(count, tile: side)
         let d = model.configuration.inputs
         let x = Binarization.staticBinarized(testImages.prefix(count), seed: TrainingSession.testBinarizationSeed, as: T.self)
         let reconstructions = decode(model, latents: posteriorMeans(model, images: x, count: count), count: count)
@@ -171,10 +228,11 @@ public enum Generation {
     ) throws -> GrayImage {
         guard pairs > 0 else { throw GenerationError.invalidCount(name: "--pairs", value: pairs) }
         guard steps > 0 else { throw GenerationError.invalidCount(name: "--steps", value: steps) }
+        let side = try ImageGrid.squareSide(pixels: model.configuration.inputs)
+        try checkInterpolation(pairs: pairs, steps: steps, tile: side)
         guard testImages.count >= 2 * pairs else {
             throw GenerationError.notEnoughTestImages(needed: 2 * pairs, available: testImages.count, flag: "--pairs")
         }
-        let side = try ImageGrid.squareSide(pixels: model.configuration.inputs)
         let k = model.configuration.latent
         let x = Binarization.staticBinarized(testImages.prefix(2 * pairs), seed: TrainingSession.testBinarizationSeed,
                                              as: T.self)
@@ -197,6 +255,7 @@ public enum Generation {
         }
         guard side > 0 else { throw GenerationError.invalidCount(name: "--grid", value: side) }
         let tile = try ImageGrid.squareSide(pixels: model.configuration.inputs)
+        try checkLatentMap(side: side, tile: tile)
         let means = decode(model, latents: gridLatents(side: side, range: range) as [T], count: side * side)
         return try ImageGrid.compose(tiles: means, count: side * side, tileWidth: tile, tileHeight: tile, columns: side)
     }

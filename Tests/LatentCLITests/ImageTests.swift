@@ -127,6 +127,40 @@ final class ImageTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
     }
 
+    // MARK: - image size limits
+
+    /// Flag values whose PNG would pass the writer's 8192-pixel side are usage errors that give the limit, at once:
+    /// no allocation trap, no hang, no libpng message.
+    func testOversizeImagesAreRefusedWithTheLimit() throws {
+        let f = try fixture()
+        let out = try scratch("huge.png")
+        let cases: [([String], String)] = [
+            (["latent-map", "--grid", "40000"], "--grid must be at most 273 (got 40000): the image would be 1200002"),
+            (["latent-map", "--grid", "\(Int.max)"], "--grid must be at most 273"),
+            (["interpolate", "--steps", "\(Int.max)"], "--steps must be at most 273"),
+            (["interpolate", "--steps", "100000"], "--steps must be at most 273 (got 100000): the image would be"),
+            (["interpolate", "--pairs", "274"], "--pairs must be at most 273"),
+            (["sample", "--count", "100000000"], "--count must be at most 74529 (got 100000000): the image would be"),
+            (["sample", "--count", "\(Int.max)"], "--count must be at most 74529"),
+            (["reconstruct", "--count", "18497"], "--count must be at most 18496"),
+            (["reconstruct", "--count", "\(Int.max)"], "--count must be at most 18496"),
+        ]
+        for (arguments, expected) in cases {
+            let what = arguments.joined(separator: " ")
+            let r = try LatentCommand.run(arguments + ["--checkpoint", f.run.path, "--out", out.path], timeout: 30)
+            assertNoCrash(r)
+            XCTAssertEqual(r.status, 64, "\(what) is a usage error: \(r.stderr)")
+            XCTAssertTrue(r.stderrLines.first?.contains(expected) ?? false, "\(what): \(r.stderr)")
+            XCTAssertTrue(r.stderrLines.first?.contains("8192 pixels per side") ?? false, "\(what): \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("libpng"), "\(what): \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), what)
+        }
+        // The limit itself is drawable: a line of 273 steps is exactly 8192 = 0x2000 pixels wide (IHDR width, height).
+        try succeed(["interpolate", "--checkpoint", f.run.path, "--out", out.path, "--pairs", "1", "--steps", "273"])
+        let header = [UInt8](try Data(contentsOf: out).prefix(24))
+        XCTAssertEqual(Array(header.suffix(8)), [0, 0, 0x20, 0, 0, 0, 0, 32], "8192 by 28 + 2 · 2")
+    }
+
     // MARK: - report
 
     func testReportIsSelfContained() throws {

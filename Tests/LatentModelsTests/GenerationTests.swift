@@ -183,6 +183,73 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(grid.pixels, expected)
     }
 
+    /// Brute force: the largest value whose grid, laid out as the grid function lays it out, fits the PNG limit.
+    func largestFitting(_ layout: (Int) -> (count: Int, columns: Int), tile: Int, upTo limit: Int) -> Int {
+        var best = 0
+        for value in 1...limit {
+            let (count, columns) = layout(value)
+            let rows = (count + columns - 1) / columns
+            let width = columns * tile + (columns + 1) * ImageGrid.defaultPadding
+            let height = rows * tile + (rows + 1) * ImageGrid.defaultPadding
+            if max(width, height) <= PNGWriter.maximumSide { best = value }
+        }
+        return best
+    }
+
+    func assertTooLarge<R>(_ body: @autoclosure () throws -> R, flag: String, maximum: Int, size: String?,
+                           file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { error in
+            guard case let .imageTooLarge(f, _, m, _, _)? = error as? GenerationError else {
+                return XCTFail("expected imageTooLarge, got \(error)", file: file, line: line)
+            }
+            XCTAssertEqual([f, "\(m)"], [flag, "\(maximum)"], file: file, line: line)
+            let message = "\(error)"
+            let prefix = "\(flag) must be at most \(maximum) (got "
+            XCTAssertTrue(message.hasPrefix(prefix), message, file: file, line: line)
+            if let size { XCTAssertTrue(message.contains(size), message, file: file, line: line) }
+            XCTAssertFalse(message.contains("\n"), message, file: file, line: line)
+        }
+    }
+
+    func testImageSizeLimitsAreTheLargestGridsThatFit() throws {
+        let tile = Generation.defaultTile
+        let samples = largestFitting({ ($0, ImageGrid.squareColumns(count: $0)) }, tile: tile, upTo: 80_000)
+        XCTAssertNoThrow(try Generation.checkSampleCount(samples))
+        assertTooLarge(try Generation.checkSampleCount(samples + 1), flag: "--count", maximum: samples, size: nil)
+        assertTooLarge(try Generation.checkSampleCount(100_000_000), flag: "--count", maximum: samples,
+                       size: "300002×300002 pixels")
+        assertTooLarge(try Generation.checkSampleCount(.max), flag: "--count", maximum: samples, size: nil)
+
+        let pairs = largestFitting({ (2 * $0, 2 * ImageGrid.squareColumns(count: $0)) }, tile: tile, upTo: 20_000)
+        XCTAssertNoThrow(try Generation.checkReconstructionCount(pairs))
+        assertTooLarge(try Generation.checkReconstructionCount(pairs + 1), flag: "--count", maximum: pairs, size: nil)
+        assertTooLarge(try Generation.checkReconstructionCount(.max), flag: "--count", maximum: pairs, size: nil)
+
+        let side = largestFitting({ ($0 * $0, $0) }, tile: tile, upTo: 400)
+        XCTAssertNoThrow(try Generation.checkLatentMap(side: side))
+        assertTooLarge(try Generation.checkLatentMap(side: 40_000), flag: "--grid", maximum: side,
+                       size: "1200002×1200002 pixels")
+        assertTooLarge(try Generation.checkLatentMap(side: .max), flag: "--grid", maximum: side, size: nil)
+
+        XCTAssertNoThrow(try Generation.checkInterpolation(pairs: side, steps: side))
+        assertTooLarge(try Generation.checkInterpolation(pairs: 8, steps: 100_000), flag: "--steps", maximum: side,
+                       size: "3000002×242 pixels")
+        assertTooLarge(try Generation.checkInterpolation(pairs: 8, steps: .max), flag: "--steps", maximum: side,
+                       size: nil)
+        assertTooLarge(try Generation.checkInterpolation(pairs: side + 1, steps: 10), flag: "--pairs", maximum: side,
+                       size: nil)
+        XCTAssertEqual([samples, pairs, side], [273 * 273, 136 * 136, 273])
+    }
+
+    /// The grid functions check the model's own tile size before decoding anything.
+    func testGridFunctionsRefuseOversizeImages() {
+        let model = VariationalAutoencoder<Float>(configuration)  // 16 inputs: 4×4 tiles
+        let side = ImageGrid.maximumTiles(tile: 4)
+        assertTooLarge(try Generation.latentMap(model, side: side + 1), flag: "--grid", maximum: side, size: nil)
+        assertTooLarge(try Generation.sampleGrid(model, count: .max, seed: 0), flag: "--count", maximum: side * side,
+                       size: nil)
+    }
+
     func testPNGHeaderSaysEightBitGrayscale() throws {
         let image = try GrayImage(width: 3, height: 2, pixels: [0, 50, 100, 150, 200, 250])
         let png = try PNGWriter.encode(image)
