@@ -28,9 +28,7 @@ struct GradVariance: ParsableCommand {
     func validate() throws {
         guard draws >= 2 else { throw ValidationError("--draws must be at least 2 to estimate a variance (got \(draws))") }
         guard batch > 0 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
-        if let referenceDraws, referenceDraws <= 0 {
-            throw ValidationError("--reference-draws must be at least 1 (got \(referenceDraws))")
-        }
+        try asValidationError { try GradientVariance.checkDraws(draws, referenceDraws: referenceDraws) }
         guard threads > 0 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
     }
 

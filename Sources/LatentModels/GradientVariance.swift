@@ -48,6 +48,7 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
     case unsupportedPrior(ModelKind)
     case invalidBatch(requested: Int, available: Int)
     case invalidCount(flag: String, value: Int, minimum: Int)
+    case tooManyDraws(flag: String, value: Int, maximum: Int)
     case nonFinite(group: String, estimator: GradientEstimator)
 
     /// One line: what went wrong and what to do.
@@ -62,6 +63,9 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
             return "--batch must be between 1 and the \(available) test images available (got \(requested))"
         case let .invalidCount(flag, value, minimum):
             return "\(flag) must be at least \(minimum) (got \(value))"
+        case let .tooManyDraws(flag, value, maximum):
+            return "\(flag) must be at most \(maximum) (got \(value)); each draw is a full gradient of the "
+                + "minibatch, and \(maximum) already take hours"
         case let .nonFinite(group, estimator):
             return "the \(estimator.rawValue) gradient variance of the \(group) is not finite for this checkpoint "
                 + "(or the reparametrization variance is 0); check the model with `latent eval`"
@@ -316,8 +320,31 @@ public enum GradientVariance {
     /// Draws per example averaged into the baseline b_r.
     public static let defaultBaselineSamples = 10
 
-    /// Reparametrization draws averaged into g_ref for N experiment draws: max(2000, 2N).
-    public static func defaultReferenceDraws(draws: Int) -> Int { max(2000, 2 * draws) }
+    /// Most experiment draws N: 10⁶ minibatch gradients per estimator take hours, and the variances' relative
+    /// Monte Carlo error √(2/N) is then 0.14 %; the bound also keeps 2N and the draw indices far from overflow.
+    public static let maximumDraws = 1_000_000
+
+    /// Most reference draws: the default for the most experiment draws.
+    public static let maximumReferenceDraws = defaultReferenceDraws(draws: maximumDraws)
+
+    /// Reparametrization draws averaged into g_ref for N experiment draws: max(2000, 2N), N capped at `maximumDraws`.
+    public static func defaultReferenceDraws(draws: Int) -> Int { max(2000, 2 * min(draws, maximumDraws)) }
+
+    /// Throws unless 2 ≤ draws ≤ `maximumDraws` and 1 ≤ referenceDraws ≤ `maximumReferenceDraws`.
+    public static func checkDraws(_ draws: Int, referenceDraws: Int?) throws {
+        guard draws >= 2 else { throw GradientVarianceError.invalidCount(flag: "--draws", value: draws, minimum: 2) }
+        guard draws <= maximumDraws else {
+            throw GradientVarianceError.tooManyDraws(flag: "--draws", value: draws, maximum: maximumDraws)
+        }
+        guard let referenceDraws else { return }
+        guard referenceDraws >= 1 else {
+            throw GradientVarianceError.invalidCount(flag: "--reference-draws", value: referenceDraws, minimum: 1)
+        }
+        guard referenceDraws <= maximumReferenceDraws else {
+            throw GradientVarianceError.tooManyDraws(flag: "--reference-draws", value: referenceDraws,
+                                                     maximum: maximumReferenceDraws)
+        }
+    }
 
     /// Throws unless the model is a diagonal-posterior model with the N(0, I) prior (the only kind the score
     /// function and the analytic KL gradient are implemented for).
@@ -378,10 +405,7 @@ public enum GradientVariance {
         model: VariationalAutoencoder<T>, images: [T], rows: Int, draws: Int, referenceDraws: Int,
         baselineSamples: Int, seed: UInt64, threads: Int
     ) throws -> GradientVarianceReport {
-        guard draws >= 2 else { throw GradientVarianceError.invalidCount(flag: "--draws", value: draws, minimum: 2) }
-        guard referenceDraws >= 1 else {
-            throw GradientVarianceError.invalidCount(flag: "--reference-draws", value: referenceDraws, minimum: 1)
-        }
+        try checkDraws(draws, referenceDraws: referenceDraws)
         let workers = max(1, min(threads, draws))
         let states = try (0..<workers).map { _ in try GradientVarianceWorker(model: model, images: images, rows: rows) }
         let groups = [ParameterGroup.encoder(of: model), ParameterGroup.decoder(of: model)]

@@ -41,6 +41,26 @@ final class GradVarianceCLITests: XCTestCase {
         }
     }
 
+    /// Draw counts past the limit are usage errors (2 × --draws used to overflow into a trap); a batch larger than
+    /// the test set is a one-line error, before anything is allocated.
+    func testHugeCountsAreRefusedWithTheLimit() throws {
+        let run = try train(posterior: "diagonal")
+        let base = ["grad-variance", "--checkpoint", run.path, "--data", data.path]
+        for (flags, expected) in [(["--draws", "\(Int.max)"], "--draws must be at most 1000000 (got \(Int.max))"),
+                                  (["--reference-draws", "\(Int.max)"], "--reference-draws must be at most 2000000"),
+                                  (["--draws", "1000001"], "--draws must be at most 1000000")] {
+            let r = try LatentCommand.run(base + flags, timeout: 30)
+            XCTAssertTrue(r.exitedNormally, r.stderr)
+            XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
+            XCTAssertEqual(r.status, 64, "\(flags): \(r.stderr)")
+            XCTAssertTrue(r.stderrLines.first?.contains(expected) ?? false, "\(flags): \(r.stderr)")
+        }
+        let r = try LatentCommand.run(base + ["--batch", "\(Int.max)", "--draws", "2"], timeout: 30)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(r.stderrLines, ["error: --batch must be between 1 and the 30 test images available "
+                                       + "(got \(Int.max))"])
+    }
+
     func testDensePosteriorIsRefusedInOneLine() throws {
         let run = try train(posterior: "full")
         let r = try LatentCommand.run(["grad-variance", "--checkpoint", run.path, "--data", data.path])

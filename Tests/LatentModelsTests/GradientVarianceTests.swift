@@ -304,6 +304,20 @@ final class GradientVarianceTests: XCTestCase {
         XCTAssertThrowsError(try GradientVariance.measure(model: model, images: images, rows: rows, draws: 1)) {
             XCTAssertEqual($0 as? GradientVarianceError, .invalidCount(flag: "--draws", value: 1, minimum: 2))
         }
+        let most = GradientVariance.maximumDraws
+        XCTAssertThrowsError(try GradientVariance.measure(model: model, images: images, rows: rows, draws: most + 1)) {
+            XCTAssertEqual($0 as? GradientVarianceError, .tooManyDraws(flag: "--draws", value: most + 1, maximum: most))
+        }
+        XCTAssertThrowsError(try GradientVariance.checkDraws(.max, referenceDraws: nil)) {
+            XCTAssertTrue("\($0)".hasPrefix("--draws must be at most 1000000 (got \(Int.max))"), "\($0)")
+        }
+        XCTAssertThrowsError(try GradientVariance.checkDraws(10, referenceDraws: .max)) {
+            XCTAssertEqual($0 as? GradientVarianceError,
+                           .tooManyDraws(flag: "--reference-draws", value: .max, maximum: 2 * most))
+        }
+        XCTAssertNoThrow(try GradientVariance.checkDraws(most, referenceDraws: 2 * most))
+        XCTAssertEqual(GradientVariance.defaultReferenceDraws(draws: most), GradientVariance.maximumReferenceDraws)
+        XCTAssertEqual(GradientVariance.defaultReferenceDraws(draws: .max), 2 * most, "no overflow in 2N")
         XCTAssertThrowsError(try GradientDraws(model: model, images: images, rows: rows + 1)) {
             XCTAssertEqual($0 as? GradientVarianceError, .invalidBatch(requested: rows + 1, available: rows))
         }
