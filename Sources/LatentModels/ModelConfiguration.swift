@@ -66,9 +66,14 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
     /// parameter count far from overflow, whatever a checkpoint header says.
     public static let sizeLimit = 1 << 20
 
+    /// Largest importance sample count m for training: every step decodes batch × m rows of `inputs` outputs (and
+    /// as many hidden activations and their gradients), about 1.2 GB of Float workspace at batch 100, m = 1000, 784
+    /// inputs. Tighter bounds on the IWAE-m estimate come from `latent eval --iw`, streamed in constant memory.
+    public static let samplesLimit = 1000
+
     /// Whether every size is positive and small enough that parameter counts cannot overflow.
     public var hasSaneSizes: Bool {
-        hidden.count <= 64 && samples >= 1 && samples <= ModelConfiguration.sizeLimit
+        hidden.count <= 64 && samples >= 1 && samples <= ModelConfiguration.samplesLimit
             && ([inputs, latent, components] + hidden).allSatisfy { (1...ModelConfiguration.sizeLimit).contains($0) }
             && latent <= 4096
     }
@@ -77,6 +82,10 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
     public func validate() throws {
         func fail(_ s: String) -> ConfigurationError { ConfigurationError.invalid(s) }
         guard inputs > 0 else { throw fail("inputs must be positive") }
+        guard samples <= ModelConfiguration.samplesLimit else {
+            throw fail("--samples must be at most \(ModelConfiguration.samplesLimit) (got \(samples)): each training "
+                + "step decodes batch × samples rows; estimate tighter bounds with `latent eval --iw 5000` instead")
+        }
         guard hasSaneSizes else {
             throw fail("layer widths, --latent (≤ 4096) and --components must be at most \(ModelConfiguration.sizeLimit)")
         }
