@@ -31,10 +31,41 @@ public struct EvaluationReport: Codable, Sendable {
     }
 }
 
+/// Why an evaluation protocol cannot run on the given data, and what to do about it.
+public enum EvaluationError: Error, CustomStringConvertible, Equatable {
+    case cs236ClassTooSmall(label: Int, images: Int)
+
+    /// One line: what went wrong and what to do.
+    public var description: String {
+        switch self {
+        case let .cs236ClassTooSmall(label, images):
+            return "--preset cs236 scores the first \(EvaluationProtocol.cs236ImagesPerClass) test images of each of "
+                + "the \(EvaluationProtocol.cs236Classes) classes, but class \(label) has only \(images); use the "
+                + "full Fashion-MNIST test set (--data), or evaluate without --preset"
+        }
+    }
+}
+
 /// How a trained model is evaluated: the one-sample NELBO (averaged over `repeats` noise draws), the streamed
 /// IWAE bounds, and active units (MATH.md §7).
 public enum EvaluationProtocol {
-    /// CS236's fixed test subset: the first 10 test images of each class, in class order.
+    /// Classes and images per class of CS236's fixed test subset.
+    public static let cs236Classes = 10, cs236ImagesPerClass = 10
+
+    /// CS236's fixed test subset: the first 10 test images of each class, in class order; throws when a class has
+    /// fewer, since the preset's figures are only comparable on exactly those 100 images.
+    public static func cs236Subset(testLabels labels: [UInt8]) throws -> [Int] {
+        try (0..<cs236Classes).flatMap { c -> [Int] in
+            let members = labels.indices.filter { labels[$0] == UInt8(c) }
+            guard members.count >= cs236ImagesPerClass else {
+                throw EvaluationError.cs236ClassTooSmall(label: c, images: members.count)
+            }
+            return Array(members.prefix(cs236ImagesPerClass))
+        }
+    }
+
+    /// The unchecked subset (fewer than 100 images when a class is short); `latent eval` should use the checked one.
+    @available(*, deprecated, renamed: "cs236Subset(testLabels:)", message: "silently scores fewer images")
     public static func cs236Subset(labels: [UInt8]) -> [Int] {
         (0..<10).flatMap { c in labels.indices.filter { labels[$0] == UInt8(c) }.prefix(10) }
     }
