@@ -39,7 +39,9 @@ extension Float: VectorMath {
         p = p * r + 5.000_000_12e-1
         let e = p * (r * r) + r + 1
         // 2ⁿ as two factors 2^(n/2)·2^(n − n/2): n reaches 128 near the top of the range, past one factor's exponent.
-        let whole = Int32(n)
+        // n + 1.5·2²³ holds the integer n (|n| ≤ 128) in its low mantissa bits: unlike Int32(n), this cannot trap on a
+        // NaN input, whose result stays NaN through e.
+        let whole = Int32(bitPattern: (n + 12_582_912).bitPattern) &- 0x4B40_0000
         let half = whole >> 1
         let first = Float(bitPattern: UInt32(truncatingIfNeeded: half &+ 127) << 23)
         let second = Float(bitPattern: UInt32(truncatingIfNeeded: whole &- half &+ 127) << 23)

@@ -39,6 +39,13 @@ final class FastMathTests: XCTestCase {
         }
     }
 
+    /// A NaN (a diverged model's pre-activation) comes out NaN, so the step's finiteness checks see it; it used to
+    /// trap converting n to an integer.
+    func testFastExpPropagatesNaN() {
+        XCTAssertTrue(Float.fastExp(.nan).isNaN)
+        XCTAssertTrue(Float.fastExpMinusOne(.nan).isNaN)
+    }
+
     func testFastLogAccuracy() {
         var worst = (ulps: 0.0, x: Float(0))
         var xs: [Float] = grid(0.5, 2, 10_000)
