@@ -20,12 +20,15 @@ struct Compare: ParsableCommand {
         discussion: "Writes DIR/compare.json, DIR/compare.md and each family's run under DIR/<family>/.")
 
     @Option(help: "Posterior families to compare.") var posteriors = PosteriorList(PosteriorKind.allCases)
-    @Option(help: "Samples m of the IWAE bound −L_m reported on the test set (0 leaves the column out).")
+    @Option(parsing: .unconditional, help: "Samples m of the IWAE bound −L_m reported on the test set (0 leaves the column out).")
     var iw = 100
     @OptionGroup var flags: TrainingFlags
 
     func validate() throws {
         guard iw >= 0 else { throw ValidationError("--iw must be 0 (no bound) or a sample count ≥ 1 (got \(iw))") }
+        if givenFlags().contains("--posterior") {
+            throw ValidationError("compare trains each family of --posteriors; drop --posterior")
+        }
         if let twice = posteriors.values.first(where: { family in posteriors.values.filter { $0 == family }.count > 1 }) {
             throw ValidationError("--posteriors lists \(twice.rawValue) twice; name each family once")
         }
@@ -48,7 +51,7 @@ struct Compare: ParsableCommand {
                 bar.update(String(format: "%@: epoch %d/%d  step %d/%d  NELBO %.2f  %.0f samples/s  ETA %@",
                                   family.rawValue, p.epoch, p.epochs, p.step, p.totalSteps, p.runningNELBO,
                                   p.samplesPerSecond, formatDuration(p.etaSeconds)), final: p.step == p.totalSteps)
-            } shouldStop: { Interruption.requested }
+            } shouldStop: { Interruption.requested } evaluating: { Interruption.immediate.store($0, ordering: .relaxed) }
             bar.finish()
             let table = Comparison.markdown(results)
             print(table, terminator: "")

@@ -18,22 +18,26 @@ struct Eval: ParsableCommand {
 
     @Option(help: "Run directory (or checkpoint file) written by `latent train`.") var checkpoint: String
     @Option(help: "Directory with the IDX files (default: the one the model was trained on).") var data: String?
-    @Option(help: "Evaluate only the first N test images.") var limit: Int?
+    @Option(parsing: .unconditional, help: "Evaluate only the first N test images.") var limit: Int?
     @Option(help: "IWAE bounds to estimate, e.g. 1,10,100,1000,5000 (streamed: memory does not grow with m).")
     var iw: SampleCounts?
     @Option(help: "cs236: the homework's fixed 100-image (10 per class) subset, NELBO over 100 repeats, IWAE-1,10,100,1000.")
     var preset: Preset?
-    @Option(help: "Seed of the evaluation noise.") var seed: UInt64 = 0
-    @Option(help: "Worker threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(parsing: .unconditional, help: "Seed of the evaluation noise.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Worker threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print one JSON object instead of a table.") var json = false
 
     func validate() throws {
         if let limit, limit <= 0 { throw ValidationError("--limit must be at least 1 (got \(limit))") }
         guard threads > 0 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        if let counts = iw?.values, let twice = counts.first(where: { m in counts.filter { $0 == m }.count > 1 }) {
+            throw ValidationError("--iw lists \(twice) twice; name each bound once")
+        }
     }
 
     func run() throws {
         try reportingErrors {
+            if let warning = TrainingFlags.oversubscriptionWarning(threads: threads) { printError(warning) }
             let (model, saved) = try loadTrainedModel(checkpoint)
             let dataset = try Dataset.load(directory: data ?? saved.state.data, expectedPixels: saved.configuration.inputs)
             let all = Binarization.staticBinarized(dataset.test, seed: TrainingSession.testBinarizationSeed, as: Float.self)
@@ -41,7 +45,7 @@ struct Eval: ParsableCommand {
             var repeats = 1
             var sampleCounts = iw?.values ?? []
             if preset == .cs236 {
-                indices = EvaluationProtocol.cs236Subset(labels: dataset.testLabels)
+                indices = try EvaluationProtocol.cs236Subset(testLabels: dataset.testLabels)
                 repeats = 100
                 if iw == nil { sampleCounts = [1, 10, 100, 1000] }
             }

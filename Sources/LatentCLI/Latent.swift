@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LatentCore
+import LatentModels
 
 @main
 struct Latent: ParsableCommand {
@@ -23,6 +24,10 @@ func reportingErrors<R>(_ body: () throws -> R) throws -> R {
         return try body()
     } catch let exit as ExitCode {
         throw exit
+    } catch let TrainingError.interrupted(step, directory) where Interruption.requested {
+        // Stopped on request, as `train` reports it: the message and the signal's conventional status.
+        printError("\(TrainingError.interrupted(step: step, directory: directory))")
+        throw ExitCode(Interruption.exitStatus)
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(1)

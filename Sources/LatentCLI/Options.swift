@@ -32,25 +32,31 @@ struct IntegerList: ExpressibleByArgument {
     var defaultValueDescription: String { values.map(String.init).joined(separator: ",") }
 }
 
+/// The long flags on this process's command line (`--lr 0.01` and `--lr=0.01` both give `--lr`): what the user
+/// asked for, which ArgumentParser does not tell apart from a flag left at its default.
+func givenFlags(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Set<String> {
+    Set(arguments.prefix { $0 != "--" }.filter { $0.hasPrefix("--") }.map { String($0.prefix { $0 != "=" }) })
+}
+
 /// The model's shape and objective.
 struct ModelOptions: ParsableArguments {
     @Option(help: "Objective: vae (ELBO, N(0, I) prior), gmvae (mixture prior), iwae (importance-weighted bound).")
     var model: ModelKind = .vae
     @Option(help: "Prior: normal or mixture (gmvae implies mixture; iwae takes either).")
     var prior: PriorKind?
-    @Option(help: "Mixture components K of the mixture prior.")
+    @Option(parsing: .unconditional, help: "Mixture components K of the mixture prior.")
     var components: Int = 500
-    @Option(help: "Importance samples m per example (iwae).")
+    @Option(parsing: .unconditional, help: "Importance samples m per example (iwae).")
     var samples: Int?
     @Option(help: "Posterior family: diagonal, full (Cholesky factor), covariance (AAᵀ + δI through potrf).")
     var posterior: PosteriorKind = .diagonal
-    @Option(help: "Latent dimension k.")
+    @Option(parsing: .unconditional, help: "Latent dimension k.")
     var latent: Int = 10
     @Option(help: "Hidden layer widths of encoder and decoder (the decoder mirrors them).")
     var hidden: IntegerList = IntegerList([300, 300])
-    @Option(help: "Hidden activation: elu, relu, tanh.")
+    @Option(help: ArgumentHelp("Hidden activation: \(Activation.allCases.map(\.rawValue).joined(separator: ", "))."))
     var activation: Activation = .elu
-    @Option(help: "δ in Σ = AAᵀ + δI for --posterior covariance.")
+    @Option(parsing: .unconditional, help: "δ in Σ = AAᵀ + δI for --posterior covariance.")
     var jitter: Double = 1e-3
 
     var configuration: ModelConfiguration {
@@ -75,6 +81,16 @@ struct ModelOptions: ParsableArguments {
             throw ValidationError("--prior mixture with --model vae is --model gmvae; use that")
         }
         guard hidden.values.allSatisfy({ $0 > 0 }) else { throw ValidationError("--hidden widths must be positive") }
+        // Flags that would change nothing are errors, as --samples without iwae is, rather than silently dropped.
+        let given = givenFlags()
+        if given.contains("--components") && model != .gmvae && prior != .mixture {
+            throw ValidationError("--components sets the mixture prior's size; use it with --model gmvae "
+                + "(or --model iwae --prior mixture)")
+        }
+        if given.contains("--jitter") && posterior != .covariance {
+            throw ValidationError("--jitter is δ of --posterior covariance (Σ = AAᵀ + δI); the \(posterior.rawValue) "
+                + "posterior has none")
+        }
     }
 }
 
@@ -97,27 +113,28 @@ enum Preset: String, ExpressibleByArgument, CaseIterable {
 
 /// The flags of a training run, shared by `train` and `compare`.
 struct TrainingFlags: ParsableArguments {
-    @Option(help: "A named protocol: cs236 (784-300-300 ELU, k = 10, batch 100, Adam 1e-3, 20 000 iterations).")
+    @Option(help: ArgumentHelp("A named protocol: cs236 (784-300-300 ELU, k = 10, batch 100, Adam 1e-3, 20 000 "
+        + "iterations); flags given beside it override its values."))
     var preset: Preset?
     @OptionGroup var model: ModelOptions
     @OptionGroup var dataOptions: DataOptions
-    @Option(help: "Minibatch size.") var batch: Int = 100
-    @Option(help: "Adam learning rate.") var lr: Double = 1e-3
-    @Option(help: "Epochs (passes over the training set); default 20.") var epochs: Int?
-    @Option(help: "Total optimization steps (instead of --epochs).") var iterations: Int?
-    @Option(help: "Random seed (initialization, shuffling, binarization, noise).") var seed: UInt64 = 0
-    @Option(help: "Worker threads (default: all cores).") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(parsing: .unconditional, help: "Minibatch size.") var batch: Int = 100
+    @Option(parsing: .unconditional, help: "Adam learning rate.") var lr: Double = 1e-3
+    @Option(parsing: .unconditional, help: "Epochs (passes over the training set); default 20.") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Total optimization steps (instead of --epochs).") var iterations: Int?
+    @Option(parsing: .unconditional, help: "Random seed (initialization, shuffling, binarization, noise).") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Worker threads (default: all cores).") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: ArgumentHelp("How --threads are used: auto (tensor up to batch \(Trainer.tensorBatchLimit), data "
         + "above), data (split the batch; single-threaded BLAS per worker), tensor (split every layer's outputs) or "
         + "blas (OpenBLAS threads). The results depend on the thread count only, not on this choice's timing."))
     var parallelism: Trainer.Parallelism = .auto
     @Option(help: "Output directory.") var out: String = "runs/latest"
-    @Option(help: "Also checkpoint every N steps within an epoch (0: at the end of each epoch only).")
+    @Option(parsing: .unconditional, help: "Also checkpoint every N steps within an epoch (0: at the end of each epoch only).")
     var checkpointEvery: Int = 0
     @Option(name: .customLong("on-nan"), help: "On a non-finite loss or gradient: stop (keep the last good checkpoint) or skip-batch.")
     var onNaN: Trainer.NonFinitePolicy = .stop
-    @Option(help: "Use only the first N training images.") var trainLimit: Int?
-    @Option(help: "Use only the first N test images for the per-epoch evaluation.") var testLimit: Int?
+    @Option(parsing: .unconditional, help: "Use only the first N training images.") var trainLimit: Int?
+    @Option(parsing: .unconditional, help: "Use only the first N test images for the per-epoch evaluation.") var testLimit: Int?
 
     /// A one-line warning when more workers than cores are asked for: each step waits for its slowest worker, so
     /// workers that share a core make training slower, not faster (nil when the count fits).
@@ -151,11 +168,13 @@ struct TrainingFlags: ParsableArguments {
         options.epochs = iterations == nil ? (epochs ?? 20) : nil
         options.iterations = iterations
         if preset == .cs236 {
-            options.configuration.hidden = [300, 300]
-            options.configuration.latent = 10
-            options.configuration.activation = .elu
-            options.batch = 100
-            options.learningRate = 1e-3
+            // The protocol's values, unless a flag asks for another (as `eval --preset cs236 --iw …` does).
+            let given = givenFlags()
+            if !given.contains("--hidden") { options.configuration.hidden = [300, 300] }
+            if !given.contains("--latent") { options.configuration.latent = 10 }
+            if !given.contains("--activation") { options.configuration.activation = .elu }
+            if !given.contains("--batch") { options.batch = 100 }
+            if !given.contains("--lr") { options.learningRate = 1e-3 }
             if epochs == nil {
                 options.iterations = iterations ?? 20_000
                 options.epochs = nil
@@ -166,7 +185,8 @@ struct TrainingFlags: ParsableArguments {
         options.parallelism = parallelism
         options.checkpointEvery = checkpointEvery
         options.onNonFinite = onNaN
-        options.data = dataOptions.data
+        // Absolute, so that `--resume`, `eval` and `report` find the data from any working directory.
+        options.data = URL(fileURLWithPath: dataOptions.data).standardizedFileURL.path
         options.out = out
         options.trainLimit = trainLimit
         options.testLimit = testLimit

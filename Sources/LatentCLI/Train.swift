@@ -20,19 +20,12 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         // The run's options come from DIR/options.json: a flag that would change them must not be silently dropped.
-        func withoutLength(_ options: TrainingOptions) throws -> Data {
-            var options = options
-            (options.epochs, options.iterations) = (nil, nil)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            return try encoder.encode(options)
-        }
-        guard let resume, try withoutLength(flags.options) != withoutLength(TrainingFlags.parse([]).options) else {
-            return
-        }
+        guard let resume else { return }
+        let ignored = givenFlags().subtracting(["--resume", "--epochs", "--iterations"])
+        guard !ignored.isEmpty else { return }
         let saved = (resume as NSString).appendingPathComponent("options.json")
-        throw ValidationError("--resume continues with the options in \(saved); drop the other flags (only --epochs "
-            + "or --iterations may be given with it, to extend the run)")
+        throw ValidationError("--resume continues with the options in \(saved); drop "
+            + "\(ignored.sorted().joined(separator: ", ")) (only --epochs or --iterations may extend the run)")
     }
 
     func run() throws {
@@ -50,6 +43,7 @@ struct Train: ParsableCommand {
                 + "(\(session.trainer.parallelism.rawValue) parallelism), \(session.totalSteps) steps, "
                 + "BLAS kernel \(BLASKernel.summary)")
             if let warning = TrainingFlags.oversubscriptionWarning(threads: options.threads) { printError(warning) }
+            if session.replacesPreviousRun { printError("note: replacing the previous run in \(options.out)") }
             let bar = ProgressLine()
             let outcome = try session.run(progress: { p in
                 bar.update(String(format: "epoch %d/%d  step %d/%d  NELBO %.2f  %.0f samples/s  ETA %@",

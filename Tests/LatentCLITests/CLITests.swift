@@ -239,7 +239,56 @@ final class CLITests: XCTestCase {
         try assertValidationFailure(["eval", "--checkpoint", out, "--limit", "0"], flag: "--limit")
         try assertValidationFailure(["compare", "--data", data.path, "--iterations", "1", "--iw", "-1", "--out", out],
                                     flag: "--iw")
+        // Negative numbers are values, not flags (ArgumentParser's default said "Missing value for '--batch'").
+        try assertValidationFailure(base + ["--batch", "-1"], flag: "--batch")
+        // Flags that would change nothing are errors, not silently dropped.
+        try assertValidationFailure(base + ["--components", "7"], flag: "--components")
+        try assertValidationFailure(base + ["--jitter", "0.5"], flag: "--jitter")
+        try assertValidationFailure(["compare", "--data", data.path, "--iterations", "1", "--posterior", "full",
+                                     "--out", out], flag: "--posterior")
+        try assertValidationFailure(["eval", "--checkpoint", out, "--iw", "10,10"], flag: "--iw")
+        // A length whose step count would overflow.
+        try assertCleanFailure(["train", "--data", data.path, "--out", out, "--epochs", "\(Int.max)"],
+                               mentioning: ["--epochs"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a rejected run must not create its output")
+    }
+
+    /// The preset's values are defaults: flags given beside it win, as they do for `eval --preset cs236`.
+    func testFlagsBesidePresetOverrideIt() throws {
+        let out = root.appendingPathComponent("run")
+        let r = try LatentCommand.run(["train", "--preset", "cs236", "--data", data.path, "--hidden", "16",
+                                       "--latent", "3", "--batch", "10", "--iterations", "2", "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let options = try XCTUnwrap(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: out.appendingPathComponent("options.json"))) as? [String: Any])
+        let configuration = try XCTUnwrap(options["configuration"] as? [String: Any])
+        XCTAssertEqual(configuration["hidden"] as? [Int], [16])
+        XCTAssertEqual(configuration["latent"] as? Int, 3)
+        XCTAssertEqual(options["batch"] as? Int, 10)
+        XCTAssertEqual(options["iterations"] as? Int, 2)
+    }
+
+    /// A new run in a directory that holds another removes the old checkpoint first: when the new run fails before
+    /// its own first checkpoint, no old model is left beside the new options for eval or --resume to pick up.
+    func testFailedRunDoesNotLeaveThePreviousRunsCheckpoint() throws {
+        let out = root.appendingPathComponent("run")
+        try train(out: out)
+        let diverging = try LatentCommand.run(trainArguments(out: out, extra: ["--lr", "1e30"]))
+        assertNoCrash(diverging)
+        XCTAssertEqual(diverging.status, 1, "a learning rate of 1e30 must stop the run: \(diverging.stderr)")
+        XCTAssertTrue(diverging.stderr.contains("replacing the previous run"), diverging.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint").path))
+        try assertCleanFailure(["eval", "--checkpoint", out.path, "--data", data.path], mentioning: ["no checkpoint"])
+    }
+
+    /// A relative --data is stored absolute, so the run resumes (and evaluates) from any working directory.
+    func testRelativeDataPathIsStoredAbsolute() throws {
+        let out = root.appendingPathComponent("run")
+        let r = try LatentCommand.run(["train", "--data", "data", "--hidden", "16", "--latent", "3", "--iterations",
+                                       "2", "--batch", "10", "--out", out.path], directory: root)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let resumed = try LatentCommand.run(["train", "--resume", out.path], directory: URL(fileURLWithPath: "/"))
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
     }
 
     func testCorruptGzipImageFile() throws {

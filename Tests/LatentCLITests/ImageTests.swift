@@ -221,6 +221,10 @@ final class ImageTests: XCTestCase {
                                mentioning: ["cannot write"])
         try assertCleanFailure(["report", "--run", f.run.path, "--out", "/proc/no-such-dir/r.html"],
                                mentioning: ["cannot write"])
+        // A dataset named with --data must load (the checkpoint's own, moved since, only costs the pictures).
+        let noData = f.root.appendingPathComponent("no-data").path
+        try assertCleanFailure(["report", "--run", f.run.path, "--data", noData, "--out", try scratch("d.html").path],
+                               mentioning: [noData])
         let r = try LatentCommand.run(["sample", "--checkpoint", f.run.path, "--count", "0"])
         assertNoCrash(r)
         XCTAssertNotEqual(r.status, 0)

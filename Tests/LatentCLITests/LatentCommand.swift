@@ -65,7 +65,8 @@ enum LatentCommand {
     }
 
     /// Runs `latent arguments…` with output to temporary files (no pipe can fill up), killing it after `timeout`.
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 120) throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
+                    timeout: TimeInterval = 120) throws -> Result {
         let scratch = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("latent-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -76,6 +77,7 @@ enum LatentCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try executable())
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }

@@ -112,14 +112,62 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.stderr)
         let before = try Data(contentsOf: out.appendingPathComponent("checkpoint"))
 
-        let otherFlag = try LatentCommand.run(["train", "--resume", out.path, "--batch", "20"])
-        XCTAssertNotEqual(otherFlag.status, 0, "--batch with --resume must not be silently ignored")
-        XCTAssertTrue(otherFlag.stderrLines.first?.contains("--resume") == true, otherFlag.stderr)
+        // Any other flag, even at its default value, would be ignored: an error.
+        for flag in [["--batch", "20"], ["--seed", "0"], ["--lr", "0.001"]] {
+            let otherFlag = try LatentCommand.run(["train", "--resume", out.path] + flag)
+            XCTAssertNotEqual(otherFlag.status, 0, "\(flag[0]) with --resume must not be silently ignored")
+            XCTAssertTrue(otherFlag.stderrLines.first?.contains(flag[0]) == true, otherFlag.stderr)
+        }
 
         let shorter = try LatentCommand.run(["train", "--resume", out.path, "--epochs", "1"])
         XCTAssertEqual(shorter.status, 1, shorter.stderr)
         XCTAssertEqual(shorter.stderrLines.count, 1, shorter.stderr)
         XCTAssertTrue(shorter.stderr.contains("already at step 60"), shorter.stderr)
         XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("checkpoint")), before, "no work lost")
+    }
+
+    /// options.json and the checkpoint header must agree: an edited seed would silently change the resumed run.
+    func testResumeRejectsAnEditedOrMissingOptionsFile() throws {
+        let out = root.appendingPathComponent("run")
+        let run = try LatentCommand.run(arguments(out: out).map { $0 == "6" ? "1" : $0 })
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let path = out.appendingPathComponent("options.json")
+        let original = try String(contentsOf: path, encoding: .utf8)
+        XCTAssertTrue(original.contains("\"seed\" : 5"), original)
+        try original.replacingOccurrences(of: "\"seed\" : 5", with: "\"seed\" : 6").write(to: path, atomically: true,
+                                                                                         encoding: .utf8)
+        let edited = try LatentCommand.run(["train", "--resume", out.path, "--epochs", "2"])
+        XCTAssertEqual(edited.status, 1, edited.stderr)
+        XCTAssertEqual(edited.stderrLines.count, 1, edited.stderr)
+        XCTAssertTrue(edited.stderr.contains("--seed"), edited.stderr)
+
+        try FileManager.default.removeItem(at: path)
+        let missing = try LatentCommand.run(["train", "--resume", out.path])
+        XCTAssertEqual(missing.status, 1, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("has no options.json"), missing.stderr)
+    }
+
+    /// `compare`'s test-set evaluation has no step boundary to stop at and nothing to save: one signal ends it.
+    func testCompareStopsOnOneSignalWhileEvaluating() throws {
+        let out = root.appendingPathComponent("compare")
+        let process = try start(["compare", "--data", data.path, "--hidden", "16", "--latent", "3", "--batch", "10",
+                                 "--iterations", "2", "--posteriors", "diagonal", "--iw", "2000000",
+                                 "--threads", "1", "--out", out.path])
+        let metrics = out.appendingPathComponent("diagonal/metrics.jsonl").path
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline
+            && ((try? Data(contentsOf: URL(fileURLWithPath: metrics)))?.isEmpty ?? true) {
+            usleep(5_000)
+        }
+        XCTAssertTrue(process.isRunning, "compare ended before its IWAE-2000000 evaluation")
+        usleep(200_000)  // into the evaluation
+        process.terminate()  // SIGTERM
+        let stop = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < stop { usleep(10_000) }
+        let stopped = !process.isRunning
+        if !stopped { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        XCTAssertTrue(stopped, "compare kept evaluating for 10 s after SIGTERM")
+        XCTAssertEqual(process.terminationStatus, 128 + SIGTERM)
     }
 }

@@ -50,6 +50,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case sizeMismatch(path: String, expected: Int, found: Int)
     case badHeader(path: String, reason: String)
     case configurationMismatch(path: String)
+    /// A run directory's `options.json` and checkpoint disagree on a training option (`field`).
+    case optionsMismatch(path: String, field: String)
+    /// A directory given to `--resume` without the run's `options.json`.
+    case missingOptions(directory: String)
 
     public var description: String {
         switch self {
@@ -70,6 +74,12 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .configurationMismatch(path):
             return "the checkpoint in \(path) was written for a different model configuration than its options.json; "
                 + "start a new run with another --out"
+        case let .optionsMismatch(path, field):
+            return "the options.json in \(path) disagrees with its checkpoint on \(field) (edited, or from another run); "
+                + "restore it, or start a new run with another --out"
+        case let .missingOptions(directory):
+            return "\(directory) has no options.json, so it cannot be resumed; pass the --out directory of a "
+                + "`latent train` run (its checkpoint alone still works with eval, sample, …)"
         case let .badHeader(path, reason):
             return "\(path) has an unreadable header (\(reason)); the file is corrupt"
         }
@@ -85,6 +95,10 @@ public struct Checkpoint: Sendable {
     public static let magic: [UInt8] = Array("LATENTCK".utf8)
     public static let version: UInt32 = 1
     public static let fileName = "checkpoint"
+    /// The checkpoint file of the run directory `directory`.
+    public static func path(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent(fileName)
+    }
 
     struct Header: Codable {
         var configuration: ModelConfiguration
@@ -190,7 +204,7 @@ public struct Checkpoint: Sendable {
     /// Writes atomically into `directory/checkpoint` (temporary file, fsync, rename).
     public func save(to directory: String) throws {
         let bytes = try encoded()
-        let final = (directory as NSString).appendingPathComponent(Checkpoint.fileName)
+        let final = Checkpoint.path(in: directory)
         let temporary = final + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else {

@@ -24,10 +24,13 @@ public struct FamilyResult: Codable, Sendable {
 /// Trains one model per posterior family with the same seed, data order and schedule, and evaluates each.
 public enum Comparison {
     /// Runs every family in turn into `base.out/<family>`; `progress` receives each family's training progress.
-    /// `iwaeSamples` m > 0 adds −L_m on the test set to each row.
+    /// `iwaeSamples` m > 0 adds −L_m on the test set to each row. `shouldStop` is asked at each training step;
+    /// `evaluating(true)` and `evaluating(false)` bracket each family's test-set evaluation, which has no step
+    /// boundary to stop at (one IWAE batch may take minutes) and nothing to save: the family's run is complete.
     public static func run(
         families: [PosteriorKind], base: TrainingOptions, iwaeSamples: Int = 100,
-        progress: (PosteriorKind, TrainingProgress) -> Void = { _, _ in }, shouldStop: () -> Bool = { false }
+        progress: (PosteriorKind, TrainingProgress) -> Void = { _, _ in }, shouldStop: () -> Bool = { false },
+        evaluating: (Bool) -> Void = { _ in }
     ) throws -> [FamilyResult] {
         var results = [FamilyResult]()
         for family in families {
@@ -40,6 +43,9 @@ public enum Comparison {
             case let .finished(metrics): final = metrics
             case let .interrupted(step): throw TrainingError.interrupted(step: step, directory: options.out)
             }
+            evaluating(true)
+            defer { evaluating(false) }
+            if shouldStop() { throw TrainingError.interrupted(step: session.trainer.step, directory: options.out) }
             let stats = try session.evaluator.posteriorStatistics(binarized: session.testBinarized,
                                                                   count: session.testCount)
             var bound: Double?

@@ -64,12 +64,6 @@ public enum EvaluationProtocol {
         }
     }
 
-    /// The unchecked subset (fewer than 100 images when a class is short); `latent eval` should use the checked one.
-    @available(*, deprecated, renamed: "cs236Subset(testLabels:)", message: "silently scores fewer images")
-    public static func cs236Subset(labels: [UInt8]) -> [Int] {
-        (0..<10).flatMap { c in labels.indices.filter { labels[$0] == UInt8(c) }.prefix(10) }
-    }
-
     public static func run(
         model: VariationalAutoencoder<Float>, binarized: [Float], count: Int, repeats: Int, sampleCounts: [Int],
         seed: UInt64, threads: Int, progress: (String) -> Void = { _ in }

@@ -140,6 +140,8 @@ struct ReportRun {
             let count = min(Report.reconstructionCount, test.count)
             reconstructionsPNG = try PNGWriter.encode(Generation.reconstructionGrid(model, testImages: test, count: count))
         } catch {
+            // A dataset named with --data must load; the checkpoint's own, perhaps moved since, only costs pictures.
+            if testSets.override != nil, error is DataError { throw error }
             notes.append("pictures left out: \(error)")
             warning("\(name): pictures left out: \(error)")
         }

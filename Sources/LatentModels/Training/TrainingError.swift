@@ -8,8 +8,10 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .nonFinite(step, term):
+            // A non-finite test evaluation is past what --on-nan skip-batch can skip.
+            let skip = term.hasPrefix("test") ? "" : ", or pass --on-nan skip-batch"
             return "non-finite \(term) at step \(step); stopped before updating, checkpoints written so far are kept. "
-                + "Lower --lr (e.g. 1e-4), raise --jitter for dense posteriors, or pass --on-nan skip-batch"
+                + "Lower --lr (e.g. 1e-4), raise --jitter for --posterior covariance\(skip)"
         case let .interrupted(step, directory):
             return "interrupted at step \(step); checkpoint saved, continue with `latent train --resume \(directory)`"
         case let .allBatchesSkipped(epoch):

@@ -44,6 +44,10 @@ public struct TrainingOptions: Codable, Sendable {
         onNonFinite = try c.decodeIfPresent(Trainer.NonFinitePolicy.self, forKey: .onNonFinite) ?? .stop
     }
 
+    /// The most epochs a run may ask for (and a thousand times as many iterations): far beyond any real run, and
+    /// small enough that step counts never overflow.
+    public static let lengthLimit = 1_000_000
+
     public func validate() throws {
         try configuration.validate()
         func fail(_ s: String) -> TrainingError { .invalidOption(s) }
@@ -53,6 +57,12 @@ public struct TrainingOptions: Codable, Sendable {
         }
         if let epochs, epochs <= 0 { throw fail("--epochs must be at least 1 (got \(epochs))") }
         if let iterations, iterations <= 0 { throw fail("--iterations must be at least 1 (got \(iterations))") }
+        if let epochs, epochs > TrainingOptions.lengthLimit {
+            throw fail("--epochs must be at most \(TrainingOptions.lengthLimit) (got \(epochs))")
+        }
+        if let iterations, iterations > TrainingOptions.lengthLimit * 1000 {
+            throw fail("--iterations must be at most \(TrainingOptions.lengthLimit * 1000) (got \(iterations))")
+        }
         guard threads > 0 else { throw fail("--threads must be at least 1 (got \(threads))") }
         if let trainLimit, trainLimit <= 0 { throw fail("--train-limit must be at least 1 (got \(trainLimit))") }
         if let testLimit, testLimit <= 0 { throw fail("--test-limit must be at least 1 (got \(testLimit))") }
@@ -122,7 +132,8 @@ public final class TrainingSession {
                               iterations: Int? = nil) throws -> TrainingSession {
         let optionsPath = (directory as NSString).appendingPathComponent("options.json")
         guard let data = FileManager.default.contents(atPath: optionsPath) else {
-            throw CheckpointError.missing(path: optionsPath)
+            throw FileManager.default.fileExists(atPath: directory)
+                ? CheckpointError.missingOptions(directory: directory) : CheckpointError.missing(path: directory)
         }
         var options: TrainingOptions
         do {
@@ -137,9 +148,15 @@ public final class TrainingSession {
         guard checkpoint.configuration == options.configuration else {
             throw CheckpointError.configurationMismatch(path: directory)
         }
+        let state = checkpoint.state
+        for (field, agrees) in [("--seed", state.seed == options.seed), ("--batch", state.batch == options.batch),
+                                ("--lr", state.learningRate == options.learningRate),
+                                ("--threads", state.threads == options.threads), ("--data", state.data == options.data)]
+        where !agrees {
+            throw CheckpointError.optionsMismatch(path: directory, field: field)
+        }
         let session = try TrainingSession(options: options, dataset: dataset)
         session.model.load(checkpoint, adam: session.trainer.adam)
-        let state = checkpoint.state
         session.trainer.restore(step: state.step, epoch: state.epoch, optimizerStep: state.optimizerStep)
         session.trainer.restore(skippedBatches: state.skippedBatches ?? 0)
         session.model.factorizationRetries.restore(state.factorizationRetries ?? 0)
@@ -201,6 +218,7 @@ public final class TrainingSession {
             try keepMetrics(throughEpoch: trainer.epoch, at: metricsPath)
             if rewritesOptions { try writeOptions() }
         } else {
+            try removePreviousCheckpoint()
             guard FileManager.default.createFile(atPath: metricsPath, contents: nil) else {
                 throw CheckpointError.unwritable(path: metricsPath, reason: "cannot create the file")
             }
@@ -294,6 +312,23 @@ public final class TrainingSession {
         }
         guard FileManager.default.isWritableFile(atPath: options.out) else {
             throw CheckpointError.unwritable(path: options.out, reason: "permission denied")
+        }
+    }
+
+    /// Whether `options.out` holds a checkpoint that a new run there will replace (`run` removes it first).
+    public var replacesPreviousRun: Bool {
+        !resuming && FileManager.default.fileExists(atPath: Checkpoint.path(in: options.out))
+    }
+
+    /// Removes the checkpoint a previous run left in `options.out`, before this run writes its options and metrics:
+    /// otherwise a failure before this run's first checkpoint would leave the old model beside the new options.
+    func removePreviousCheckpoint() throws {
+        let path = Checkpoint.path(in: options.out)
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            throw CheckpointError.unwritable(path: path, reason: "cannot remove the previous run's checkpoint")
         }
     }
 
