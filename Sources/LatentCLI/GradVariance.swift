@@ -34,6 +34,7 @@ struct GradVariance: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if let warning = TrainingFlags.oversubscriptionWarning(threads: threads) { printError(warning) }
             let saved = try Checkpoint.load(from: checkpoint)
             try GradientVariance.checkSupported(saved.configuration)
             let model = VariationalAutoencoder<Float>(saved.configuration)

@@ -253,6 +253,12 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a rejected run must not create its output")
     }
 
+    /// A model far too large for any machine's memory is refused before anything is allocated (it used to trap).
+    func testRunTooLargeForMemory() throws {
+        try assertCleanFailure(["train", "--data", data.path, "--hidden", "1000000,1000000", "--iterations", "1",
+                                "--out", root.appendingPathComponent("run").path], mentioning: ["GB", "--hidden"])
+    }
+
     /// The preset's values are defaults: flags given beside it win, as they do for `eval --preset cs236`.
     func testFlagsBesidePresetOverrideIt() throws {
         let out = root.appendingPathComponent("run")

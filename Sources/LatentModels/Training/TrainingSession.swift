@@ -48,6 +48,15 @@ public struct TrainingOptions: Codable, Sendable {
     /// small enough that step counts never overflow.
     public static let lengthLimit = 1_000_000
 
+    /// A lower bound on the bytes a run's buffers take: the hidden layers' weights (encoder and decoder) with their
+    /// gradients and Adam's two moments, and one step's decoder activations and gradients (batch × samples rows).
+    public func minimumBytes(trainingImages: Int) -> Double {
+        let widths = [configuration.inputs] + configuration.hidden
+        let weights = 2 * zip(widths, widths.dropFirst()).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let rows = Double(min(batch, trainingImages)) * Double(configuration.samples)
+        return Double(MemoryLayout<Float>.size) * (4 * weights + rows * 2 * Double(widths.reduce(0, +)))
+    }
+
     public func validate() throws {
         try configuration.validate()
         func fail(_ s: String) -> TrainingError { .invalidOption(s) }
@@ -189,6 +198,13 @@ public final class TrainingSession {
         data.test = data.test.prefix(options.testLimit)
         guard data.train.count > 0 else { throw DataError.empty(path: options.data + " (training images)") }
         guard data.test.count > 0 else { throw DataError.empty(path: options.data + " (test images)") }
+        let needed = options.minimumBytes(trainingImages: data.train.count)
+        let available = Double(ProcessInfo.processInfo.physicalMemory)
+        guard needed <= available else {
+            throw TrainingError.invalidOption(String(
+                format: "this run needs at least %.1f GB (weights, Adam's moments, one step's activations), more than "
+                    + "this machine's %.1f GB; lower --hidden, --batch or --samples", needed / 1e9, available / 1e9))
+        }
         self.dataset = data
         model = VariationalAutoencoder<Float>(options.configuration)
         model.initialize(seed: options.seed)
