@@ -32,6 +32,7 @@ struct Compare: ParsableCommand {
         if let twice = posteriors.values.first(where: { family in posteriors.values.filter { $0 == family }.count > 1 }) {
             throw ValidationError("--posteriors lists \(twice.rawValue) twice; name each family once")
         }
+        try flags.model.rejectIgnoredFlags(posteriors: posteriors.values)
     }
 
     func run() throws {

@@ -81,15 +81,19 @@ struct ModelOptions: ParsableArguments {
             throw ValidationError("--prior mixture with --model vae is --model gmvae; use that")
         }
         guard hidden.values.allSatisfy({ $0 > 0 }) else { throw ValidationError("--hidden widths must be positive") }
-        // Flags that would change nothing are errors, as --samples without iwae is, rather than silently dropped.
+    }
+
+    /// Rejects flags that would change nothing for models with these posterior families (`train` trains one,
+    /// `compare` several), as --samples without iwae is rejected, rather than dropping them silently.
+    func rejectIgnoredFlags(posteriors: [PosteriorKind]) throws {
         let given = givenFlags()
         if given.contains("--components") && model != .gmvae && prior != .mixture {
             throw ValidationError("--components sets the mixture prior's size; use it with --model gmvae "
                 + "(or --model iwae --prior mixture)")
         }
-        if given.contains("--jitter") && posterior != .covariance {
-            throw ValidationError("--jitter is δ of --posterior covariance (Σ = AAᵀ + δI); the \(posterior.rawValue) "
-                + "posterior has none")
+        if given.contains("--jitter") && !posteriors.contains(.covariance) {
+            throw ValidationError("--jitter is δ of the covariance posterior (Σ = AAᵀ + δI); "
+                + "\(posteriors.map(\.rawValue).joined(separator: ", ")) has none")
         }
     }
 }

@@ -20,7 +20,7 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         // The run's options come from DIR/options.json: a flag that would change them must not be silently dropped.
-        guard let resume else { return }
+        guard let resume else { return try flags.model.rejectIgnoredFlags(posteriors: [flags.model.posterior]) }
         let ignored = givenFlags().subtracting(["--resume", "--epochs", "--iterations"])
         guard !ignored.isEmpty else { return }
         let saved = (resume as NSString).appendingPathComponent("options.json")

@@ -96,7 +96,7 @@ final class CLITests: XCTestCase {
 
     func testCovarianceRunCountsFactorizationRetriesInMetrics() throws {
         let out = root.appendingPathComponent("covariance")
-        let r = try LatentCommand.run(trainArguments(out: out, extra: ["--posterior", "covariance"]))
+        let r = try LatentCommand.run(trainArguments(out: out, extra: ["--posterior", "covariance", "--jitter", "1e-3"]))
         XCTAssertEqual(r.status, 0, r.stderr)
         let retries = try XCTUnwrap(try metrics(out).last?["factorization_retries"] as? Int,
                                     "a covariance run reports its jitter retries")
@@ -247,6 +247,8 @@ final class CLITests: XCTestCase {
         try assertValidationFailure(["compare", "--data", data.path, "--iterations", "1", "--posterior", "full",
                                      "--out", out], flag: "--posterior")
         try assertValidationFailure(["eval", "--checkpoint", out, "--iw", "10,10"], flag: "--iw")
+        try assertValidationFailure(["compare", "--data", data.path, "--iterations", "1", "--posteriors",
+                                     "diagonal,full", "--jitter", "0.01", "--out", out], flag: "--jitter")
         // A length whose step count would overflow.
         try assertCleanFailure(["train", "--data", data.path, "--out", out, "--epochs", "\(Int.max)"],
                                mentioning: ["--epochs"])
