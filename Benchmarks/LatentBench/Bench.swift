@@ -262,7 +262,8 @@ struct BenchRunner {
     /// the median of the paired ratios; 9 pairs even with `--quick`, as the ratio is what `auto`'s choice rests on).
     mutating func strategies() {
         guard cores > 1 else { return }
-        print("## Strategies (k = 10, diagonal, \(cores) threads; tensor against data parallelism)")
+        print("## Strategies (k = \(mode == .smoke ? 4 : 10), diagonal, \(cores) threads; tensor against data "
+            + "parallelism)")
         print("| batch | data samples/s | tensor samples/s | tensor over data | tensor bytes/step | auto chooses |")
         print("|---:|---|---|---:|---:|---|")
         for batch in mode == .smoke ? [8] : [32, 100, 512] {
@@ -352,18 +353,18 @@ struct BenchRunner {
     // MARK: - Thread scaling
 
     mutating func threadScaling() {
-        print("## Thread scaling (batch 100, k = 10, diagonal)")
         // Bytes per step are shown here too: with `blas` on several threads, OpenBLAS's threaded GEMM driver mallocs
         // its job array on every call (level3_thread.c, USE_ALLOC_HEAP), outside this engine's control.
         // The GEMMs alone (GEMMReplay, paired the same way) bound the speed-up: the step scales no better than the
         // GEMMs that are most of it, unless its other work scales better than they do.
         // For tensor parallelism, also its GEMMs with each worker running its tasks back to back, never waiting for
         // the other: what two cores give this division of the work on this machine, without lockstep.
+        let base = StepConfig(batch: mode == .smoke ? 8 : 100, latent: mode == .smoke ? 4 : 10, posterior: .diagonal,
+                              samples: 1, threads: 1)
+        print("## Thread scaling (batch \(base.batch), k = \(base.latent), diagonal)")
         print("| parallelism | threads | competing process | samples/s | speed-up over 1 thread (quiet) | "
             + "GEMMs alone | GEMMs alone, no barriers | bytes/step |")
         print("|---|---:|---|---|---:|---:|---:|---:|")
-        let base = StepConfig(batch: mode == .smoke ? 8 : 100, latent: mode == .smoke ? 4 : 10, posterior: .diagonal,
-                              samples: 1, threads: 1)
         let single = measureStep(base)
         for competing in [false, true] {
             let busy = competing ? BusyLoop() : nil
@@ -447,13 +448,13 @@ struct BenchRunner {
     // MARK: - Evaluation
 
     mutating func evaluation() {
-        print("## Evaluation (IWAE-1000 bound, streamed; all cores)")
-        print("| m | examples | decoder samples/s |")
-        print("|---:|---:|---|")
         let model = VariationalAutoencoder<Float>(ModelConfiguration(hidden: mode == .smoke ? [16] : [300, 300]))
         model.initialize(seed: 0)
         let examples = mode == .smoke ? 4 : 40
         let m = mode == .smoke ? 5 : 1000
+        print("## Evaluation (IWAE-\(m) bound, streamed; all cores)")
+        print("| m | examples | decoder samples/s |")
+        print("|---:|---:|---|")
         let images = syntheticImages(count: examples)
         let binarized = Binarization.staticBinarized(images, seed: 0, as: Float.self)
         let evaluator = ImportanceBoundEvaluator(model: model, threads: cores)

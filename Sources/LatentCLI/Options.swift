@@ -48,7 +48,8 @@ struct ModelOptions: ParsableArguments {
     var components: Int = 500
     @Option(parsing: .unconditional, help: "Importance samples m per example (iwae).")
     var samples: Int?
-    @Option(help: "Posterior family: diagonal, full (Cholesky factor), covariance (AAᵀ + δI through potrf).")
+    @Option(help: ArgumentHelp("Posterior family: diagonal, full (Cholesky factor), covariance (AAᵀ + δI through "
+        + "potrf); `compare` takes --posteriors instead."))
     var posterior: PosteriorKind = .diagonal
     @Option(parsing: .unconditional, help: "Latent dimension k.")
     var latent: Int = 10
@@ -127,10 +128,10 @@ struct TrainingFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "Epochs (passes over the training set); default 20.") var epochs: Int?
     @Option(parsing: .unconditional, help: "Total optimization steps (instead of --epochs).") var iterations: Int?
     @Option(parsing: .unconditional, help: "Random seed (initialization, shuffling, binarization, noise).") var seed: UInt64 = 0
-    @Option(parsing: .unconditional, help: "Worker threads (default: all cores).") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(parsing: .unconditional, help: "Worker threads; the core count by default.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: ArgumentHelp("How --threads are used: auto (tensor up to batch \(Trainer.tensorBatchLimit), data "
         + "above), data (split the batch; single-threaded BLAS per worker), tensor (split every layer's outputs) or "
-        + "blas (OpenBLAS threads). The results depend on the thread count only, not on this choice's timing."))
+        + "blas (OpenBLAS threads). The results depend on --threads and this choice, never on timing."))
     var parallelism: Trainer.Parallelism = .auto
     @Option(help: "Output directory.") var out: String = "runs/latest"
     @Option(parsing: .unconditional, help: "Also checkpoint every N steps within an epoch (0: at the end of each epoch only).")

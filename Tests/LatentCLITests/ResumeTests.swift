@@ -141,6 +141,16 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(edited.stderrLines.count, 1, edited.stderr)
         XCTAssertTrue(edited.stderr.contains("--seed"), edited.stderr)
 
+        // The training set's size and the strategy change the results too.
+        for (key, edit) in [("\"parallelism\" : \"auto\"", "\"parallelism\" : \"data\""),
+                            ("\"seed\" : 5", "\"seed\" : 5,\n  \"trainLimit\" : 100")] {
+            XCTAssertTrue(original.contains(key), original)
+            try original.replacingOccurrences(of: key, with: edit).write(to: path, atomically: true, encoding: .utf8)
+            let r = try LatentCommand.run(["train", "--resume", out.path, "--epochs", "2"])
+            XCTAssertEqual(r.status, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("disagrees with its checkpoint"), r.stderr)
+        }
+
         try FileManager.default.removeItem(at: path)
         let missing = try LatentCommand.run(["train", "--resume", out.path])
         XCTAssertEqual(missing.status, 1, missing.stderr)

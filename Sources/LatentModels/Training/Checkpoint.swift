@@ -22,9 +22,15 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var skippedBatches: Int?
     /// Cholesky factorizations retried with a raised δ so far (covariance posterior).
     public var factorizationRetries: Int?
+    /// The run's `--parallelism` (as asked, e.g. "auto"), `--train-limit` and `--test-limit`, which the results also
+    /// depend on; checkpoints written before these existed have no `parallelism`.
+    public var parallelism: String?
+    public var trainLimit: Int?
+    public var testLimit: Int?
     public init(seed: UInt64, step: Int, epoch: Int, batch: Int, learningRate: Double, threads: Int, data: String,
                 optimizerStep: Int? = nil, epochSums: TermSums? = nil, skippedBatches: Int? = nil,
-                factorizationRetries: Int? = nil) {
+                factorizationRetries: Int? = nil, parallelism: String? = nil, trainLimit: Int? = nil,
+                testLimit: Int? = nil) {
         self.seed = seed
         self.step = step
         self.epoch = epoch
@@ -36,6 +42,9 @@ public struct TrainingState: Codable, Equatable, Sendable {
         self.epochSums = epochSums
         self.skippedBatches = skippedBatches
         self.factorizationRetries = factorizationRetries
+        self.parallelism = parallelism
+        self.trainLimit = trainLimit
+        self.testLimit = testLimit
     }
 }
 

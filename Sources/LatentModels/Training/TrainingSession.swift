@@ -158,10 +158,15 @@ public final class TrainingSession {
             throw CheckpointError.configurationMismatch(path: directory)
         }
         let state = checkpoint.state
-        for (field, agrees) in [("--seed", state.seed == options.seed), ("--batch", state.batch == options.batch),
-                                ("--lr", state.learningRate == options.learningRate),
-                                ("--threads", state.threads == options.threads), ("--data", state.data == options.data)]
-        where !agrees {
+        var agreement = [("--seed", state.seed == options.seed), ("--batch", state.batch == options.batch),
+                         ("--lr", state.learningRate == options.learningRate),
+                         ("--threads", state.threads == options.threads), ("--data", state.data == options.data)]
+        if let parallelism = state.parallelism {
+            agreement += [("--parallelism", parallelism == options.parallelism.rawValue),
+                          ("--train-limit", state.trainLimit == options.trainLimit),
+                          ("--test-limit", state.testLimit == options.testLimit)]
+        }
+        for (field, agrees) in agreement where !agrees {
             throw CheckpointError.optionsMismatch(path: directory, field: field)
         }
         let session = try TrainingSession(options: options, dataset: dataset)
@@ -376,7 +381,9 @@ public final class TrainingSession {
                                   learningRate: options.learningRate, threads: options.threads, data: options.data,
                                   optimizerStep: trainer.adam.step, epochSums: partial,
                                   skippedBatches: trainer.skippedBatches,
-                                  factorizationRetries: model.factorizationRetries.value)
+                                  factorizationRetries: model.factorizationRetries.value,
+                                  parallelism: options.parallelism.rawValue, trainLimit: options.trainLimit,
+                                  testLimit: options.testLimit)
         try model.checkpoint(adam: trainer.adam, state: state).save(to: options.out)
     }
 }
