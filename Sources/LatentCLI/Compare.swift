@@ -20,7 +20,8 @@ struct Compare: ParsableCommand {
         discussion: "Writes DIR/compare.json, DIR/compare.md and each family's run under DIR/<family>/.")
 
     @Option(help: "Posterior families to compare.") var posteriors = PosteriorList(PosteriorKind.allCases)
-    @Option(parsing: .unconditional, help: "Samples m of the IWAE bound −L_m reported on the test set (0 leaves the column out).")
+    @Option(parsing: .unconditional,
+            help: "Samples m of the IWAE bound −L_m reported on the test set (0 leaves the column out).")
     var iw = 100
     @OptionGroup var flags: TrainingFlags
 
@@ -29,7 +30,7 @@ struct Compare: ParsableCommand {
         if givenFlags().contains("--posterior") {
             throw ValidationError("compare trains each family of --posteriors; drop --posterior")
         }
-        if let twice = posteriors.values.first(where: { family in posteriors.values.filter { $0 == family }.count > 1 }) {
+        if let twice = firstRepeated(posteriors.values) {
             throw ValidationError("--posteriors lists \(twice.rawValue) twice; name each family once")
         }
         try flags.model.rejectIgnoredFlags(posteriors: posteriors.values)
@@ -52,7 +53,11 @@ struct Compare: ParsableCommand {
                 bar.update(String(format: "%@: epoch %d/%d  step %d/%d  NELBO %.2f  %.0f samples/s  ETA %@",
                                   family.rawValue, p.epoch, p.epochs, p.step, p.totalSteps, p.runningNELBO,
                                   p.samplesPerSecond, formatDuration(p.etaSeconds)), final: p.step == p.totalSteps)
-            } shouldStop: { Interruption.requested } evaluating: { Interruption.immediate.store($0, ordering: .relaxed) }
+            } shouldStop: {
+                Interruption.requested
+            } evaluating: {
+                Interruption.immediate.store($0, ordering: .relaxed)
+            }
             bar.finish()
             let table = Comparison.markdown(results)
             print(table, terminator: "")

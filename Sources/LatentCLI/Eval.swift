@@ -24,13 +24,14 @@ struct Eval: ParsableCommand {
     @Option(help: "cs236: the homework's fixed 100-image (10 per class) subset, NELBO over 100 repeats, IWAE-1,10,100,1000.")
     var preset: Preset?
     @Option(parsing: .unconditional, help: "Seed of the evaluation noise.") var seed: UInt64 = 0
-    @Option(parsing: .unconditional, help: "Worker threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(parsing: .unconditional, help: "Worker threads.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print one JSON object instead of a table.") var json = false
 
     func validate() throws {
         if let limit, limit <= 0 { throw ValidationError("--limit must be at least 1 (got \(limit))") }
         guard threads > 0 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
-        if let counts = iw?.values, let twice = counts.first(where: { m in counts.filter { $0 == m }.count > 1 }) {
+        if let twice = firstRepeated(iw?.values ?? []) {
             throw ValidationError("--iw lists \(twice) twice; name each bound once")
         }
     }

@@ -21,6 +21,16 @@ func commaSeparated<T>(_ argument: String, _ parse: (String) -> T?) -> [T]? {
     return items
 }
 
+/// The first item that `items` lists more than once (nil when each is there once), for a flag's one-line error.
+func firstRepeated<T: Equatable>(_ items: [T]) -> T? {
+    items.enumerated().first { index, item in items[..<index].contains(item) }?.element
+}
+
+/// Runs a library check from `validate()`, so its message comes with the usage like every other flag range error.
+func asValidationError(_ check: () throws -> Void) throws {
+    do { try check() } catch { throw ValidationError("\(error)") }
+}
+
 /// Comma-separated integers, e.g. `300,300`.
 struct IntegerList: ExpressibleByArgument {
     var values: [Int]
@@ -127,19 +137,23 @@ struct TrainingFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "Adam learning rate.") var lr: Double = 1e-3
     @Option(parsing: .unconditional, help: "Epochs (passes over the training set); default 20.") var epochs: Int?
     @Option(parsing: .unconditional, help: "Total optimization steps (instead of --epochs).") var iterations: Int?
-    @Option(parsing: .unconditional, help: "Random seed (initialization, shuffling, binarization, noise).") var seed: UInt64 = 0
-    @Option(parsing: .unconditional, help: "Worker threads; the core count by default.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(parsing: .unconditional, help: "Random seed (initialization, shuffling, binarization, noise).")
+    var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Worker threads; the core count by default.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: ArgumentHelp("How --threads are used: auto (tensor up to batch \(Trainer.tensorBatchLimit), data "
         + "above), data (split the batch; single-threaded BLAS per worker), tensor (split every layer's outputs) or "
         + "blas (OpenBLAS threads). The results depend on --threads and this choice, never on timing."))
     var parallelism: Trainer.Parallelism = .auto
     @Option(help: "Output directory.") var out: String = "runs/latest"
-    @Option(parsing: .unconditional, help: "Also checkpoint every N steps within an epoch (0: at the end of each epoch only).")
+    @Option(parsing: .unconditional,
+            help: "Also checkpoint every N steps within an epoch (0: at the end of each epoch only).")
     var checkpointEvery: Int = 0
     @Option(name: .customLong("on-nan"), help: "On a non-finite loss or gradient: stop (keep the last good checkpoint) or skip-batch.")
     var onNaN: Trainer.NonFinitePolicy = .stop
     @Option(parsing: .unconditional, help: "Use only the first N training images.") var trainLimit: Int?
-    @Option(parsing: .unconditional, help: "Use only the first N test images for the per-epoch evaluation.") var testLimit: Int?
+    @Option(parsing: .unconditional, help: "Use only the first N test images for the per-epoch evaluation.")
+    var testLimit: Int?
 
     /// A one-line warning when more workers than cores are asked for: each step waits for its slowest worker, so
     /// workers that share a core make training slower, not faster (nil when the count fits).

@@ -27,11 +27,6 @@ struct Sample: ParsableCommand {
     }
 }
 
-/// Runs a library check from `validate()`, so its message comes with the usage like every other flag range error.
-func asValidationError(_ check: () throws -> Void) throws {
-    do { try check() } catch { throw ValidationError("\(error)") }
-}
-
 /// The Float model stored in a run directory (or checkpoint file), with its checkpoint.
 func loadTrainedModel(_ path: String) throws -> (VariationalAutoencoder<Float>, Checkpoint) {
     let saved = try Checkpoint.load(from: path)

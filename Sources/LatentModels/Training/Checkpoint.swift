@@ -84,8 +84,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "the checkpoint in \(path) was written for a different model configuration than its options.json; "
                 + "start a new run with another --out"
         case let .optionsMismatch(path, field):
-            return "the options.json in \(path) disagrees with its checkpoint on \(field) (edited, or from another run); "
-                + "restore it, or start a new run with another --out"
+            return "the options.json in \(path) disagrees with its checkpoint on \(field) (edited, or from another "
+                + "run); restore it, or start a new run with another --out"
         case let .missingOptions(directory):
             return "\(directory) has no options.json, so it cannot be resumed; pass the --out directory of a "
                 + "`latent train` run (its checkpoint alone still works with eval, sample, …)"
@@ -202,7 +202,7 @@ public struct Checkpoint: Sendable {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw CheckpointError.missing(path: path)
         }
-        let file = isDirectory.boolValue ? (path as NSString).appendingPathComponent(fileName) : path
+        let file = isDirectory.boolValue ? Checkpoint.path(in: path) : path
         guard FileManager.default.fileExists(atPath: file) else { throw CheckpointError.missing(path: file) }
         guard let data = FileManager.default.contents(atPath: file) else {
             throw CheckpointError.unwritable(path: file, reason: "cannot be read")

@@ -180,7 +180,8 @@ public final class TrainingSession {
             // A run that finished mid-epoch (`--iterations`) counted that epoch as done and kept no partial sums.
             guard state.epoch * session.trainer.stepsPerEpoch <= state.step else {
                 throw TrainingError.invalidOption("the run in \(directory) finished mid-epoch at step \(state.step) "
-                    + "(its --iterations), so it cannot be extended bit for bit; start a new run of the length you want")
+                    + "(its --iterations), so it cannot be extended bit for bit; start a new run of the length you "
+                    + "want")
             }
             guard session.totalSteps >= state.step else {
                 throw TrainingError.invalidOption("the run in \(directory) is already at step \(state.step) "
