@@ -13,7 +13,7 @@ struct Bench {
         + Section.allCases.map(\.rawValue).joined(separator: ", ")
 
     /// The benchmark's tables, each selectable with `--only` (to repeat one measurement without the whole run).
-    enum Section: String, CaseIterable { case gemm, cholesky, steps, strategies, scaling, eval }
+    enum Section: String, CaseIterable { case gemm, cholesky, steps, strategies, pieces, scaling, eval }
 
     static func main() throws {
         BLASKernel.selectForThisCPU()
@@ -104,6 +104,7 @@ struct BenchRunner {
         if sections.contains(.cholesky) { choleskyKernels() }
         if sections.contains(.steps) { trainingSteps() }
         if sections.contains(.strategies) { strategies() }
+        if sections.contains(.pieces) { smallMatrixPieces() }
         if sections.contains(.scaling) { threadScaling() }
         if sections.contains(.eval) { evaluation() }
         machineDrift()
@@ -217,6 +218,8 @@ struct BenchRunner {
         var threads: Int
         /// `auto` by default: what `latent train --threads` does for the batch size.
         var parallelism: Trainer.Parallelism = .auto
+        /// The hidden widths; by default the CS236 model's, or a tiny one in the smoke mode.
+        var hidden: [Int]? = nil
     }
 
     var stepConfigs: [StepConfig] {
@@ -289,6 +292,61 @@ struct BenchRunner {
         print()
     }
 
+    /// The step with each GEMM in the column pieces that take OpenBLAS's small-matrix kernels (`SmallMatrixPieces`,
+    /// what the engine does) against one call per GEMM, in alternating repetitions of one trainer. The smoke mode
+    /// runs batch 32 of the full model too (a tiny model's GEMMs are small enough whole), so that the test suite
+    /// sees the pieces' steps allocate nothing.
+    mutating func smallMatrixPieces() {
+        guard SmallMatrixPieces.applies else {
+            print("## Small-matrix pieces: not used with the \(BLASKernel.current) kernel\n")
+            return
+        }
+        print("## Small-matrix pieces (CS236 model, k = 10, diagonal, the strategy `--threads` chooses; GEMMs in "
+            + "small-kernel pieces against one call each)")
+        print("| batch | threads | parallelism | samples/s with pieces | with pieces over one call each | bytes/step |")
+        print("|---:|---:|---|---|---:|---:|")
+        for batch in mode == .smoke ? [32] : [32, 100, 512] {
+            for threads in cores > 1 ? [1, cores] : [1] {
+                let config = StepConfig(batch: batch, latent: 10, posterior: .diagonal, samples: 1, threads: threads,
+                                        hidden: [300, 300])
+                let trainer = makeTrainer(config)
+                trainer.beginEpoch(0)
+                var batchIndex = 0
+                func steps(_ count: Int, pieces: Bool) {
+                    SmallMatrixPieces.isEnabled = pieces
+                    for _ in 0..<count {
+                        _ = try? trainer.trainStep(batch: batchIndex)
+                        batchIndex = (batchIndex + 1) % trainer.stepsPerEpoch
+                    }
+                }
+                defer { SmallMatrixPieces.isEnabled = true }
+                steps(3, pieces: false)
+                steps(3, pieces: true)
+                let probeStart = Date()
+                steps(1, pieces: true)
+                let seconds = max(Date().timeIntervalSince(probeStart), 1e-5)
+                let count = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / seconds))
+                let allocationsBefore = latent_allocation_count(), bytesBefore = latent_allocated_bytes()
+                steps(count, pieces: true)
+                let allocations = Double(latent_allocation_count() - allocationsBefore) / Double(count)
+                let bytes = Double(latent_allocated_bytes() - bytesBefore) / Double(count)
+                let paired = Measurement.paired(repetitions: mode == .smoke ? 1 : max(repetitions, 9),
+                                                work: Double(count * batch),
+                                                measured: { steps(count, pieces: true) },
+                                                reference: { steps(count, pieces: false) })
+                print(String(format: "| %d | %d | %@ | %@ | %.2f× | %.0f |", batch, threads,
+                             trainer.parallelism.rawValue, format(paired.rate, digits: 0), paired.ratio, bytes))
+                rows.append(Row(kind: "small_matrix_pieces", batch: batch, latent: config.latent,
+                                posterior: "diagonal", samples: 1, threads: threads,
+                                parallelism: trainer.parallelism.rawValue, samples_per_second: paired.rate.median,
+                                samples_per_second_min: paired.rate.min, samples_per_second_max: paired.rate.max,
+                                bytes_allocated_per_step: bytes, allocations_per_step: allocations,
+                                speedup: paired.ratio))
+            }
+        }
+        print()
+    }
+
     func syntheticImages(count: Int) -> ImageSet {
         var rng = RandomStream(seed: 42)
         var pixels = [UInt8](repeating: 0, count: count * 784)
@@ -299,7 +357,8 @@ struct BenchRunner {
     func makeTrainer(_ config: StepConfig, pool: WorkerPool? = nil) -> Trainer {
         // The smoke mode (run by the test suite in a debug build) checks that every row works on a tiny model.
         let configuration = ModelConfiguration(model: config.samples > 1 ? .iwae : .vae, posterior: config.posterior,
-                                               hidden: mode == .smoke ? [16] : [300, 300], latent: config.latent,
+                                               hidden: config.hidden ?? (mode == .smoke ? [16] : [300, 300]),
+                                               latent: config.latent,
                                                samples: config.samples)
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 0)

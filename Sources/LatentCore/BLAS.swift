@@ -16,6 +16,13 @@ extension Float: BLASScalar {
         alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        // Each piece is within the small-matrix bounds, so its own call below is a single cblas_sgemm.
+        let width = SmallMatrixPieces.applies
+            ? SmallMatrixPieces.width(transA, transB, rows: rows, columns: columns, inner: inner) : columns
+        guard width >= columns else {
+            return gemm(transA, transB, rows: rows, columns: columns, inner: inner, alpha: alpha, a: a, lda: lda,
+                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, pieceWidth: width)
+        }
         cblas_sgemm(
             CblasRowMajor, cblasTranspose(transA), cblasTranspose(transB), Int32(rows), Int32(columns),
             Int32(inner), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -69,6 +76,27 @@ extension Double: BLASScalar {
         cblas_dtrsv(
             CblasRowMajor, cblasTriangle(triangle), cblasTranspose(transpose), CblasNonUnit, Int32(order),
             triangular, Int32(ldt), x, Int32(increment))
+    }
+}
+
+extension BLASScalar {
+    /// `gemm` as one GEMM per block of `width` columns of C (the last block takes the rest): the same product, each
+    /// block computed by the kernel OpenBLAS picks for its shape (`SmallMatrixPieces`).
+    @inlinable
+    public static func gemm(
+        _ transA: Transpose, _ transB: Transpose, rows: Int, columns: Int, inner: Int,
+        alpha: Self, a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int, pieceWidth width: Int
+    ) {
+        precondition(width > 0, "a piece has at least one column")
+        var first = 0
+        while first < columns {
+            let count = Swift.min(width, columns - first)
+            // Columns of C are rows of B when B is transposed, else its columns.
+            gemm(transA, transB, rows: rows, columns: count, inner: inner, alpha: alpha, a: a, lda: lda,
+                 b: b + (transB == .transpose ? first * ldb : first), ldb: ldb, beta: beta, c: c + first, ldc: ldc)
+            first += count
+        }
     }
 }
 

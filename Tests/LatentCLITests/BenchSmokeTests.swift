@@ -34,8 +34,8 @@ final class BenchSmokeTests: XCTestCase {
 
     func testBenchSmokeModePrintsEveryRow() throws {
         let (text, object) = try runSmoke(try debugBench())
-        for heading in ["## GEMM", "## Cholesky", "## Training step", "## Strategies", "## Thread scaling",
-                        "## Evaluation", "## Machine drift"] {
+        for heading in ["## GEMM", "## Cholesky", "## Training step", "## Strategies", "## Small-matrix pieces",
+                        "## Thread scaling", "## Evaluation", "## Machine drift"] {
             XCTAssertTrue(text.contains(heading), "missing section \(heading)")
         }
         let machine = try XCTUnwrap(object["machine"] as? [String: Any])
@@ -49,7 +49,14 @@ final class BenchSmokeTests: XCTestCase {
         XCTAssertEqual(drift, end / start - 1, accuracy: 1e-12, "drift is end / start − 1")
         let rows = object["rows"] as! [[String: Any]]
         let kinds = Set(rows.map { $0["kind"] as! String })
-        XCTAssertEqual(kinds, ["gemm", "potrf", "train_step", "strategy", "scaling", "eval_iwae"])
+        // The pieces table times the step both ways only where OpenBLAS's kernel has small-matrix kernels.
+        let kernel = machine["blas_kernel"] as? String ?? ""
+        let smallKernels = ["SkylakeX", "Cooperlake", "SapphireRapids"].contains(kernel)
+        XCTAssertEqual(kinds, Set(["gemm", "potrf", "train_step", "strategy", "scaling", "eval_iwae"]
+            + (smallKernels ? ["small_matrix_pieces"] : [])))
+        for row in rows where row["kind"] as? String == "small_matrix_pieces" {
+            XCTAssertGreaterThan(row["speedup"] as? Double ?? 0, 0, "a pieces row times both ways")
+        }
         let strategies = rows.filter { $0["kind"] as? String == "strategy" }
         XCTAssertEqual(Set(strategies.compactMap { $0["parallelism"] as? String }), ["data", "tensor"])
         let scalingStrategies = Set(rows.filter { $0["kind"] as? String == "scaling" }
@@ -114,7 +121,8 @@ final class BenchSmokeTests: XCTestCase {
 
     /// Acceptance: no allocation in the training step. The release build (what users run; a debug build boxes
     /// generic values) allocates nothing per step after warm-up, with every posterior, with importance samples, on
-    /// one and two threads, for data and tensor parallelism and single-threaded BLAS. scripts/test.sh builds it.
+    /// one and two threads, for data and tensor parallelism and single-threaded BLAS, and at batch 32 of the full
+    /// model with its GEMMs in small-matrix pieces (where the kernel has them). scripts/test.sh builds it.
     func testReleaseTrainingStepAllocatesNothing() throws {
         let debug = URL(fileURLWithPath: try LatentCommand.executable()).deletingLastPathComponent()
         let bench = debug.deletingLastPathComponent().appendingPathComponent("release/latent-bench").path
@@ -125,7 +133,7 @@ final class BenchSmokeTests: XCTestCase {
         }
         let rows = try runSmoke(bench).object["rows"] as! [[String: Any]]
         let steps = rows.filter {
-            ["train_step", "scaling"].contains($0["kind"] as? String)
+            ["train_step", "scaling", "small_matrix_pieces"].contains($0["kind"] as? String)
                 && (["data", "tensor"].contains($0["parallelism"] as? String) || $0["threads"] as? Int == 1)
         }
         XCTAssertGreaterThanOrEqual(steps.count, 10)

@@ -9,7 +9,7 @@ final class GEMMTests: XCTestCase {
     /// and a sentinel in C (must never be written). The error bound is the classical (inner + 2)·u·(|α||A||B| + |β C|).
     func checkGEMM<T: BLASScalar>(
         _: T.Type, transA: Transpose, transB: Transpose, rows: Int, columns: Int, inner: Int,
-        alpha: Double, beta: Double, pad: Int, nanC: Bool = false, seed: UInt64,
+        alpha: Double, beta: Double, pad: Int, nanC: Bool = false, seed: UInt64, pieceWidth: Int? = nil,
         file: StaticString = #filePath, line: UInt = #line
     ) {
         let tolerance = Double(inner + 2) * Double(T.ulpOfOne) / 2
@@ -41,13 +41,20 @@ final class GEMMTests: XCTestCase {
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
-                    T.gemm(transA, transB, rows: rows, columns: columns, inner: inner, alpha: T(alpha),
-                           a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb, beta: T(beta),
-                           c: cp.baseAddress!, ldc: ldc)
+                    if let pieceWidth {
+                        T.gemm(transA, transB, rows: rows, columns: columns, inner: inner, alpha: T(alpha),
+                               a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb, beta: T(beta),
+                               c: cp.baseAddress!, ldc: ldc, pieceWidth: pieceWidth)
+                    } else {
+                        T.gemm(transA, transB, rows: rows, columns: columns, inner: inner, alpha: T(alpha),
+                               a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb, beta: T(beta),
+                               c: cp.baseAddress!, ldc: ldc)
+                    }
                 }
             }
         }
         let what = "\(T.self) \(transA)×\(transB) \(rows)×\(columns)×\(inner) α=\(alpha) β=\(beta) pad=\(pad)"
+            + (pieceWidth.map { " in pieces of \($0)" } ?? "")
         for r in 0..<rows {
             for j in 0..<ldc {
                 let got = c[r * ldc + j]
@@ -97,6 +104,29 @@ final class GEMMTests: XCTestCase {
                           beta: 0, pad: 1, nanC: true, seed: 99)
                 checkGEMM(Float.self, transA: transA, transB: transB, rows: 3, columns: 4, inner: 5, alpha: 2,
                           beta: 0, pad: 1, nanC: true, seed: 99)
+            }
+        }
+    }
+
+    /// `gemm(pieceWidth:)`, as `Float.gemm` issues the step's GEMMs where OpenBLAS has small-matrix kernels
+    /// (`SmallMatrixPieces`; this test process keeps OpenBLAS's own kernel, so the widths are given): every
+    /// transposition, with padded leading dimensions and β ≠ 0, against the naive loop. The pieces must cover every
+    /// column once, with the right offsets into B and C.
+    func testGEMMInPiecesMatchesNaive() {
+        let shapes = [(Transpose.none, Transpose.transpose, 32, 150, 300), (.transpose, .none, 83, 400, 32),
+                      (.none, .none, 32, 156, 300), (.transpose, .transpose, 32, 150, 300)]
+        var seed: UInt64 = 500
+        for (transA, transB, rows, columns, inner) in shapes {
+            let rule = SmallMatrixPieces.width(transA, transB, rows: rows, columns: columns, inner: inner)
+            if transA == .none || transB == .none {
+                XCTAssertLessThan(rule, columns, "\(transA)×\(transB) \(rows)×\(columns)×\(inner) is split")
+            }
+            // The rule's width with β = 0 and β ≠ 0, and about half the columns (a narrower last piece).
+            for (width, alpha, beta) in [(rule, 1.0, 0.0), (rule, -0.5, 1.5), (columns / 2 + 1, -0.5, 1.5)]
+                where width < columns {
+                seed += 3
+                checkGEMM(Float.self, transA: transA, transB: transB, rows: rows, columns: columns, inner: inner,
+                          alpha: alpha, beta: beta, pad: 5, seed: seed, pieceWidth: width)
             }
         }
     }

@@ -1,0 +1,60 @@
+/// Column pieces that put a single-precision GEMM on OpenBLAS's small-matrix kernels.
+///
+/// OpenBLAS 0.3.21's AVX-512 kernels (SkylakeX, Cooperlake, SapphireRapids) multiply small matrices without packing
+/// them, but take that path only when `sgemm_small_kernel_permit` allows: M·N·K ≤ 100³ and, for its TN kernel,
+/// M·N ≤ 1200 with K ≥ 32 (column-major names; a row-major call with `rows` × `columns` is column-major
+/// `columns` × `rows`). The training step's GEMMs at batch 32 lie just above those bounds and spent a third of their
+/// time packing, so `Float.gemm` issues them as one GEMM per block of columns of C, each within the bounds. On the
+/// 2-core machine of the README, one thread, single GEMMs of the step's shapes ran 1.3–1.6× faster in pieces for
+/// dW = dyᵀx over 16–100 rows, 1.1–1.4× for y = x Wᵀ and 1.0–1.2× for dx = dy W at 32 rows, and the whole step at
+/// batch 32 1.15–1.19× (latent-bench's pieces table). A piece is the same product on its columns: only the kernels'
+/// rounding differs, and the pieces depend on the shapes alone.
+public enum SmallMatrixPieces {
+    /// The largest product M·N·K OpenBLAS sends to a small-matrix kernel.
+    public static let productLimit = 1_000_000
+    /// The largest M·N (C's size) its TN kernel takes.
+    public static let transposedOutputLimit = 1200
+
+    /// Whether the running kernel has small-matrix kernels and OpenBLAS runs one thread per call (a small-matrix
+    /// call is never threaded, so pieces would take OpenBLAS's own threads away).
+    public static var applies: Bool { isEnabled && hasSmallKernels && BLASThreads.current == 1 }
+
+    /// Off, every GEMM is one call (latent-bench's `pieces` table times both ways); set it between steps only.
+    nonisolated(unsafe) public static var isEnabled = true
+
+    static let hasSmallKernels = ["SkylakeX", "Cooperlake", "SapphireRapids"].contains(BLASKernel.current)
+
+    /// The width of the column pieces for a row-major C (rows × columns) = op(A) op(B) with `inner` terms, or
+    /// `columns` for one call. Only where pieces were measured faster than one packed call:
+    /// - y = x Wᵀ (column-major TN) on at most 37 rows, so that 32 columns fit M·N ≤ 1200;
+    /// - dW = dyᵀ x (NT) over at most 128 rows, where at least 64 columns fit in a piece;
+    /// - dx = dy W (NN) on 24–40 rows, in pieces of at most 64 columns, and only for a width that leaves 0 or 9–15
+    ///   columns over a multiple of 16: the NN kernel mallocs a buffer on every call whose width leaves 1–8 (with
+    ///   K ≥ 32), and every piece but the last is a multiple of 16.
+    @inlinable
+    public static func width(_ transA: Transpose, _ transB: Transpose, rows: Int, columns: Int, inner: Int) -> Int {
+        guard rows > 0, inner > 0, columns > 16, rows * columns * inner > productLimit else { return columns }
+        let fitting = productLimit / (rows * inner)
+        let width: Int
+        switch (transA, transB) {
+        case (.none, .transpose):
+            guard rows <= 37, inner >= 32 else { return columns }
+            width = min(fitting, transposedOutputLimit / rows)
+        case (.transpose, .none):
+            guard inner <= 128 else { return columns }
+            width = fitting
+            guard width >= 64 else { return columns }
+        case (.none, .none):
+            let remainder = columns % 16
+            guard (24...40).contains(rows), remainder == 0 || remainder > 8 else { return columns }
+            width = min(fitting, 64)
+        case (.transpose, .transpose):
+            return columns
+        }
+        let multiple = width / 16 * 16
+        guard multiple >= 16 else { return columns }
+        // As few pieces as fit, of even widths (in multiples of 16, which keep the NN kernel's remainder).
+        let pieces = (columns + multiple - 1) / multiple
+        return ((columns + pieces - 1) / pieces + 15) / 16 * 16
+    }
+}
