@@ -113,7 +113,8 @@ struct BenchRunner {
     // MARK: - Kernels
 
     mutating func gemmKernels() {
-        print("## GEMM (cblas_sgemm, y = x Wᵀ, one thread unless noted)")
+        print("## GEMM (y = x Wᵀ through cblas_sgemm as Float.gemm issues it, in small-matrix pieces where they apply; "
+            + "one thread unless noted)")
         print("| shape (rows×inner×columns) | threads | GFLOP/s |")
         print("|---|---:|---|")
         // Every distinct layer of the CS236 model, encoder 784-300-300-20 then decoder 10-300-300-784.
