@@ -356,9 +356,11 @@ struct BenchRunner {
     }
 
     func makeTrainer(_ config: StepConfig, pool: WorkerPool? = nil) -> Trainer {
-        // The smoke mode (run by the test suite in a debug build) checks that every row works on a tiny model.
+        // The smoke mode (run by the test suite in a debug build) checks that every row works on a tiny model, whose
+        // 32 hidden units (K ≥ 32) still reach OpenBLAS's mallocing NN kernel for dz at k = 4, which the release
+        // test's zero-allocation check would see.
         let configuration = ModelConfiguration(model: config.samples > 1 ? .iwae : .vae, posterior: config.posterior,
-                                               hidden: config.hidden ?? (mode == .smoke ? [16] : [300, 300]),
+                                               hidden: config.hidden ?? (mode == .smoke ? [32] : [300, 300]),
                                                latent: config.latent,
                                                samples: config.samples)
         let model = VariationalAutoencoder<Float>(configuration)

@@ -16,6 +16,11 @@ extension Float: BLASScalar {
         alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        if SmallMatrixPieces.hasSmallKernels, transA == .none, transB == .none,
+           let plan = SmallMatrixPieces.mallocFreeNN(rows: rows, columns: columns, inner: inner, betaIsZero: beta == 0) {
+            return gemm(rows: rows, columns: columns, inner: inner, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                        beta: beta, c: c, ldc: ldc, mallocFree: plan)
+        }
         // Each piece is within the small-matrix bounds, so its own call below is a single cblas_sgemm.
         let width = SmallMatrixPieces.applies
             ? SmallMatrixPieces.width(transA, transB, rows: rows, columns: columns, inner: inner) : columns
@@ -96,6 +101,34 @@ extension BLASScalar {
             gemm(transA, transB, rows: rows, columns: count, inner: inner, alpha: alpha, a: a, lda: lda,
                  b: b + (transB == .transpose ? first * ldb : first), ldb: ldb, beta: beta, c: c + first, ldc: ldc)
             first += count
+        }
+    }
+}
+
+extension BLASScalar {
+    /// The NN GEMM C = α A B + β C in the calls `plan` names (`SmallMatrixPieces.mallocFreeNN`): the same product,
+    /// without the calls on which OpenBLAS's small-matrix NN kernel allocates.
+    @inlinable
+    public static func gemm(
+        rows: Int, columns: Int, inner: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>,
+        ldb: Int, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int, mallocFree plan: MallocFreeNN
+    ) {
+        func product(columns range: Range<Int>, inner terms: Range<Int>, beta: Self) {
+            guard !range.isEmpty, !terms.isEmpty else { return }
+            gemm(.none, .none, rows: rows, columns: range.count, inner: terms.count, alpha: alpha,
+                 a: a + terms.lowerBound, lda: lda, b: b + terms.lowerBound * ldb + range.lowerBound, ldb: ldb,
+                 beta: beta, c: c + range.lowerBound, ldc: ldc)
+        }
+        switch plan {
+        case let .overlapping(aligned):
+            product(columns: 0..<aligned, inner: 0..<inner, beta: beta)
+            product(columns: (columns - 16)..<columns, inner: 0..<inner, beta: beta)
+        case let .innerBlocks(aligned):
+            product(columns: 0..<aligned, inner: 0..<inner, beta: beta)
+            for first in stride(from: 0, to: inner, by: MallocFreeNN.innerBlock) {
+                product(columns: aligned..<columns, inner: first..<Swift.min(inner, first + MallocFreeNN.innerBlock),
+                        beta: first == 0 ? beta : 1)
+            }
         }
     }
 }

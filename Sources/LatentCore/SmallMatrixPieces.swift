@@ -57,4 +57,28 @@ public enum SmallMatrixPieces {
         let pieces = (columns + multiple - 1) / multiple
         return ((columns + pieces - 1) / pieces + 15) / 16 * 16
     }
+
+    /// How `Float.gemm` issues an NN GEMM (dx = dy W) that OpenBLAS's small-matrix NN kernel would take with a width
+    /// leaving 1–8 columns over a multiple of 16 and K ≥ 32: for those columns that kernel mallocs a buffer on every
+    /// call (e.g. dz = dy W for a latent dimension of 20 or 50). Nil when the call allocates nothing as it is.
+    @inlinable
+    public static func mallocFreeNN(rows: Int, columns: Int, inner: Int, betaIsZero: Bool) -> MallocFreeNN? {
+        let remainder = columns % 16
+        guard (1...8).contains(remainder), inner >= 32, rows * columns * inner <= productLimit else { return nil }
+        let aligned = columns - remainder
+        return betaIsZero && aligned > 0 ? .overlapping(aligned: aligned) : .innerBlocks(aligned: aligned)
+    }
+}
+
+/// The calls of an NN GEMM that keep OpenBLAS's small-matrix NN kernel from allocating (`mallocFreeNN`).
+public enum MallocFreeNN: Equatable, Sendable {
+    /// C's first `aligned` columns, then its last 16 again (β = 0, so computing them twice changes nothing): two
+    /// widths that are multiples of 16.
+    case overlapping(aligned: Int)
+    /// C's first `aligned` columns in one call (none when 0), then the rest in blocks of `innerBlock` inner terms,
+    /// summed with β = 1 after the first: with K < 32 the kernel copies nothing.
+    case innerBlocks(aligned: Int)
+
+    /// The inner terms of one block of `innerBlocks`.
+    public static let innerBlock = 31
 }

@@ -10,7 +10,7 @@ final class GEMMTests: XCTestCase {
     func checkGEMM<T: BLASScalar>(
         _: T.Type, transA: Transpose, transB: Transpose, rows: Int, columns: Int, inner: Int,
         alpha: Double, beta: Double, pad: Int, nanC: Bool = false, seed: UInt64, pieceWidth: Int? = nil,
-        file: StaticString = #filePath, line: UInt = #line
+        mallocFree plan: MallocFreeNN? = nil, file: StaticString = #filePath, line: UInt = #line
     ) {
         let tolerance = Double(inner + 2) * Double(T.ulpOfOne) / 2
         let aRows = transA == .none ? rows : inner, aCols = transA == .none ? inner : rows
@@ -41,7 +41,11 @@ final class GEMMTests: XCTestCase {
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
-                    if let pieceWidth {
+                    if let plan {
+                        T.gemm(rows: rows, columns: columns, inner: inner, alpha: T(alpha), a: ap.baseAddress!,
+                               lda: lda, b: bp.baseAddress!, ldb: ldb, beta: T(beta), c: cp.baseAddress!, ldc: ldc,
+                               mallocFree: plan)
+                    } else if let pieceWidth {
                         T.gemm(transA, transB, rows: rows, columns: columns, inner: inner, alpha: T(alpha),
                                a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb, beta: T(beta),
                                c: cp.baseAddress!, ldc: ldc, pieceWidth: pieceWidth)
@@ -54,7 +58,7 @@ final class GEMMTests: XCTestCase {
             }
         }
         let what = "\(T.self) \(transA)×\(transB) \(rows)×\(columns)×\(inner) α=\(alpha) β=\(beta) pad=\(pad)"
-            + (pieceWidth.map { " in pieces of \($0)" } ?? "")
+            + (pieceWidth.map { " in pieces of \($0)" } ?? "") + (plan.map { " as \($0)" } ?? "")
         for r in 0..<rows {
             for j in 0..<ldc {
                 let got = c[r * ldc + j]
@@ -127,6 +131,22 @@ final class GEMMTests: XCTestCase {
                 seed += 3
                 checkGEMM(Float.self, transA: transA, transB: transB, rows: rows, columns: columns, inner: inner,
                           alpha: alpha, beta: beta, pad: 5, seed: seed, pieceWidth: width)
+            }
+        }
+    }
+
+    /// `gemm(mallocFree:)`, as `Float.gemm` issues an NN GEMM on which OpenBLAS's small-matrix kernel would allocate
+    /// (`SmallMatrixPieces.mallocFreeNN`), against the naive loop: both plans, with padding and with β = 0 and ≠ 0.
+    func testMallocFreeNNMatchesNaive() {
+        var seed: UInt64 = 900
+        for (rows, columns, inner) in [(50, 20, 300), (7, 5, 64), (3, 40, 95)] {
+            for (alpha, beta) in [(1.0, 0.0), (0.75, -1.25)] {
+                let plan = SmallMatrixPieces.mallocFreeNN(rows: rows, columns: columns, inner: inner,
+                                                          betaIsZero: beta == 0)
+                guard let plan else { return XCTFail("\(rows)×\(columns)×\(inner) needs a plan") }
+                seed += 3
+                checkGEMM(Float.self, transA: .none, transB: .none, rows: rows, columns: columns, inner: inner,
+                          alpha: alpha, beta: beta, pad: 3, seed: seed, mallocFree: plan)
             }
         }
     }

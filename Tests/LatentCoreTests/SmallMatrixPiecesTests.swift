@@ -64,4 +64,22 @@ final class SmallMatrixPiecesTests: XCTestCase {
         XCTAssertEqual(SmallMatrixPieces.width(.none, .none, rows: 32, columns: 152, inner: 300), 152,
                        "152 leaves 8 over 144: the NN kernel would malloc for the last piece")
     }
+
+    /// NN GEMMs whose width leaves 1–8 columns over a multiple of 16 on the small-matrix path (K ≥ 32,
+    /// M·N·K ≤ 10⁶) get calls that do not allocate; the others stay one call.
+    func testMallocFreeNNPlans() {
+        func plan(_ rows: Int, _ columns: Int, _ inner: Int, betaIsZero: Bool = true) -> MallocFreeNN? {
+            SmallMatrixPieces.mallocFreeNN(rows: rows, columns: columns, inner: inner, betaIsZero: betaIsZero)
+        }
+        XCTAssertEqual(plan(100, 20, 300), .overlapping(aligned: 16), "dz for k = 20")
+        XCTAssertEqual(plan(50, 50, 300), .overlapping(aligned: 48), "dz for k = 50 on a block of 50 rows")
+        XCTAssertEqual(plan(100, 20, 300, betaIsZero: false), .innerBlocks(aligned: 16),
+                       "with β ≠ 0 no column may be computed twice")
+        XCTAssertEqual(plan(100, 5, 300), .innerBlocks(aligned: 0), "narrower than 16: no overlap possible")
+        XCTAssertNil(plan(100, 10, 300), "10 columns take the kernel's masked path")
+        XCTAssertNil(plan(100, 32, 300), "a multiple of 16")
+        XCTAssertNil(plan(100, 20, 31), "K < 32 takes the masked path")
+        XCTAssertNil(plan(100, 50, 300), "100 · 50 · 300 > 10⁶: OpenBLAS packs, and packing allocates nothing")
+    }
 }
+
