@@ -103,9 +103,7 @@ extension BLASScalar {
             first += count
         }
     }
-}
 
-extension BLASScalar {
     /// The NN GEMM C = α A B + β C in the calls `plan` names (`SmallMatrixPieces.mallocFreeNN`): the same product,
     /// without the calls on which OpenBLAS's small-matrix NN kernel allocates.
     @inlinable
