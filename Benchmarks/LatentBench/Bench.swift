@@ -91,6 +91,14 @@ struct BenchRunner {
     /// Seconds one timed repetition should last.
     var repetitionSeconds: Double { mode == .full ? 0.5 : (mode == .quick ? 0.15 : 0.01) }
 
+    /// Steps per timed repetition, from one timed call of `step` (2 in the smoke mode).
+    func stepsPerRepetition(probing step: () -> Void) -> Int {
+        let start = Date()
+        step()
+        let seconds = max(Date().timeIntervalSince(start), 1e-5)
+        return mode == .smoke ? 2 : max(2, Int(repetitionSeconds / seconds))
+    }
+
     mutating func run() {
         let machine = Machine.describe()
         print("latent-bench on \(machine.cpu), \(machine.cores) cores, \(machine.blas)")
@@ -323,10 +331,7 @@ struct BenchRunner {
                 defer { SmallMatrixPieces.isEnabled = true }
                 steps(3, pieces: false)
                 steps(3, pieces: true)
-                let probeStart = Date()
-                steps(1, pieces: true)
-                let seconds = max(Date().timeIntervalSince(probeStart), 1e-5)
-                let count = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / seconds))
+                let count = stepsPerRepetition { steps(1, pieces: true) }
                 let allocationsBefore = latent_allocation_count(), bytesBefore = latent_allocated_bytes()
                 steps(count, pieces: true)
                 let allocations = Double(latent_allocation_count() - allocationsBefore) / Double(count)
@@ -381,11 +386,7 @@ struct BenchRunner {
             batch = (batch + 1) % trainer.stepsPerEpoch
         }
         for _ in 0..<3 { step() }
-        // Steps per repetition from a rough timing.
-        let probeStart = Date()
-        step()
-        let stepSeconds = max(Date().timeIntervalSince(probeStart), 1e-5)
-        let steps = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / stepSeconds))
+        let steps = stepsPerRepetition(probing: step)
         let allocationsBefore = latent_allocation_count(), bytesBefore = latent_allocated_bytes()
         for _ in 0..<steps { step() }
         let allocations = Double(latent_allocation_count() - allocationsBefore) / Double(steps)
@@ -491,9 +492,7 @@ struct BenchRunner {
         many.beginEpoch(0)
         steps(one, 0, 3)
         steps(many, 1, 3)
-        let probeStart = Date()
-        steps(one, 0, 1)
-        let count = mode == .smoke ? 2 : max(2, Int(repetitionSeconds / max(Date().timeIntervalSince(probeStart), 1e-5)))
+        let count = stepsPerRepetition { steps(one, 0, 1) }
         func pair(_ measured: () -> Void, against reference: () -> Void) -> (rate: Measurement, ratio: Double) {
             Measurement.paired(repetitions: pairs ?? repetitions, work: Double(count * config.batch),
                                measured: { for _ in 0..<count { measured() } },

@@ -26,7 +26,6 @@ struct GradVariance: ParsableCommand {
     @Flag(help: "Print one JSON object {\"groups\": [...]} instead of a table.") var json = false
 
     func validate() throws {
-        guard draws >= 2 else { throw ValidationError("--draws must be at least 2 to estimate a variance (got \(draws))") }
         guard batch > 0 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
         try asValidationError { try GradientVariance.checkDraws(draws, referenceDraws: referenceDraws) }
         guard threads > 0 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }

@@ -23,8 +23,7 @@ struct Train: ParsableCommand {
         guard let resume else { return try flags.model.rejectIgnoredFlags(posteriors: [flags.model.posterior]) }
         let ignored = givenFlags().subtracting(["--resume", "--epochs", "--iterations"])
         guard !ignored.isEmpty else { return }
-        let saved = (resume as NSString).appendingPathComponent("options.json")
-        throw ValidationError("--resume continues with the options in \(saved); drop "
+        throw ValidationError("--resume continues with the options in \(TrainingOptions.path(in: resume)); drop "
             + "\(ignored.sorted().joined(separator: ", ")) (only --epochs or --iterations may extend the run)")
     }
 

@@ -166,7 +166,7 @@ struct ReportRun {
 
     /// options.json as dotted keys; empty when the file is missing or unreadable (the report says so).
     static func readFlags(_ directory: String) -> [String: String] {
-        let path = (directory as NSString).appendingPathComponent("options.json")
+        let path = TrainingOptions.path(in: directory)
         guard let data = FileManager.default.contents(atPath: path),
               let object = try? JSONSerialization.jsonObject(with: data) else { return [:] }
         var flags: [String: String] = [:]

@@ -44,6 +44,11 @@ public struct TrainingOptions: Codable, Sendable {
         onNonFinite = try c.decodeIfPresent(Trainer.NonFinitePolicy.self, forKey: .onNonFinite) ?? .stop
     }
 
+    /// The options file of the run directory `directory`, which `--resume` continues from.
+    public static func path(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent("options.json")
+    }
+
     /// The most epochs a run may ask for (and a thousand times as many iterations): far beyond any real run, and
     /// small enough that step counts never overflow.
     public static let lengthLimit = 1_000_000
@@ -139,7 +144,7 @@ public final class TrainingSession {
     /// `iterations` extends it (nothing depends on the run's length, so the result is the longer run's, bit for bit).
     public static func resume(directory: String, dataset: Dataset? = nil, epochs: Int? = nil,
                               iterations: Int? = nil) throws -> TrainingSession {
-        let optionsPath = (directory as NSString).appendingPathComponent("options.json")
+        let optionsPath = TrainingOptions.path(in: directory)
         guard let data = FileManager.default.contents(atPath: optionsPath) else {
             throw FileManager.default.fileExists(atPath: directory)
                 ? CheckpointError.missingOptions(directory: directory) : CheckpointError.missing(path: directory)
@@ -357,7 +362,7 @@ public final class TrainingSession {
     func writeOptions() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let path = (options.out as NSString).appendingPathComponent("options.json")
+        let path = TrainingOptions.path(in: options.out)
         guard FileManager.default.createFile(atPath: path, contents: try encoder.encode(options)) else {
             throw CheckpointError.unwritable(path: path, reason: "cannot create the file")
         }
