@@ -148,7 +148,7 @@ struct ReportRun {
     }
 
     static func readMetrics(_ directory: String) throws -> [EpochMetrics] {
-        let path = (directory as NSString).appendingPathComponent("metrics.jsonl")
+        let path = EpochMetrics.path(in: directory)
         guard let data = FileManager.default.contents(atPath: path) else { throw ReportError.missingMetrics(path: path) }
         let decoder = JSONDecoder()
         var metrics: [EpochMetrics] = []

@@ -86,6 +86,11 @@ public struct TrainingOptions: Codable, Sendable {
 
 /// One line of `metrics.jsonl`: the state after an epoch (or after the last step of an `--iterations` run).
 public struct EpochMetrics: Codable, Sendable {
+    /// The metrics file of the run directory `directory`: one JSON object per epoch.
+    public static func path(in directory: String) -> String {
+        (directory as NSString).appendingPathComponent("metrics.jsonl")
+    }
+
     public var epoch: Int
     public var step: Int
     public var train_nelbo: Double
@@ -210,11 +215,14 @@ public final class TrainingSession {
         guard data.train.count > 0 else { throw DataError.empty(path: options.data + " (training images)") }
         guard data.test.count > 0 else { throw DataError.empty(path: options.data + " (test images)") }
         let needed = options.minimumBytes(trainingImages: data.train.count)
-        let available = Double(ProcessInfo.processInfo.physicalMemory)
+        let available = MemoryLimit.available()
         guard needed <= available else {
+            let capped = available < Double(ProcessInfo.processInfo.physicalMemory)
+            let limit = (capped ? "the memory limit of this process's control group, " : "this machine's ")
+                + String(format: "%.1f GB", available / 1e9)
             throw TrainingError.invalidOption(String(
-                format: "this run needs at least %.1f GB (weights, Adam's moments, one step's activations), more than "
-                    + "this machine's %.1f GB; lower --hidden, --batch or --samples", needed / 1e9, available / 1e9))
+                format: "this run needs at least %.1f GB (weights, Adam's moments, one step's activations), more than ",
+                needed / 1e9) + limit + "; lower --hidden, --batch or --samples")
         }
         self.dataset = data
         model = VariationalAutoencoder<Float>(options.configuration)
@@ -240,7 +248,7 @@ public final class TrainingSession {
     /// atomic `checkpoint` into `options.out` after every epoch, every `checkpointEvery` steps, and on a stop.
     public func run(progress: (TrainingProgress) -> Void = { _ in },
                     shouldStop: () -> Bool = { false }) throws -> TrainingOutcome {
-        let metricsPath = (options.out as NSString).appendingPathComponent("metrics.jsonl")
+        let metricsPath = EpochMetrics.path(in: options.out)
         if resuming {
             try keepMetrics(throughEpoch: trainer.epoch, at: metricsPath)
             if rewritesOptions { try writeOptions() }
