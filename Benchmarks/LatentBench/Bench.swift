@@ -463,9 +463,54 @@ struct BenchRunner {
                                  row.bytes_allocated_per_step ?? 0))
                 }
             }
+            if !competing && cores > 1 { rows.append(independentCopies(base, single: single)) }
             busy?.stop()
         }
         print()
+    }
+
+    /// The machine's own ceiling for the scaling rows: `cores` independent one-thread trainers (each its own model,
+    /// data and BLAS calls, nothing shared) run at once, against one of them alone, in alternating repetitions of the
+    /// same total work. A step split over the cores can approach this figure but has no reason to pass it.
+    func independentCopies(_ base: StepConfig, single: Row) -> Row {
+        // Copy 0 runs alone; copies 1...cores run at once, one per pool thread, each advancing its own batch index.
+        let copies = (0...cores).map { _ in makeTrainer(base) }
+        let pool = WorkerPool(size: cores)
+        let batches = UnsafeMutablePointer<Int>.allocate(capacity: copies.count)
+        batches.initialize(repeating: 0, count: copies.count)
+        defer { batches.deallocate() }
+        func steps(_ copy: Int, _ count: Int) {
+            for _ in 0..<count {
+                _ = try? copies[copy].trainStep(batch: batches[copy])
+                batches[copy] = (batches[copy] + 1) % copies[copy].stepsPerEpoch
+            }
+        }
+        for copy in copies { copy.beginEpoch(0) }
+        steps(0, 3)
+        pool.run { steps(1 + $0, 3) }
+        let count = stepsPerRepetition { steps(0, 1) }
+        let paired = Measurement.paired(repetitions: scalingPairs, work: Double(cores * count * base.batch),
+                                        measured: { pool.run { steps(1 + $0, count) } },
+                                        reference: { steps(0, cores * count) })
+        var row = single
+        row.kind = "scaling"
+        row.parallelism = "independent"
+        row.threads = cores
+        row.competing_process = false
+        row.samples_per_second = paired.rate.median
+        row.samples_per_second_min = paired.rate.min
+        row.samples_per_second_max = paired.rate.max
+        row.speedup = paired.ratio
+        row.efficiency = nil
+        row.gflops = nil
+        row.gflops_min = nil
+        row.gflops_max = nil
+        row.peak_fraction = nil
+        row.bytes_allocated_per_step = nil
+        row.allocations_per_step = nil
+        print(String(format: "| independent (%d one-thread trainers) | %d | no | %@ | %.2f× |  |  |  |", cores, cores,
+                     formatRow(row), paired.ratio))
+        return row
     }
 
     /// Pairs behind a quiet thread-scaling speed-up: at least 9 even with `--quick`, as the strategies table has,

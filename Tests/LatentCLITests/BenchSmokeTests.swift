@@ -61,7 +61,8 @@ final class BenchSmokeTests: XCTestCase {
         XCTAssertEqual(Set(strategies.compactMap { $0["parallelism"] as? String }), ["data", "tensor"])
         let scalingStrategies = Set(rows.filter { $0["kind"] as? String == "scaling" }
             .compactMap { $0["parallelism"] as? String })
-        XCTAssertEqual(scalingStrategies, ["data", "tensor", "blas"])
+        XCTAssertEqual(scalingStrategies, Set(["data", "tensor", "blas"]
+            + (ProcessInfo.processInfo.activeProcessorCount > 1 ? ["independent"] : [])))
         let steps = rows.filter { $0["kind"] as? String == "train_step" }
         XCTAssertEqual(Set(steps.compactMap { $0["posterior"] as? String }), ["diagonal", "full", "covariance"])
         XCTAssertTrue(steps.contains { ($0["samples"] as? Int ?? 1) > 1 }, "an IWAE row")
@@ -79,7 +80,12 @@ final class BenchSmokeTests: XCTestCase {
         let scaling = rows.filter { $0["kind"] as? String == "scaling" }
         XCTAssertTrue(scaling.contains { $0["competing_process"] as? Bool == true }, "a row under competition")
         XCTAssertTrue(scaling.contains { $0["competing_process"] as? Bool == false })
-        for row in scaling where row["competing_process"] as? Bool == false && row["threads"] as? Int ?? 1 > 1 {
+        for row in scaling where row["parallelism"] as? String == "independent" {
+            XCTAssertGreaterThan(row["speedup"] as? Double ?? 0, 0, "the independent copies' row is timed against one")
+            XCTAssertEqual(row["competing_process"] as? Bool, false)
+        }
+        for row in scaling where row["competing_process"] as? Bool == false && row["threads"] as? Int ?? 1 > 1
+            && row["parallelism"] as? String != "independent" {
             XCTAssertGreaterThan(row["gemm_speedup"] as? Double ?? 0, 0, "quiet scaling rows time the GEMMs alone")
             if row["parallelism"] as? String == "tensor" {
                 XCTAssertGreaterThan(row["gemm_speedup_unsynchronized"] as? Double ?? 0, 0,
