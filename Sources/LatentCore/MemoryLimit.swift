@@ -14,23 +14,32 @@ public enum MemoryLimit {
         return limits.reduce(physical) { min($0, $1) }
     }
 
-    /// The limit files that may apply, from the contents of `/proc/self/cgroup`: the process's own group under the
-    /// v2 hierarchy (`0::/path`) and under v1's memory controller (`N:memory:/path`), and each hierarchy's root,
-    /// which is the process's own group inside a container with a cgroup namespace.
+    /// The limit files that may apply, from the contents of `/proc/self/cgroup`: those of the process's group and of
+    /// every group above it (a parent's limit binds its children too) under the v2 hierarchy (`0::/path`) and under
+    /// v1's memory controller (`N:memory:/path`), down to each hierarchy's root, which is the process's own group
+    /// inside a container with a cgroup namespace.
     static func limitFiles(membership: String, root: String = "/sys/fs/cgroup") -> [String] {
         var files: [String] = []
         for line in membership.split(separator: "\n") {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3 else { continue }
-            let path = String(fields[2])
+            let (directory, file): (String, String)
             if fields[0] == "0" && fields[1].isEmpty {
-                files += [root + path + "/memory.max", root + "/memory.max"]
+                (directory, file) = (root, "memory.max")
             } else if fields[1].split(separator: ",").contains("memory") {
-                files += [root + "/memory" + path + "/memory.limit_in_bytes", root + "/memory/memory.limit_in_bytes"]
+                (directory, file) = (root + "/memory", "memory.limit_in_bytes")
+            } else {
+                continue
+            }
+            var groups = fields[2].split(separator: "/").map(String.init)
+            while true {
+                files.append(([directory] + groups + [file]).joined(separator: "/"))
+                guard !groups.isEmpty else { break }
+                groups.removeLast()
             }
         }
         var seen = Set<String>()
-        return files.map { $0.replacingOccurrences(of: "//", with: "/") }.filter { seen.insert($0).inserted }
+        return files.filter { seen.insert($0).inserted }
     }
 
     /// A limit file's value in bytes, or nil for no limit: v2 writes `max`, v1 a number near 2⁶³ rounded to pages.

@@ -4,9 +4,10 @@ import XCTest
 
 /// The memory check's control-group limits: which files apply to a process, and what their contents mean.
 final class MemoryLimitTests: XCTestCase {
-    func testV2MembershipNamesTheGroupsFileAndTheRoot() {
+    /// A parent group's limit binds its children: the group's own file, then each ancestor's up to the root.
+    func testV2MembershipNamesTheGroupAndEveryAncestor() {
         let files = MemoryLimit.limitFiles(membership: "0::/user.slice/run-1.scope\n", root: "/cg")
-        XCTAssertEqual(files, ["/cg/user.slice/run-1.scope/memory.max", "/cg/memory.max"])
+        XCTAssertEqual(files, ["/cg/user.slice/run-1.scope/memory.max", "/cg/user.slice/memory.max", "/cg/memory.max"])
     }
 
     /// A container with a cgroup namespace sees itself at "/": its own limit is the hierarchy's root file.
@@ -22,8 +23,8 @@ final class MemoryLimitTests: XCTestCase {
             2:blkio,memory:/shared
             """
         XCTAssertEqual(MemoryLimit.limitFiles(membership: membership, root: "/cg"), [
-            "/cg/memory/process_api/5afd/memory.limit_in_bytes", "/cg/memory/memory.limit_in_bytes",
-            "/cg/memory/shared/memory.limit_in_bytes",
+            "/cg/memory/process_api/5afd/memory.limit_in_bytes", "/cg/memory/process_api/memory.limit_in_bytes",
+            "/cg/memory/memory.limit_in_bytes", "/cg/memory/shared/memory.limit_in_bytes",
         ])
     }
 
