@@ -463,7 +463,7 @@ struct BenchRunner {
                                  row.bytes_allocated_per_step ?? 0))
                 }
             }
-            if !competing && cores > 1 { rows.append(independentCopies(base, single: single)) }
+            if !competing && cores > 1 { rows.append(independentCopies(base)) }
             busy?.stop()
         }
         print()
@@ -472,7 +472,7 @@ struct BenchRunner {
     /// The machine's own ceiling for the scaling rows: `cores` independent one-thread trainers (each its own model,
     /// data and BLAS calls, nothing shared) run at once, against one of them alone, in alternating repetitions of the
     /// same total work. A step split over the cores can approach this figure but has no reason to pass it.
-    func independentCopies(_ base: StepConfig, single: Row) -> Row {
+    func independentCopies(_ base: StepConfig) -> Row {
         // Copy 0 runs alone; copies 1...cores run at once, one per pool thread, each advancing its own batch index.
         let copies = (0...cores).map { _ in makeTrainer(base) }
         let pool = WorkerPool(size: cores)
@@ -492,22 +492,10 @@ struct BenchRunner {
         let paired = Measurement.paired(repetitions: scalingPairs, work: Double(cores * count * base.batch),
                                         measured: { pool.run { steps(1 + $0, count) } },
                                         reference: { steps(0, cores * count) })
-        var row = single
-        row.kind = "scaling"
-        row.parallelism = "independent"
-        row.threads = cores
-        row.competing_process = false
-        row.samples_per_second = paired.rate.median
-        row.samples_per_second_min = paired.rate.min
-        row.samples_per_second_max = paired.rate.max
-        row.speedup = paired.ratio
-        row.efficiency = nil
-        row.gflops = nil
-        row.gflops_min = nil
-        row.gflops_max = nil
-        row.peak_fraction = nil
-        row.bytes_allocated_per_step = nil
-        row.allocations_per_step = nil
+        let row = Row(kind: "scaling", batch: base.batch, latent: base.latent, posterior: base.posterior.rawValue,
+                      samples: base.samples, threads: cores, parallelism: "independent", competing_process: false,
+                      samples_per_second: paired.rate.median, samples_per_second_min: paired.rate.min,
+                      samples_per_second_max: paired.rate.max, speedup: paired.ratio)
         print(String(format: "| independent (%d one-thread trainers) | %d | no | %@ | %.2f× |  |  |  |", cores, cores,
                      formatRow(row), paired.ratio))
         return row

@@ -4,14 +4,18 @@ import Foundation
 /// `--memory`, a systemd slice) caps it, so that a run too large for its container fails with a message up front
 /// instead of being killed by the kernel's OOM killer halfway through.
 public enum MemoryLimit {
-    /// The smaller of physical memory and every control-group limit found for this process (v1 and v2), in bytes.
-    public static func available() -> Double {
+    /// The smaller of physical memory and every control-group limit found for this process (v1 and v2), in bytes,
+    /// and whether a control group's limit is the smaller (the error message then names it).
+    public static func available() -> (bytes: Double, isControlGroupLimit: Bool) {
         let physical = Double(ProcessInfo.processInfo.physicalMemory)
-        guard let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return physical }
+        guard let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else {
+            return (physical, false)
+        }
         let limits = limitFiles(membership: membership).compactMap { path in
             (try? String(contentsOfFile: path, encoding: .utf8)).flatMap(parseLimit)
         }
-        return limits.reduce(physical) { min($0, $1) }
+        let smallest = limits.min() ?? .infinity
+        return smallest < physical ? (smallest, true) : (physical, false)
     }
 
     /// The limit files that may apply, from the contents of `/proc/self/cgroup`: those of the process's group and of

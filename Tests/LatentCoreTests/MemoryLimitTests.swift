@@ -42,7 +42,9 @@ final class MemoryLimitTests: XCTestCase {
     /// On any machine the answer is positive and never more than physical memory.
     func testAvailableIsAtMostPhysicalMemory() {
         let available = MemoryLimit.available()
-        XCTAssertGreaterThan(available, 0)
-        XCTAssertLessThanOrEqual(available, Double(ProcessInfo.processInfo.physicalMemory))
+        let physical = Double(ProcessInfo.processInfo.physicalMemory)
+        XCTAssertGreaterThan(available.bytes, 0)
+        XCTAssertLessThanOrEqual(available.bytes, physical)
+        XCTAssertEqual(available.isControlGroupLimit, available.bytes < physical)
     }
 }

@@ -216,10 +216,9 @@ public final class TrainingSession {
         guard data.test.count > 0 else { throw DataError.empty(path: options.data + " (test images)") }
         let needed = options.minimumBytes(trainingImages: data.train.count)
         let available = MemoryLimit.available()
-        guard needed <= available else {
-            let capped = available < Double(ProcessInfo.processInfo.physicalMemory)
-            let limit = (capped ? "the memory limit of this process's control group, " : "this machine's ")
-                + String(format: "%.1f GB", available / 1e9)
+        guard needed <= available.bytes else {
+            let limit = (available.isControlGroupLimit ? "the memory limit of this process's control group, "
+                : "this machine's ") + String(format: "%.1f GB", available.bytes / 1e9)
             throw TrainingError.invalidOption(String(
                 format: "this run needs at least %.1f GB (weights, Adam's moments, one step's activations), more than ",
                 needed / 1e9) + limit + "; lower --hidden, --batch or --samples")
