@@ -92,7 +92,15 @@ final class GradientCheckTests: XCTestCase {
             }
             let g = Buffer<Double>(r)
             activation.backward(output: y.pointer, gradient: g.pointer, count: n)
-            assertGradient(g.array, numericalGradient(of: f, at: v.pointer, indices: Array(0..<n)), "\(activation) input")
+            let numerical = numericalGradient(of: f, at: v.pointer, indices: Array(0..<n))
+            assertGradient(g.array, numerical, "\(activation) input")
+            // The same from two partial sums of the output gradient, added in the pass (`TeamStage.partialBackward`),
+            // at the unperturbed outputs again.
+            _ = f()
+            let part = uniform(n, seed: UInt64(40 + k))
+            let first = Buffer<Double>(part), second = Buffer<Double>((0..<n).map { r[$0] - part[$0] })
+            activation.backward(output: y.pointer, gradient: first.pointer, adding: second.pointer, count: n)
+            assertGradient(first.array, numerical, "\(activation) input from two partial sums")
             var dBias = [Double](repeating: 0, count: columns)
             for i in 0..<n { dBias[i % columns] += g[i] }
             assertGradient(dBias, numericalGradient(of: f, at: bias.pointer, indices: Array(0..<columns)), "\(activation) bias")

@@ -23,6 +23,37 @@ final class TensorParallelTests: XCTestCase {
         // An encoder head of 32 outputs is split by columns on 2 workers and runs by blocks on 3.
         let wideHead = ModelConfiguration(inputs: 16, hidden: [40], latent: 16)
         for threads in [2, 3] { try check(wideHead, threads: threads, batch: 9, parallelism: .tensor) }
+        // Past `TeamStage.partialSumRows` rows the backward pass runs by column blocks: in the decoder only (7 examples
+        // of 10 samples), and in both (a batch of 70).
+        let manySamples = ModelConfiguration(model: .iwae, inputs: 9, hidden: [6, 5], latent: 2, samples: 10)
+        let deep = ModelConfiguration(inputs: 9, hidden: [20, 18], latent: 2)
+        for threads in [2, 3] {
+            try check(manySamples, threads: threads, parallelism: .tensor)
+            try check(deep, threads: threads, batch: 70, parallelism: .tensor)
+        }
+    }
+
+    /// An MLP's backward pass runs as partial sums over the rows of W each worker owns at up to
+    /// `TeamStage.partialSumRows` rows (the batch, times the importance samples in the decoder), else by column blocks.
+    func testBackwardRunsAsPartialSumsUpToSixtyFourRows() {
+        func backward(_ configuration: ModelConfiguration, batch: Int) -> (encoder: [String], decoder: [String]) {
+            let stages = TeamStage.schedule(VariationalAutoencoder<Float>(configuration), workers: 2, batchSize: batch)
+                .map { "\($0)" }.filter { $0.contains("ackward(") }
+            return (stages.filter { $0.contains("decoder: false") }, stages.filter { $0.contains("decoder: true") })
+        }
+        let vae = ModelConfiguration(inputs: 16, hidden: [40, 30], latent: 10)
+        for batch in [1, 32, 64] {
+            let (encoder, decoder) = backward(vae, batch: batch)
+            XCTAssertEqual(encoder, ["partialBackward(decoder: false, layer: 1)"], "batch \(batch)")
+            XCTAssertEqual(decoder, ["partialBackward(decoder: true, layer: 2)", "partialBackward(decoder: true, layer: 1)"])
+        }
+        let (encoder, decoder) = backward(vae, batch: 65)
+        XCTAssertEqual(encoder, ["backward(decoder: false, layer: 1)"])
+        XCTAssertEqual(decoder, ["backward(decoder: true, layer: 2)", "backward(decoder: true, layer: 1)"])
+        let iwae = backward(ModelConfiguration(model: .iwae, inputs: 16, hidden: [40, 30], latent: 10, samples: 10),
+                            batch: 32)
+        XCTAssertEqual(iwae.encoder, ["partialBackward(decoder: false, layer: 1)"])
+        XCTAssertEqual(iwae.decoder, ["backward(decoder: true, layer: 2)", "backward(decoder: true, layer: 1)"])
     }
 
     /// The encoder's last layer runs by blocks of the batch (`TeamStage.encoderHead`, no column stages for it) when
@@ -30,7 +61,7 @@ final class TensorParallelTests: XCTestCase {
     func testNarrowEncoderHeadRunsByBlocks() {
         func stages(latent: Int, workers: Int) -> [String] {
             let model = VariationalAutoencoder<Float>(ModelConfiguration(inputs: 16, hidden: [40, 30], latent: latent))
-            return TeamStage.schedule(model, workers: workers).map { "\($0)" }
+            return TeamStage.schedule(model, workers: workers, batchSize: 100).map { "\($0)" }
         }
         let narrow = stages(latent: 10, workers: 2)
         XCTAssertEqual(narrow.filter { $0 == "encoderHead" }.count, 1)
@@ -88,6 +119,7 @@ final class TensorParallelTests: XCTestCase {
             ModelConfiguration(model: .iwae, posterior: .full, inputs: 16, hidden: [12], latent: 3, samples: 4),
             ModelConfiguration(model: .gmvae, posterior: .covariance, inputs: 16, hidden: [12], latent: 2,
                                components: 3),
+            ModelConfiguration(model: .iwae, inputs: 16, hidden: [20, 18], latent: 2, samples: 10),
         ]
         for configuration in configurations {
             for threads in [2, 3] {
@@ -105,7 +137,8 @@ final class TensorParallelTests: XCTestCase {
     func testLateWorkerLeavesTheStepBitIdentical() throws {
         for configuration in [ModelConfiguration(inputs: 100, hidden: [70, 130], latent: 3),
                               ModelConfiguration(model: .iwae, posterior: .full, inputs: 16, hidden: [12], latent: 3,
-                                                 samples: 4)] {
+                                                 samples: 4),
+                              ModelConfiguration(model: .iwae, inputs: 16, hidden: [20, 18], latent: 2, samples: 10)] {
             for threads in [2, 3] {
                 let together = try train(configuration, .tensor, threads: threads)
                 let late = try train(configuration, .tensor, threads: threads) { trainer in

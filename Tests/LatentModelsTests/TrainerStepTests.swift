@@ -110,7 +110,7 @@ extension XCTestCase {
                parallelism: Trainer.Parallelism = .data, file: StaticString = #filePath, line: UInt = #line) throws {
         let seed: UInt64 = 31
         let side = Int(Double(configuration.inputs).squareRoot())
-        let data = images(count: 20, side: side, seed: 5)
+        let data = images(count: max(20, batch), side: side, seed: 5)
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 3)
         let expected = try referenceGradient(model, images: data, batch: batch, seed: seed)

@@ -53,6 +53,26 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// g ← (g + h) ⊙ act′: `backward(output:gradient:count:)` on the sum of two partial sums of the gradient, in one
+    /// pass (tensor parallelism's `TeamStage.partialBackward`).
+    @inlinable
+    public func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>,
+                                        adding h: UnsafePointer<T>, count: Int) {
+        switch self {
+        case .elu:
+            for i in 0..<count {
+                let v = y[i], gi = g[i] + h[i]
+                g[i] = v > 0 ? gi : gi * (v + 1)
+            }
+        case .relu:
+            for i in 0..<count { g[i] = y[i] > 0 ? g[i] + h[i] : 0 }
+        case .tanh:
+            for i in 0..<count { g[i] = (g[i] + h[i]) * (1 - y[i] * y[i]) }
+        case .identity:
+            for i in 0..<count { g[i] += h[i] }
+        }
+    }
+
     /// `backward(output:gradient:count:)` on a rows×columns block of a matrix whose rows lie `stride` elements apart.
     @inlinable
     public func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>, rows: Int,

@@ -3,11 +3,12 @@ import Synchronization
 
 /// The schedule of a tensor-parallel step (DESIGN.md § Multicore): the batch lies in one block per worker (block u's
 /// examples from u·capacity on, in one batch-sized workspace), and the step is a sequence of stages separated by a
-/// barrier. A stage has one task per worker: block u's per-example work, or column block u of a layer (its outputs
-/// for the whole batch, one GEMM over every block). Each worker takes its own task first, so in the quiet case each
-/// weight is read and updated by one core only, then any task left unclaimed, so a worker that lost its core to
-/// another process holds up at most the task it is in. Every task computes the same thing whoever runs it: the
-/// results depend on the worker count only.
+/// barrier. A stage has one task per worker: block u's per-example work, or column block u of a layer (its outputs for
+/// the whole batch, one GEMM over every block; in a backward pass at small batches, the partial sum of dx over the rows
+/// of W that u owns, `TeamStage.partialBackward`). Each worker takes its own task first, so in the quiet case each
+/// weight is read and updated by one core only, then any task left unclaimed, so a worker that lost its core to another
+/// process holds up at most the task it is in. Every task computes the same thing whoever runs it: the results depend
+/// on the worker count only.
 public final class ColumnTeam: @unchecked Sendable {
     public let workers: Int
     /// Examples per block (the blocks' spacing in the shared buffers).

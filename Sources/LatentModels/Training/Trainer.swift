@@ -19,8 +19,10 @@ import Synchronization
 ///
 /// With tensor parallelism, region 1 is instead the team's stages (`ColumnTeam`, `TensorStep.swift`): each worker
 /// computes its column block of every layer for the whole batch, so that it reads only the rows of W it updates
-/// itself in region 2; at batch 32 the step is about a fifth faster than with data parallelism on the 2-core machine
-/// of the README, where each core's writes to weights that the other core has read are slow.
+/// itself in region 2; at small batches its backward pass forms partial sums over those same rows
+/// (`TeamStage.partialBackward`) instead of column blocks of dx, which read every worker's rows. At batch 32 the step
+/// is about a fifth faster than with data parallelism on the 2-core machine of the README, where each core's writes
+/// to weights that the other core has read are slow.
 ///
 /// Random draws are keyed by (seed, step, row in batch), so they do not depend on the thread count or strategy;
 /// only how the floating-point sums are cut and ordered does (rows per worker, column blocks, slices of dW).
@@ -63,6 +65,12 @@ public final class Trainer: @unchecked Sendable {
     let stages: [TeamStage]
     /// Whether the encoder's last layer runs by blocks of the batch (the schedule has a `TeamStage.encoderHead`).
     let headByBlocks: Bool
+    /// With tensor parallelism: task u ≥ 1's partial sums of the backward pass's output gradients
+    /// (`TeamStage.partialBackward`), per MLP (encoder, decoder) and layer; task 0's are the shared workspace's own.
+    let partialGradients: [[[Buffer<Float>]]]
+    /// Per MLP (encoder, decoder) and layer: whether the layer's output gradient is formed as partial sums (the layer
+    /// above runs `TeamStage.partialBackward`), to be added up by whoever reads it first.
+    let gradientIsPartial: [[Bool]]
     /// Per worker: the gradients of the parameters outside the layers (`otherParameters`), summed in region 2.
     let workerGradients: [Buffer<Float>]
     /// Per worker: the block of dW and db that region 2 is forming (sized for the largest block).
@@ -106,12 +114,22 @@ public final class Trainer: @unchecked Sendable {
         self.pool = pool.flatMap { $0.size == workerCount ? $0 : nil } ?? WorkerPool(size: workerCount)
         adam = Adam(count: model.parameterCount, learningRate: learningRate)
         let capacity = (batchSize + workers - 1) / workers
-        stages = TeamStage.schedule(model, workers: workerCount)
+        stages = TeamStage.schedule(model, workers: workerCount, batchSize: batchSize)
         headByBlocks = stages.contains { $0.isEncoderHead }
+        let schedule = stages
+        gradientIsPartial = [model.encoder, model.decoder].enumerated().map { d, mlp in
+            mlp.layers.indices.map { schedule.contains(.partialBackward(decoder: d == 1, layer: $0 + 1)) }
+        }
         team = parallelism == .tensor && workerCount > 1
             ? ColumnTeam(workers: workerCount, capacity: capacity, stages: stages.count) : nil
         let shared = team.map { _ in StepWorkspace(model: model, capacity: workerCount * capacity) }
         teamWorkspace = shared
+        let sharedRows = workerCount * capacity
+        partialGradients = team == nil ? [] : (1..<workerCount).map { _ in
+            [model.encoder, model.decoder].enumerated().map { d, mlp in
+                mlp.layers.map { Buffer(count: sharedRows * (d == 1 ? model.configuration.samples : 1) * $0.outputs) }
+            }
+        }
         workspaces = (0..<workers).map { w in
             let workspace = shared.map {
                 StepWorkspace(viewOf: $0, model: model, examples: (w * capacity)..<((w + 1) * capacity))
@@ -398,6 +416,10 @@ public final class Trainer: @unchecked Sendable {
         func update(_ task: LayerTask, _ share: Range<Int>) {
             let layer = task.layer
             let bias = block + share.count * layer.inputs
+            // The first encoder layer's gradient, when it came as partial sums, is added up here, block by block.
+            if let team, !task.isDecoder, task.index == 0, gradientIsPartial[0][0] {
+                addPartials(decoder: false, layer: 0, columns: share, team: team)
+            }
             forEachOperand(of: task, batchRows: rows) { x, dy, n, first in
                 layer.weightGradients(input: x, outputGradient: dy, rows: n, outputRange: share, accumulate: !first,
                                       weights: block, bias: bias)
