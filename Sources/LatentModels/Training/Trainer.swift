@@ -66,7 +66,8 @@ public final class Trainer: @unchecked Sendable {
     /// Whether the encoder's last layer runs by blocks of the batch (the schedule has a `TeamStage.encoderHead`).
     let headByBlocks: Bool
     /// With tensor parallelism: task u ≥ 1's partial sums of the backward pass's output gradients
-    /// (`TeamStage.partialBackward`), per MLP (encoder, decoder) and layer; task 0's are the shared workspace's own.
+    /// (`TeamStage.partialBackward`), per MLP (encoder, decoder) and layer, empty where `gradientIsPartial` is false;
+    /// task 0's are the shared workspace's own.
     let partialGradients: [[[Buffer<Float>]]]
     /// Per MLP (encoder, decoder) and layer: whether the layer's output gradient is formed as partial sums (the layer
     /// above runs `TeamStage.partialBackward`), to be added up by whoever reads it first.
@@ -124,10 +125,14 @@ public final class Trainer: @unchecked Sendable {
             ? ColumnTeam(workers: workerCount, capacity: capacity, stages: stages.count) : nil
         let shared = team.map { _ in StepWorkspace(model: model, capacity: workerCount * capacity) }
         teamWorkspace = shared
-        let sharedRows = workerCount * capacity
+        // Only the layers whose gradient the schedule forms as partial sums get a buffer (none past 64 rows).
+        let sharedRows = workerCount * capacity, partial = gradientIsPartial
         partialGradients = team == nil ? [] : (1..<workerCount).map { _ in
             [model.encoder, model.decoder].enumerated().map { d, mlp in
-                mlp.layers.map { Buffer(count: sharedRows * (d == 1 ? model.configuration.samples : 1) * $0.outputs) }
+                mlp.layers.enumerated().map { l, layer in
+                    Buffer(count: partial[d][l] ? sharedRows * (d == 1 ? model.configuration.samples : 1)
+                        * layer.outputs : 0)
+                }
             }
         }
         workspaces = (0..<workers).map { w in
