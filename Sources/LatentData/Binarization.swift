@@ -106,28 +106,43 @@ public enum Binarization {
     @inlinable @inline(__always)
     static func bit(_ a: UInt32, below t: UInt32) -> Float { Float((a &- t) >> 31) }
 
-    /// The same draws as `sample(…into: UnsafeMutablePointer<Float>)`, converted to any scalar type.
+    /// The same draws as `sample(…into: UnsafeMutablePointer<Float>)`, converted to any scalar type through
+    /// `scratch` (room for `count` Floats; allocated for the call when nil). Inlinable so that callers get it
+    /// specialized to their scalar type.
+    @inlinable
     public static func sample<T: BLASScalar>(
         pixels: UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
-        rng: inout RandomStream, into out: UnsafeMutablePointer<T>
+        rng: inout RandomStream, into out: UnsafeMutablePointer<T>, scratch: UnsafeMutablePointer<Float>? = nil
     ) {
-        let floats = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
-        defer { floats.deallocate() }
+        let floats = scratch ?? .allocate(capacity: max(1, count))
+        defer { if scratch == nil { floats.deallocate() } }
         sample(pixels: pixels, count: count, thresholds: thresholds, rng: &rng, into: floats)
         for i in 0..<count { out[i] = T(floats[i]) }
     }
 
     /// A fixed binarization of a whole image set: image i uses the stream keyed by (seed, i), so any subset agrees.
+    /// Inlinable (specialized per scalar type at the call site): unspecialized, its per-pixel conversions went
+    /// through generic witnesses and took most of `latent eval`'s set-up.
+    @inlinable
     public static func staticBinarized<T: BLASScalar>(_ images: ImageSet, seed: UInt64, as _: T.Type = T.self) -> [T] {
         let d = images.pixelsPerImage
         var out = [T](repeating: 0, count: images.count * d)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, d))
+        defer { scratch.deallocate() }
         thresholds.withUnsafeBufferPointer { th in
             images.pixels.withUnsafeBufferPointer { px in
                 out.withUnsafeMutableBufferPointer { o in
                     for i in 0..<images.count {
                         var rng = RandomStream(seed: seed, purpose: .staticBinarization, index: UInt64(i))
-                        sample(pixels: px.baseAddress! + i * d, count: d, thresholds: th.baseAddress!,
-                               rng: &rng, into: o.baseAddress! + i * d)
+                        let pixels = px.baseAddress! + i * d
+                        if T.self == Float.self {
+                            o.baseAddress!.withMemoryRebound(to: Float.self, capacity: o.count) {
+                                sample(pixels: pixels, count: d, thresholds: th.baseAddress!, rng: &rng, into: $0 + i * d)
+                            }
+                        } else {
+                            sample(pixels: pixels, count: d, thresholds: th.baseAddress!, rng: &rng,
+                                   into: o.baseAddress! + i * d, scratch: scratch)
+                        }
                     }
                 }
             }
