@@ -122,7 +122,7 @@ public enum Binarization {
 
     /// A fixed binarization of a whole image set: image i uses the stream keyed by (seed, i), so any subset agrees.
     /// Inlinable (specialized per scalar type at the call site): unspecialized, its per-pixel conversions went
-    /// through generic witnesses and took most of `latent eval`'s set-up.
+    /// through generic witnesses, a sixth of `latent eval --limit 100`'s 0.6 s.
     @inlinable
     public static func staticBinarized<T: BLASScalar>(_ images: ImageSet, seed: UInt64, as _: T.Type = T.self) -> [T] {
         let d = images.pixelsPerImage
