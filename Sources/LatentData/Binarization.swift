@@ -107,17 +107,14 @@ public enum Binarization {
     static func bit(_ a: UInt32, below t: UInt32) -> Float { Float((a &- t) >> 31) }
 
     /// The same draws as `sample(…into: UnsafeMutablePointer<Float>)`, converted to any scalar type through
-    /// `scratch` (room for `count` Floats; allocated for the call when nil). Inlinable so that callers get it
-    /// specialized to their scalar type.
+    /// `scratch` (room for `count` Floats). Inlinable so that callers get it specialized to their scalar type.
     @inlinable
     public static func sample<T: BLASScalar>(
         pixels: UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
-        rng: inout RandomStream, into out: UnsafeMutablePointer<T>, scratch: UnsafeMutablePointer<Float>? = nil
+        rng: inout RandomStream, into out: UnsafeMutablePointer<T>, scratch: UnsafeMutablePointer<Float>
     ) {
-        let floats = scratch ?? .allocate(capacity: max(1, count))
-        defer { if scratch == nil { floats.deallocate() } }
-        sample(pixels: pixels, count: count, thresholds: thresholds, rng: &rng, into: floats)
-        for i in 0..<count { out[i] = T(floats[i]) }
+        sample(pixels: pixels, count: count, thresholds: thresholds, rng: &rng, into: scratch)
+        for i in 0..<count { out[i] = T(scratch[i]) }
     }
 
     /// A fixed binarization of a whole image set: image i uses the stream keyed by (seed, i), so any subset agrees.
@@ -134,15 +131,8 @@ public enum Binarization {
                 out.withUnsafeMutableBufferPointer { o in
                     for i in 0..<images.count {
                         var rng = RandomStream(seed: seed, purpose: .staticBinarization, index: UInt64(i))
-                        let pixels = px.baseAddress! + i * d
-                        if T.self == Float.self {
-                            o.baseAddress!.withMemoryRebound(to: Float.self, capacity: o.count) {
-                                sample(pixels: pixels, count: d, thresholds: th.baseAddress!, rng: &rng, into: $0 + i * d)
-                            }
-                        } else {
-                            sample(pixels: pixels, count: d, thresholds: th.baseAddress!, rng: &rng,
-                                   into: o.baseAddress! + i * d, scratch: scratch)
-                        }
+                        sample(pixels: px.baseAddress! + i * d, count: d, thresholds: th.baseAddress!, rng: &rng,
+                               into: o.baseAddress! + i * d, scratch: scratch)
                     }
                 }
             }

@@ -72,11 +72,12 @@ final class BinarizationTests: XCTestCase {
         let pixels: [UInt8] = (0..<13).map { $0 % 2 == 0 ? 0 : 255 }
         var out = [Double](repeating: -1, count: 14)
         var rng = RandomStream(seed: 4, purpose: .binarization)
+        let scratch = Buffer<Float>(count: 13)
         pixels.withUnsafeBufferPointer { px in
             Binarization.thresholds.withUnsafeBufferPointer { th in
                 out.withUnsafeMutableBufferPointer {
                     Binarization.sample(pixels: px.baseAddress!, count: 13, thresholds: th.baseAddress!, rng: &rng,
-                                        into: $0.baseAddress!)
+                                        into: $0.baseAddress!, scratch: scratch.pointer)
                 }
             }
         }
