@@ -7,7 +7,7 @@ import LatentModels
 struct SampleCounts: ExpressibleByArgument {
     var values: [Int]
     init?(argument: String) {
-        guard let values = commaSeparated(argument, { Int($0).flatMap { $0 > 0 ? $0 : nil } }) else { return nil }
+        guard let values = commaSeparated(argument, { Int($0) }) else { return nil }
         self.values = values
     }
 }
@@ -19,7 +19,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Run directory (or checkpoint file) written by `latent train`.") var checkpoint: String
     @Option(help: "Directory with the IDX files (default: the one the model was trained on).") var data: String?
     @Option(parsing: .unconditional, help: "Evaluate only the first N test images.") var limit: Int?
-    @Option(help: "IWAE bounds to estimate, e.g. 1,10,100,1000,5000 (streamed: memory does not grow with m).")
+    @Option(parsing: .unconditional,
+            help: "IWAE bounds to estimate, e.g. 1,10,100,1000,5000 (streamed: memory does not grow with m).")
     var iw: SampleCounts?
     @Option(help: "cs236: the homework's fixed 100-image (10 per class) subset, NELBO over 100 repeats, IWAE-1,10,100,1000.")
     var preset: Preset?
@@ -31,6 +32,9 @@ struct Eval: ParsableCommand {
     func validate() throws {
         if let limit, limit <= 0 { throw ValidationError("--limit must be at least 1 (got \(limit))") }
         guard threads > 0 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        if let bad = iw?.values.first(where: { $0 < 1 }) {
+            throw ValidationError("--iw sample counts must be at least 1 (got \(bad)), e.g. --iw 1,10,100")
+        }
         if let twice = firstRepeated(iw?.values ?? []) {
             throw ValidationError("--iw lists \(twice) twice; name each bound once")
         }

@@ -43,6 +43,10 @@ struct Train: ParsableCommand {
                 + "BLAS kernel \(BLASKernel.summary)")
             if let warning = TrainingFlags.oversubscriptionWarning(threads: options.threads) { printError(warning) }
             if session.replacesPreviousRun { printError("note: replacing the previous run in \(options.out)") }
+            if options.batch > session.dataset.train.count {
+                printError("note: --batch \(options.batch) is more than the \(session.dataset.train.count) training "
+                    + "images; every step takes all of them (one step per epoch)")
+            }
             let bar = ProgressLine()
             let outcome = try session.run(progress: { p in
                 bar.update(String(format: "epoch %d/%d  step %d/%d  NELBO %.2f  %.0f samples/s  ETA %@",

@@ -128,6 +128,19 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// A batch larger than the training set trains on all of it each step, and says so once.
+    func testBatchLargerThanTrainingSetSaysSo() throws {
+        var arguments = trainArguments(out: root.appendingPathComponent("whole"), iterations: 2)
+        arguments[arguments.firstIndex(of: "--batch")! + 1] = "500"
+        let r = try LatentCommand.run(arguments)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let notes = r.stderrLines.filter { $0.hasPrefix("note: --batch 500 is more than the 200 training images") }
+        XCTAssertEqual(notes.count, 1, r.stderr)
+        let fitting = try LatentCommand.run(trainArguments(out: root.appendingPathComponent("part"), iterations: 2))
+        XCTAssertEqual(fitting.status, 0, fitting.stderr)
+        XCTAssertFalse(fitting.stderr.contains("note: --batch"), fitting.stderr)
+    }
+
     // MARK: - (b) reproducibility
 
     /// Where OpenBLAS falls back to its generic kernel on a CPU that can run a wider one, `latent` runs the wider one
@@ -247,6 +260,12 @@ final class CLITests: XCTestCase {
         try assertValidationFailure(["compare", "--data", data.path, "--iterations", "1", "--posterior", "full",
                                      "--out", out], flag: "--posterior")
         try assertValidationFailure(["eval", "--checkpoint", out, "--iw", "10,10"], flag: "--iw")
+        for (counts, bad) in [("10,0", 0), ("-3", -3)] {
+            let r = try LatentCommand.run(["eval", "--checkpoint", out, "--iw", counts])
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderrLines.first?.contains("--iw sample counts must be at least 1 (got \(bad))") == true,
+                          r.stderr)
+        }
         try assertValidationFailure(["compare", "--data", data.path, "--iterations", "1", "--posteriors",
                                      "diagonal,full", "--jitter", "0.01", "--out", out], flag: "--jitter")
         // A length whose step count would overflow.
