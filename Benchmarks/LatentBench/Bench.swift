@@ -46,6 +46,7 @@ struct Bench {
             default: fail("unknown argument \(argument); \(usage)")
             }
         }
+        if let jsonPath { checkWritable(jsonPath) }
         var bench = BenchRunner(mode: mode, sections: sections)
         bench.run()
         if let jsonPath {
@@ -54,9 +55,22 @@ struct Bench {
             struct Output: Codable { var machine: Machine; var rows: [Row] }
             let machine = Machine.describe(gemmPeakAtStart: bench.gemmPeakPerCore, atEnd: bench.gemmPeakAtEnd)
             let data = try encoder.encode(Output(machine: machine, rows: bench.rows))
-            guard FileManager.default.createFile(atPath: jsonPath, contents: data) else {
-                fail("cannot write \(jsonPath); choose a writable path for --json")
+            do { try data.write(to: URL(fileURLWithPath: jsonPath), options: .atomic) } catch {
+                fail("cannot write \(jsonPath) (\(error.localizedDescription)); choose a writable path for --json")
             }
+        }
+    }
+
+    /// Refuses a `--json` path that cannot be written before the run rather than after its 13 minutes.
+    static func checkWritable(_ path: String) {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue,
+              FileManager.default.isWritableFile(atPath: directory) else {
+            fail("cannot write \(path): \(directory) is not a writable directory; choose a writable path for --json")
+        }
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            fail("cannot write \(path): it is a directory; give --json a file path, e.g. --json bench.json")
         }
     }
 

@@ -125,6 +125,26 @@ final class BenchSmokeTests: XCTestCase {
         XCTAssertTrue(message.contains("unknown section 'gemms'") && message.contains("gemm, cholesky"), message)
     }
 
+    /// A `--json` path that cannot be written is refused before any table runs, naming the path.
+    func testUnwritableJSONPathIsRefusedBeforeTheRun() throws {
+        let bench = try debugBench()
+        for path in ["/nonexistent-\(UUID().uuidString)/bench.json", NSTemporaryDirectory()] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: bench)
+            process.arguments = ["--smoke", "--json", path]
+            let error = Pipe(), output = Pipe()
+            process.standardError = error
+            process.standardOutput = output
+            try process.run()
+            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let message = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            XCTAssertEqual(process.terminationStatus, 1, message)
+            XCTAssertTrue(message.hasPrefix("error: cannot write \(path)") && message.contains("--json"), message)
+            XCTAssertFalse(printed.contains("##"), "no table runs before the refusal: \(printed)")
+        }
+    }
+
     /// Acceptance: no allocation in the training step. The release build (what users run; a debug build boxes
     /// generic values) allocates nothing per step after warm-up, with every posterior, with importance samples, on
     /// one and two threads, for data and tensor parallelism and single-threaded BLAS, and at batch 32 of the full
