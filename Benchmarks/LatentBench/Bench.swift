@@ -46,7 +46,7 @@ struct Bench {
             default: fail("unknown argument \(argument); \(usage)")
             }
         }
-        if let jsonPath { checkWritable(jsonPath) }
+        if let jsonPath { prepareJSONPath(jsonPath) }
         var bench = BenchRunner(mode: mode, sections: sections)
         bench.run()
         if let jsonPath {
@@ -61,14 +61,17 @@ struct Bench {
         }
     }
 
-    /// Refuses a `--json` path that cannot be written before the run rather than after its 13 minutes.
-    static func checkWritable(_ path: String) {
+    /// Makes sure `--json` can be written before the run rather than after its 13 minutes; missing parent
+    /// directories are created, as for the `latent` tool's outputs.
+    static func prepareJSONPath(_ path: String) {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue,
-              FileManager.default.isWritableFile(atPath: directory) else {
-            fail("cannot write \(path): \(directory) is not a writable directory; choose a writable path for --json")
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            fail("cannot write \(path): cannot create the directory \(directory); choose a writable path for --json")
         }
+        guard FileManager.default.isWritableFile(atPath: directory) else {
+            fail("cannot write \(path): \(directory) is not writable; choose a writable path for --json")
+        }
+        var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             fail("cannot write \(path): it is a directory; give --json a file path, e.g. --json bench.json")
         }

@@ -112,37 +112,45 @@ final class BenchSmokeTests: XCTestCase {
         let machine = try XCTUnwrap(object["machine"] as? [String: Any])
         XCTAssertGreaterThan(machine["gemm_peak_start"] as? Double ?? 0, 0, "the peak is timed without the GEMM table")
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: bench)
-        process.arguments = ["--smoke", "--only", "scaling,gemms"]
-        let error = Pipe()
-        process.standardError = error
-        process.standardOutput = Pipe()
-        try process.run()
-        let message = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 1)
+        let (status, _, message) = try run(bench, ["--smoke", "--only", "scaling,gemms"])
+        XCTAssertEqual(status, 1)
         XCTAssertTrue(message.contains("unknown section 'gemms'") && message.contains("gemm, cholesky"), message)
     }
 
-    /// A `--json` path that cannot be written is refused before any table runs, naming the path.
-    func testUnwritableJSONPathIsRefusedBeforeTheRun() throws {
+    /// A `--json` path that cannot be written is refused before any table runs, naming the path; a missing
+    /// directory is created.
+    func testJSONPathIsCheckedBeforeTheRun() throws {
         let bench = try debugBench()
-        for path in ["/nonexistent-\(UUID().uuidString)/bench.json", NSTemporaryDirectory()] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: bench)
-            process.arguments = ["--smoke", "--json", path]
-            let error = Pipe(), output = Pipe()
-            process.standardError = error
-            process.standardOutput = output
-            try process.run()
-            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            let message = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            XCTAssertEqual(process.terminationStatus, 1, message)
+        let root = NSTemporaryDirectory() + "bench-json-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let file = root + "/a-file"
+        FileManager.default.createFile(atPath: file, contents: Data())
+        for path in [file + "/bench.json", root] {
+            let (status, printed, message) = try run(bench, ["--smoke", "--json", path])
+            XCTAssertEqual(status, 1, message)
             XCTAssertTrue(message.hasPrefix("error: cannot write \(path)") && message.contains("--json"), message)
             XCTAssertFalse(printed.contains("##"), "no table runs before the refusal: \(printed)")
         }
+        let nested = root + "/new/bench.json"
+        let (status, _, message) = try run(bench, ["--smoke", "--only", "cholesky", "--json", nested])
+        XCTAssertEqual(status, 0, message)
+        XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: nested))))
+    }
+
+    /// Runs `bench arguments`; its exit status, standard output and standard error.
+    func run(_ bench: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: bench)
+        process.arguments = arguments
+        let error = Pipe(), output = Pipe()
+        process.standardError = error
+        process.standardOutput = output
+        try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let message = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, printed, message)
     }
 
     /// Acceptance: no allocation in the training step. The release build (what users run; a debug build boxes
