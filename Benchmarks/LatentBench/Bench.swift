@@ -415,7 +415,7 @@ struct BenchRunner {
             repetitions: repetitions, work: Double(steps * config.batch),
             measured: { for _ in 0..<steps { step() } }, reference: { for _ in 0..<steps { replay.run() } })
         // Tensor parallelism's GEMMs also without the stages' barriers (JSON only): the GEMM work alone.
-        let unsynchronized = !trainer.runsInStages ? nil : Measurement.paired(
+        let unsynchronized = !replay.runsInStages ? nil : Measurement.paired(
             repetitions: repetitions, work: Double(steps * config.batch),
             measured: { for _ in 0..<steps { step() } },
             reference: { for _ in 0..<steps { replay.run(synchronized: false) } }).ratio
@@ -450,10 +450,10 @@ struct BenchRunner {
         let single = measureStep(base)
         for competing in [false, true] {
             let busy = competing ? BusyLoop() : nil
-            for parallelism in [Trainer.Parallelism.data, .tensor, .blas] {
+            for parallelism in [Trainer.Parallelism.reference, .data, .tensor, .blas] {
                 for threads in 1...cores {
-                    // On one thread every strategy is the same single worker.
-                    if threads == 1 && parallelism != .data { continue }
+                    // On one thread every strategy is the reference step.
+                    if (threads == 1) != (parallelism == .reference) { continue }
                     var config = base
                     config.threads = threads
                     config.parallelism = parallelism
@@ -553,7 +553,7 @@ struct BenchRunner {
         let replays = (GEMMReplay(trainer: one), GEMMReplay(trainer: many))
         for _ in 0..<2 { replays.0.run(); replays.1.run() }
         let products = pair({ replays.1.run() }, against: { replays.0.run() })
-        guard many.runsInStages else { return (paired.rate, paired.ratio, products.ratio, nil) }
+        guard replays.1.runsInStages else { return (paired.rate, paired.ratio, products.ratio, nil) }
         let unsynchronized = pair({ replays.1.run(synchronized: false) }, against: { replays.0.run() })
         return (paired.rate, paired.ratio, products.ratio, unsynchronized.ratio)
     }

@@ -45,7 +45,8 @@ struct Eval: ParsableCommand {
             if let warning = TrainingFlags.oversubscriptionWarning(threads: threads) { printError(warning) }
             let (model, saved) = try loadTrainedModel(checkpoint)
             let dataset = try Dataset.load(directory: data ?? saved.state.data, expectedPixels: saved.configuration.inputs)
-            let all = Binarization.staticBinarized(dataset.test, seed: TrainingSession.testBinarizationSeed, as: Float.self)
+            let all = Binarization.evaluationInputs(dataset.test, mode: model.configuration.binarization,
+                                                    seed: TrainingSession.testBinarizationSeed, as: Float.self)
             var indices = Array(0..<dataset.test.count)
             var repeats = 1
             var sampleCounts = iw?.values ?? []

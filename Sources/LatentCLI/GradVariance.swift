@@ -42,8 +42,8 @@ struct GradVariance: ParsableCommand {
             guard batch <= test.count else {
                 throw GradientVarianceError.invalidBatch(requested: batch, available: test.count)
             }
-            let images = Binarization.staticBinarized(test.prefix(batch), seed: TrainingSession.testBinarizationSeed,
-                                                      as: Float.self)
+            let images = Binarization.evaluationInputs(test.prefix(batch), mode: model.configuration.binarization,
+                                                       seed: TrainingSession.testBinarizationSeed, as: Float.self)
             let references = referenceDraws ?? GradientVariance.defaultReferenceDraws(draws: draws)
             printError("grad-variance: batch \(batch), \(draws) draws per estimator, reference = mean of "
                        + "\(references) reparametrization draws, baseline = mean −log p(x|z) of "

@@ -7,6 +7,8 @@ extension ModelKind: ExpressibleByArgument {}
 extension PosteriorKind: ExpressibleByArgument {}
 extension Activation: ExpressibleByArgument {}
 extension PriorKind: ExpressibleByArgument {}
+extension LikelihoodKind: ExpressibleByArgument {}
+extension BinarizationMode: ExpressibleByArgument {}
 extension Trainer.Parallelism: ExpressibleByArgument {}
 extension Trainer.NonFinitePolicy: ExpressibleByArgument {}
 
@@ -69,11 +71,17 @@ struct ModelOptions: ParsableArguments {
     var activation: Activation = .elu
     @Option(parsing: .unconditional, help: "δ in Σ = AAᵀ + δI for --posterior covariance.")
     var jitter: Double = 1e-3
+    @Option(help: ArgumentHelp("Decoder likelihood: bernoulli (binary pixels) or gaussian (intensities in [0, 1]: "
+        + "mean sigmoid(decoder output), one learned variance per pixel)."))
+    var likelihood: LikelihoodKind = .bernoulli
+    @Option(help: ArgumentHelp("Training inputs: dynamic (fresh binary draws every step; a fixed draw for "
+        + "evaluation) or none (the images' intensities as they are, e.g. with --likelihood gaussian)."))
+    var binarize: BinarizationMode = .dynamic
 
     var configuration: ModelConfiguration {
         ModelConfiguration(model: model, posterior: posterior, hidden: hidden.values, latent: latent,
                            activation: activation, samples: samples ?? (model == .iwae ? 10 : 1), jitter: jitter,
-                           prior: prior, components: components)
+                           prior: prior, components: components, likelihood: likelihood, binarization: binarize)
     }
 
     func validate() throws {

@@ -1,5 +1,11 @@
 import LatentCore
 
+/// How images become a model's inputs: `dynamic` draws binary pixels afresh every training step (and a fixed draw
+/// for evaluation), `none` takes the intensities in [0, 1] as they are (for a continuous likelihood).
+public enum BinarizationMode: String, Codable, Sendable, CaseIterable {
+    case dynamic, none
+}
+
 /// Turns grey levels into {0, 1} pixels: each pixel is 1 with probability intensity/255 (MATH.md §1 data model).
 public enum Binarization {
     /// 24-bit thresholds: pixel value v is 1 when a uniform 24-bit draw is below `thresholds[v]`.
@@ -135,6 +141,28 @@ public enum Binarization {
                                into: o.baseAddress! + i * d, scratch: scratch)
                     }
                 }
+            }
+        }
+        return out
+    }
+
+    /// Intensities v/255 of `count` pixels (the inputs of `BinarizationMode.none`).
+    @inlinable
+    public static func intensities<T: BLASScalar>(pixels: UnsafePointer<UInt8>, count: Int,
+                                                  into out: UnsafeMutablePointer<T>) {
+        for i in 0..<count { out[i] = T(Float(pixels[i]) / 255) }
+    }
+
+    /// A whole image set as evaluation inputs: its fixed binarization under `dynamic` (`staticBinarized`), its
+    /// intensities under `none`.
+    @inlinable
+    public static func evaluationInputs<T: BLASScalar>(_ images: ImageSet, mode: BinarizationMode, seed: UInt64,
+                                                       as _: T.Type = T.self) -> [T] {
+        guard mode == .none else { return staticBinarized(images, seed: seed, as: T.self) }
+        var out = [T](repeating: 0, count: images.count * images.pixelsPerImage)
+        images.pixels.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { o in
+                intensities(pixels: px.baseAddress!, count: px.count, into: o.baseAddress!)
             }
         }
         return out

@@ -209,7 +209,8 @@ public enum Generation {
         let side = try ImageGrid.squareSide(pixels: model.configuration.inputs)
         try checkReconstructionCount(count, tile: side)
         let d = model.configuration.inputs
-        let x = Binarization.staticBinarized(testImages.prefix(count), seed: TrainingSession.testBinarizationSeed, as: T.self)
+        let x = Binarization.evaluationInputs(testImages.prefix(count), mode: model.configuration.binarization,
+                                              seed: TrainingSession.testBinarizationSeed, as: T.self)
         let reconstructions = decode(model, latents: posteriorMeans(model, images: x, count: count), count: count)
         var tiles = [T]()
         tiles.reserveCapacity(2 * count * d)
@@ -234,8 +235,8 @@ public enum Generation {
             throw GenerationError.notEnoughTestImages(needed: 2 * pairs, available: testImages.count, flag: "--pairs")
         }
         let k = model.configuration.latent
-        let x = Binarization.staticBinarized(testImages.prefix(2 * pairs), seed: TrainingSession.testBinarizationSeed,
-                                             as: T.self)
+        let x = Binarization.evaluationInputs(testImages.prefix(2 * pairs), mode: model.configuration.binarization,
+                                              seed: TrainingSession.testBinarizationSeed, as: T.self)
         let mu = posteriorMeans(model, images: x, count: 2 * pairs)
         var path = [T]()
         path.reserveCapacity(pairs * steps * k)

@@ -167,8 +167,8 @@ public final class GradientDraws<T: BLASScalar>: @unchecked Sendable {
                       z: ws.z.pointer)
         model.decoder.forward(parameters: p, input: ws.z.pointer, rows: rows, workspace: ws.decoder)
         for r in 0..<rows { ws.rowScale[r] = scale }
-        BernoulliLikelihood.evaluate(
-            logits: ws.decoder.output, targets: ws.x.pointer, rows: rows, columns: d,
+        model.likelihood.evaluate(
+            parameters: p, outputs: ws.decoder.output, targets: ws.x.pointer, rows: rows, columns: d,
             negativeLogLikelihood: ws.rec.pointer, gradient: ws.decoder.outputGradient, scale: ws.rowScale.pointer,
             terms: ws.terms.pointer)
         model.decoder.backward(parameters: p, gradients: gradients, input: ws.z.pointer, rows: rows,

@@ -1,3 +1,5 @@
+import LatentData
+
 /// Which objective a model trains: the ELBO with a standard normal (vae) or mixture (gmvae) prior, or the IWAE bound.
 public enum ModelKind: String, Codable, Sendable, CaseIterable {
     case vae, gmvae, iwae
@@ -19,10 +21,15 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
     public var prior: PriorKind = .normal
     /// Mixture components K (mixture prior only).
     public var components = 500
+    /// The decoder's observation model.
+    public var likelihood: LikelihoodKind = .bernoulli
+    /// How training images become inputs: fresh binary draws every step, or the intensities as they are.
+    public var binarization: BinarizationMode = .dynamic
 
     public init(model: ModelKind = .vae, posterior: PosteriorKind = .diagonal, inputs: Int = 784,
                 hidden: [Int] = [300, 300], latent: Int = 10, activation: Activation = .elu, samples: Int = 1,
-                jitter: Double = 1e-3, prior: PriorKind? = nil, components: Int = 500) {
+                jitter: Double = 1e-3, prior: PriorKind? = nil, components: Int = 500,
+                likelihood: LikelihoodKind = .bernoulli, binarization: BinarizationMode = .dynamic) {
         self.model = model
         self.posterior = posterior
         self.inputs = inputs
@@ -33,6 +40,8 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
         self.jitter = jitter
         self.prior = prior ?? (model == .gmvae ? .mixture : .normal)
         self.components = components
+        self.likelihood = likelihood
+        self.binarization = binarization
     }
 
     /// Decodes a checkpoint header; keys added after format 1 was first written default to their old meaning.
@@ -48,10 +57,9 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
         jitter = try c.decodeIfPresent(Double.self, forKey: .jitter) ?? 1e-3
         prior = try c.decodeIfPresent(PriorKind.self, forKey: .prior) ?? (model == .gmvae ? .mixture : .normal)
         components = try c.decodeIfPresent(Int.self, forKey: .components) ?? 500
+        likelihood = try c.decodeIfPresent(LikelihoodKind.self, forKey: .likelihood) ?? .bernoulli
+        binarization = try c.decodeIfPresent(BinarizationMode.self, forKey: .binarization) ?? .dynamic
     }
-
-    /// Whether the objective uses the analytic KL to N(0, I) (the plain VAE) rather than importance weights.
-    public var usesAnalyticKL: Bool { model == .vae && prior == .normal }
 
     /// Encoder outputs per example for the configured posterior family.
     public var posteriorParameterCount: Int {

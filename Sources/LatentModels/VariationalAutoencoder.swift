@@ -1,6 +1,6 @@
 import LatentCore
 
-/// Encoder, posterior family and Bernoulli decoder over one flat parameter store (MATH.md §1–3).
+/// Encoder, posterior family, prior, decoder and likelihood over one flat parameter store (MATH.md §1–3).
 public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
     public let configuration: ModelConfiguration
     public let store = ParameterStore<T>()
@@ -9,6 +9,8 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
     public let posterior: AnyPosterior<T>
     /// The mixture prior's parameters, when the configuration has one (nil: N(0, I)).
     public let mixture: GaussianMixturePrior?
+    /// The decoder's observation model (its own parameters, if any, come after the prior's in the store).
+    public let likelihood: any Likelihood
     /// Cholesky factorizations that needed a raised jitter (covariance posterior), over this model's lifetime.
     public let factorizationRetries = FactorizationCounter()
 
@@ -22,10 +24,14 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
         mixture = configuration.prior == .mixture
             ? GaussianMixturePrior(components: configuration.components, latent: configuration.latent, store: store)
             : nil
+        likelihood = configuration.likelihood.make(inputs: configuration.inputs, store: store)
         store.allocate()
     }
 
     public var parameterCount: Int { store.count }
+
+    /// The objective this model trains (`Objective.of`).
+    public var objective: any TrainingObjective { Objective.of(self, samples: configuration.samples) }
 
     /// PyTorch's default Linear initialization: weights and biases uniform in ±1/√fan_in.
     public func initialize(seed: UInt64) {

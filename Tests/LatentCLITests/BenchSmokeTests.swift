@@ -61,7 +61,7 @@ final class BenchSmokeTests: XCTestCase {
         XCTAssertEqual(Set(strategies.compactMap { $0["parallelism"] as? String }), ["data", "tensor"])
         let scalingStrategies = Set(rows.filter { $0["kind"] as? String == "scaling" }
             .compactMap { $0["parallelism"] as? String })
-        XCTAssertEqual(scalingStrategies, Set(["data", "tensor", "blas"]
+        XCTAssertEqual(scalingStrategies, Set(["reference", "data", "tensor", "blas"]
             + (ProcessInfo.processInfo.activeProcessorCount > 1 ? ["independent"] : [])))
         let steps = rows.filter { $0["kind"] as? String == "train_step" }
         XCTAssertEqual(Set(steps.compactMap { $0["posterior"] as? String }), ["diagonal", "full", "covariance"])

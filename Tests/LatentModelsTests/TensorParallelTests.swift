@@ -126,7 +126,7 @@ final class TensorParallelTests: XCTestCase {
                 let data = try train(configuration, .data, threads: threads)
                 let tensor = try train(configuration, .tensor, threads: threads)
                 XCTAssertEqual(tensor.trainer.parallelism, .tensor)
-                XCTAssertNotNil(tensor.trainer.team)
+                XCTAssertTrue(tensor.trainer.strategy is TensorParallelStep)
                 assertSameTraining(data, tensor, "\(configuration.model) \(threads) threads")
             }
         }
@@ -142,13 +142,14 @@ final class TensorParallelTests: XCTestCase {
             for threads in [2, 3] {
                 let together = try train(configuration, .tensor, threads: threads)
                 let late = try train(configuration, .tensor, threads: threads) { trainer in
-                    trainer.regions.pass.body = { trainer, part in
+                    let step = trainer.strategy as! TensorParallelStep
+                    step.regions.pass.body = { step, part in
                         if part > 0 { usleep(2_000) }
-                        trainer.pass(part: part)
+                        step.pass(part: part)
                     }
-                    trainer.regions.update.body = { trainer, part in
+                    step.regions.update.body = { step, part in
                         if part > 0 { usleep(2_000) }
-                        trainer.update(part: part)
+                        step.update(part: part)
                     }
                 }
                 XCTAssertEqual(together.parameters.map(\.bitPattern), late.parameters.map(\.bitPattern),
@@ -185,15 +186,15 @@ final class TensorParallelTests: XCTestCase {
         XCTAssertTrue(sums.loss.isFinite)
     }
 
-    /// `auto` is tensor parallelism for small batches on several threads and data parallelism otherwise; explicit
-    /// choices stay.
+    /// `auto` is the reference step on one thread, tensor parallelism for small batches on several threads and data
+    /// parallelism otherwise; explicit choices stay.
     func testAutoChoosesByBatchSize() {
         let auto = Trainer.Parallelism.auto
         XCTAssertEqual(auto.resolved(batchSize: 32, threads: 2), .tensor)
         XCTAssertEqual(auto.resolved(batchSize: Trainer.tensorBatchLimit, threads: 2), .tensor)
         XCTAssertEqual(auto.resolved(batchSize: Trainer.tensorBatchLimit + 1, threads: 2), .data)
-        XCTAssertEqual(auto.resolved(batchSize: 32, threads: 1), .data)
-        for explicit in [Trainer.Parallelism.data, .tensor, .blas] {
+        XCTAssertEqual(auto.resolved(batchSize: 32, threads: 1), .reference)
+        for explicit in [Trainer.Parallelism.reference, .data, .tensor, .blas] {
             XCTAssertEqual(explicit.resolved(batchSize: 32, threads: 2), explicit)
             XCTAssertEqual(explicit.resolved(batchSize: 512, threads: 1), explicit)
         }
@@ -202,7 +203,7 @@ final class TensorParallelTests: XCTestCase {
         let trainer = Trainer(model: model, images: data, batchSize: 4, learningRate: 1e-3, seed: 0, threads: 2,
                               parallelism: .auto)
         XCTAssertEqual(trainer.parallelism, .tensor)
-        XCTAssertNotNil(trainer.team)
+        XCTAssertTrue(trainer.strategy is TensorParallelStep)
     }
 
     /// Column blocks tile each width in order; every block but the last is a whole number of groups (16 columns, so

@@ -28,8 +28,8 @@ final class TrainerStepTests: XCTestCase {
             let trainer = Trainer(model: model, images: data, batchSize: 9, learningRate: 1e-3, seed: 31, threads: 3,
                                   parallelism: .data)
             if lateWorkers {
-                trainer.regions.pass.body = { trainer, part in
-                    if part == 0 { trainer.pass(part: 0) }
+                (trainer.strategy as! DataParallelStep).regions.pass.body = { step, part in
+                    if part == 0 { step.pass(part: 0) }
                 }
             }
             trainer.beginEpoch(0)
@@ -128,7 +128,8 @@ extension XCTestCase {
                               file: file, line: line)
         }
         // The next step's gradient starts from zero: a second step still sees only its own batch.
-        XCTAssertTrue(trainer.workerGradients.dropFirst().allSatisfy { $0.array.allSatisfy { $0 == 0 } },
+        let updates = (trainer.strategy as? DataParallelStep)?.updates ?? (trainer.strategy as? TensorParallelStep)?.updates
+        XCTAssertTrue((updates?.workerGradients ?? []).dropFirst().allSatisfy { $0.array.allSatisfy { $0 == 0 } },
                       "per-worker buffers are cleared by the update", file: file, line: line)
     }
 }

@@ -1,7 +1,7 @@
 import LatentCore
 import Synchronization
 
-/// The schedule of a tensor-parallel step (DESIGN.md § Multicore): the batch lies in one block per worker (block u's
+/// The schedule of a tensor-parallel step (DESIGN.md § The training step): the batch lies in one block per worker (block u's
 /// examples from u·capacity on, in one batch-sized workspace), and the step is a sequence of stages separated by a
 /// barrier. A stage has one task per worker: block u's per-example work, or column block u of a layer (its outputs for
 /// the whole batch, one GEMM over every block; in a backward pass at small batches, the partial sum of dx over the rows
@@ -15,7 +15,7 @@ public final class ColumnTeam: @unchecked Sendable {
     public let capacity: Int
     public let barrier: SpinBarrier
     /// The current step's examples in each block.
-    @usableFromInline let examples: UnsafeMutablePointer<Int>
+    @usableFromInline package let examples: UnsafeMutablePointer<Int>
     /// Per stage, a bit per task: claimed.
     let claims: [Claims]
 
@@ -83,7 +83,7 @@ public final class ColumnTeam: @unchecked Sendable {
 
     /// Runs `body(task)` for the tasks of `stage` that worker `w` claims: task w first, then any still unclaimed.
     @inline(__always)
-    func forEachTask(stage: Int, worker w: Int, _ body: (Int) -> Void) {
+    package func forEachTask(stage: Int, worker w: Int, _ body: (Int) -> Void) {
         let claim = claims[stage]
         for i in 0..<workers {
             let task = (w + i) % workers
@@ -96,7 +96,7 @@ public final class ColumnTeam: @unchecked Sendable {
     /// `body(firstRow, rows)` for the rows of the batch in the shared buffers, `rowsPerExample` rows per example (1 for
     /// the encoder, m for the decoder): one call over adjacent full blocks, so a GEMM spans the batch's full height.
     @inlinable @inline(__always)
-    func forEachRun(rowsPerExample: Int, _ body: (Int, Int) -> Void) {
+    package func forEachRun(rowsPerExample: Int, _ body: (Int, Int) -> Void) {
         let blockRows = capacity * rowsPerExample
         var start = 0, rows = 0
         for u in 0..<workers {
@@ -110,18 +110,19 @@ public final class ColumnTeam: @unchecked Sendable {
         }
     }
 
-    final class Claims: @unchecked Sendable {
-        let bits = Atomic<Int>(0)
+    package final class Claims: @unchecked Sendable {
+        package let bits = Atomic<Int>(0)
+        package init() {}
     }
 }
 
 extension MLP {
-    /// Layer `l`'s output columns `columns` for the whole batch: y = x Wᵀ (one GEMM per run of blocks), then bias and
-    /// activation (not with `productOnly`). `input` and `ws` are the shared, batch-sized buffers.
+    /// Layer `l`'s output columns `columns` for the whole batch before bias and activation: y = x Wᵀ, one GEMM per
+    /// run of blocks. `input` and `ws` are the shared, batch-sized buffers.
     @inlinable
-    func forward<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
-                                parameters p: UnsafePointer<T>, input: UnsafePointer<T>, workspace ws: MLPWorkspace<T>,
-                                productOnly: Bool = false) {
+    package func forwardProducts<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam,
+                                                rowsPerExample: Int, parameters p: UnsafePointer<T>,
+                                                input: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
         guard !columns.isEmpty else { return }
         let layer = layers[l]
         let x = l == 0 ? input : UnsafePointer(ws.outputs[l - 1].pointer)
@@ -131,7 +132,14 @@ extension MLP {
                    b: p + layer.weight.offset + columns.lowerBound * layer.inputs, ldb: layer.inputs, beta: 0,
                    c: ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound, ldc: layer.outputs)
         }
-        guard !productOnly else { return }
+    }
+
+    /// Bias and activation on layer `l`'s output columns `columns` (after `forwardProducts`).
+    @inlinable
+    func forwardActivation<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
+                                          parameters p: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
+        guard !columns.isEmpty else { return }
+        let layer = layers[l]
         team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
             activation(of: l).forward(ws.outputs[l].pointer + first * layer.outputs + columns.lowerBound,
                                       bias: p + layer.bias.offset + columns.lowerBound, rows: rows,
@@ -140,13 +148,12 @@ extension MLP {
     }
 
     /// Layer `l` (≥ 1) backward for its input columns `columns` over the whole batch: the gradient of layer l − 1's
-    /// output, dy W (one GEMM per run of blocks), times the derivative of layer l − 1's activation. Layer l's dy must
-    /// be complete (every column); the weight gradients are formed later by each layer's owner. With `productOnly`,
-    /// the GEMMs alone.
+    /// output, dy W, one GEMM per run of blocks. Layer l's dy must be complete (every column); the weight gradients
+    /// are formed later by each layer's owner.
     @inlinable
-    func backward<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
-                                 parameters p: UnsafePointer<T>, workspace ws: MLPWorkspace<T>,
-                                 productOnly: Bool = false) {
+    package func backwardProducts<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam,
+                                                 rowsPerExample: Int, parameters p: UnsafePointer<T>,
+                                                 workspace ws: MLPWorkspace<T>) {
         guard !columns.isEmpty else { return }
         let layer = layers[l]
         team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
@@ -155,7 +162,13 @@ extension MLP {
                    b: p + layer.weight.offset + columns.lowerBound, ldb: layer.inputs, beta: 0,
                    c: ws.gradients[l - 1].pointer + first * layer.inputs + columns.lowerBound, ldc: layer.inputs)
         }
-        guard !productOnly else { return }
+    }
+
+    /// Times the derivative of layer l − 1's activation, on the columns `backwardProducts` formed.
+    @inlinable
+    func backwardActivation<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam, rowsPerExample: Int,
+                                           workspace ws: MLPWorkspace<T>) {
+        guard !columns.isEmpty else { return }
         let below = layers[l - 1].outputs
         team.forEachRun(rowsPerExample: rowsPerExample) { first, rows in
             let start = first * below + columns.lowerBound

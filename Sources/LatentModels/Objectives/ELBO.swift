@@ -21,36 +21,24 @@ public struct TermSums: Sendable, Equatable, Codable {
 }
 
 /// The negative ELBO with one reparametrized sample and the analytic KL: Rec + KL per example (MATH.md §3).
-///
-/// Its per-example work comes in three phases around the MLP passes (`afterEncoder`, `afterDecoder`,
-/// `afterDecoderBackward`), so that the tensor-parallel trainer can run each phase on every block of the batch while
-/// the layers' GEMMs are split by columns; `evaluate` runs them in order for one workspace.
-public enum ELBO {
-    /// Forward (and, with `gradients`, backward) for `rows` examples whose inputs and noise are already in `ws.x`
-    /// and `ws.noise`. The gradient of `lossScale · Σ_rows NELBO` is written into `gradients`, or added to it with `accumulate`.
+public struct ELBO: TrainingObjective {
+    public init() {}
+
+    /// `TrainingObjective.evaluate` with one sample.
     @inlinable
     public static func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, workspace ws: StepWorkspace<T>,
         gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {
-        model.encoder.forward(parameters: p, input: ws.x.pointer, rows: rows, workspace: ws.encoder)
-        try afterEncoder(model: model, rows: rows, workspace: ws)
-        model.decoder.forward(parameters: p, input: ws.z.pointer, rows: rows, workspace: ws.decoder)
-        let sums = afterDecoder(model: model, rows: rows, workspace: ws, gradients: gradients != nil,
-                                lossScale: lossScale)
-        guard let g = gradients else { return sums }
-        model.decoder.backward(parameters: p, gradients: g, input: ws.z.pointer, rows: rows, workspace: ws.decoder,
-                               inputGradient: ws.dz.pointer, accumulate: accumulate)
-        afterDecoderBackward(model: model, rows: rows, workspace: ws, lossScale: lossScale)
-        model.encoder.backward(parameters: p, gradients: g, input: ws.x.pointer, rows: rows, workspace: ws.encoder,
-                               inputGradient: nil, accumulate: accumulate)
-        return sums
+        try ELBO().evaluate(model: model, parameters: p, rows: rows, samples: 1, workspace: ws, gradients: gradients,
+                            lossScale: lossScale, accumulate: accumulate)
     }
 
-    /// The posterior's state from the encoder output, and z = μ + Lε (throws when a factorization fails).
-    @inlinable
-    public static func afterEncoder<T: BLASScalar>(model: VariationalAutoencoder<T>, rows: Int,
-                                                   workspace ws: StepWorkspace<T>) throws {
+    /// The posterior's state from the encoder output, and z = μ + Lε.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func afterEncoder<T: BLASScalar>(model: VariationalAutoencoder<T>, rows: Int, samples _: Int,
+                                            workspace ws: StepWorkspace<T>) throws {
         let q = UnsafePointer(ws.encoder.output)
         try model.posterior.prepare(parameters: q, rows: rows, scratch: ws.scratch.pointer,
                                     logDeterminant: ws.logDeterminant.pointer)
@@ -58,18 +46,27 @@ public enum ELBO {
                                rows: rows, z: ws.z.pointer)
     }
 
-    /// Rec and KL of each example and their sums; with `gradients`, dLoss/dLogits into the decoder's output gradient.
-    @inlinable
-    public static func afterDecoder<T: BLASScalar>(model: VariationalAutoencoder<T>, rows: Int,
-                                                   workspace ws: StepWorkspace<T>, gradients: Bool,
-                                                   lossScale: T) -> TermSums {
+    /// Rec and KL of each example and their sums; with `gradients`, dLoss/dOutputs into the decoder's output
+    /// gradient (the KL's gradient comes in `afterDecoderBackward`).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func afterDecoder<T: BLASScalar>(model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>,
+                                            rows: Int, samples _: Int, workspace ws: StepWorkspace<T>,
+                                            gradients g: UnsafeMutablePointer<T>?, lossScale: T,
+                                            accumulate: Bool) -> TermSums {
         let q = UnsafePointer(ws.encoder.output)
         for r in 0..<rows { ws.rowScale[r] = lossScale }
-        BernoulliLikelihood.evaluate(
-            logits: ws.decoder.output, targets: ws.x.pointer, rows: rows, columns: model.configuration.inputs,
-            negativeLogLikelihood: ws.rec.pointer,
-            gradient: gradients ? ws.decoder.outputGradient : nil, scale: ws.rowScale.pointer,
-            terms: ws.terms.pointer)
+        likelihood(model: model, parameters: p, rows: rows, sample: 0, workspace: ws, gradient: g != nil,
+                   scale: ws.rowScale.pointer)
+        if let g {
+            let own = model.likelihood.parameters
+            if !accumulate { for i in own { g[i] = 0 } }
+            if !own.isEmpty {
+                model.likelihood.accumulateParameterGradients(
+                    parameters: p, outputs: ws.decoder.output, targets: ws.x.pointer, rows: rows,
+                    columns: model.configuration.inputs, scale: ws.rowScale.pointer, gradients: g)
+            }
+        }
         model.posterior.klToStandardNormal(parameters: q, scratch: ws.scratch.pointer,
                                            logDeterminant: ws.logDeterminant.pointer, rows: rows, kl: ws.kl.pointer)
         var sums = TermSums(examples: rows)
@@ -82,9 +79,12 @@ public enum ELBO {
     }
 
     /// From dLoss/dz (the decoder's input gradient in `ws.dz`) and the KL's own gradient: dLoss/d(encoder output).
-    @inlinable
-    public static func afterDecoderBackward<T: BLASScalar>(model: VariationalAutoencoder<T>, rows: Int,
-                                                           workspace ws: StepWorkspace<T>, lossScale: T) {
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func afterDecoderBackward<T: BLASScalar>(model: VariationalAutoencoder<T>, parameters _: UnsafePointer<T>,
+                                                    rows: Int, samples _: Int, workspace ws: StepWorkspace<T>,
+                                                    gradients _: UnsafeMutablePointer<T>, lossScale: T,
+                                                    accumulate _: Bool) {
         ws.dLogDeterminant.pointer.update(repeating: 0, count: rows)
         model.posterior.backward(parameters: UnsafePointer(ws.encoder.output), scratch: ws.scratch.pointer,
                                  noise: ws.noise.pointer, samples: 1, rows: rows, dz: ws.dz.pointer,

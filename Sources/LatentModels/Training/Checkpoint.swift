@@ -272,6 +272,7 @@ extension VariationalAutoencoder {
         let dec = [c.latent] + c.hidden.reversed() + [c.inputs]
         func count(_ w: [Int]) -> Int { (0..<(w.count - 1)).reduce(0) { $0 + w[$1] * w[$1 + 1] + w[$1 + 1] } }
         return count(enc) + count(dec) + (c.prior == .mixture ? 2 * c.components * c.latent : 0)
+            + (c.likelihood == .gaussian ? c.inputs : 0)
     }
 
     /// A checkpoint of this Float model with its optimizer.

@@ -233,7 +233,8 @@ public final class TrainingSession {
         evaluator = Evaluator(model: model, threads: options.threads,
                               pool: trainer.parallelism == .blas ? nil : trainer.pool)
         testCount = data.test.count
-        testBinarized = Binarization.staticBinarized(data.test, seed: TrainingSession.testBinarizationSeed)
+        testBinarized = Binarization.evaluationInputs(data.test, mode: options.configuration.binarization,
+                                                       seed: TrainingSession.testBinarizationSeed)
         try prepareOutputDirectory()
     }
 

@@ -1,7 +1,28 @@
 import LatentCore
 
-/// The Bernoulli decoder likelihood on logits a: log p(x|z) = Σ_d [x_d a_d − softplus(a_d)] (MATH.md §1).
-public enum BernoulliLikelihood {
+/// The Bernoulli decoder likelihood on logits a: log p(x|z) = Σ_d [x_d a_d − softplus(a_d)] (MATH.md §1). It has
+/// no parameters of its own.
+public struct BernoulliLikelihood: Likelihood {
+    public init() {}
+
+    public var parameters: Range<Int> { 0..<0 }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func evaluate<T: BLASScalar>(
+        parameters _: UnsafePointer<T>, outputs a: UnsafePointer<T>, targets x: UnsafePointer<T>, rows: Int,
+        columns: Int, negativeLogLikelihood out: UnsafeMutablePointer<T>, gradient: UnsafeMutablePointer<T>?,
+        scale: UnsafePointer<T>?, terms: UnsafeMutablePointer<T>
+    ) {
+        BernoulliLikelihood.evaluate(logits: a, targets: x, rows: rows, columns: columns, negativeLogLikelihood: out,
+                                     gradient: gradient, scale: scale, terms: terms)
+    }
+
+    public func accumulateParameterGradients<T: BLASScalar>(
+        parameters _: UnsafePointer<T>, outputs _: UnsafePointer<T>, targets _: UnsafePointer<T>, rows _: Int,
+        columns _: Int, scale _: UnsafePointer<T>, gradients _: UnsafeMutablePointer<T>
+    ) {}
+
     /// Per row: `negativeLogLikelihood[r]` = −log p(x_r|z_r); if `gradient` is given it receives
     /// `scale[r] · (sigmoid(a) − x)` = d(scale·(−log p))/da, computed in the same pass.
     ///
@@ -42,7 +63,7 @@ public enum BernoulliLikelihood {
 
     /// Σ values with eight interleaved partial sums (breaks the dependency chain of a single accumulator).
     @inlinable
-    static func sum<T: BLASScalar>(_ v: UnsafePointer<T>, count: Int) -> T {
+    public static func sum<T: BLASScalar>(_ v: UnsafePointer<T>, count: Int) -> T {
         var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0, s4: T = 0, s5: T = 0, s6: T = 0, s7: T = 0
         var i = 0
         while i + 8 <= count {
