@@ -9,8 +9,10 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
     public let posterior: AnyPosterior<T>
     /// The mixture prior's parameters, when the configuration has one (nil: N(0, I)).
     public let mixture: GaussianMixturePrior?
-    /// Cholesky factorizations that needed a raised jitter (covariance posterior), over this model's lifetime.
+    /// Training's Cholesky factorizations that needed a raised jitter (covariance posterior), once each.
     public let factorizationRetries = FactorizationCounter()
+    /// The same for evaluation (NELBO, IWAE bounds, posterior statistics), once per example and evaluation pass.
+    public let evaluationFactorizationRetries = FactorizationCounter()
 
     public init(_ configuration: ModelConfiguration) {
         self.configuration = configuration

@@ -35,7 +35,7 @@ public enum ImportanceWeighted {
                                                    workspace ws: StepWorkspace<T>) throws {
         let q = UnsafePointer(ws.encoder.output)
         try model.posterior.prepare(parameters: q, rows: rows, scratch: ws.scratch.pointer,
-                                    logDeterminant: ws.logDeterminant.pointer)
+                                    logDeterminant: ws.logDeterminant.pointer, retries: ws.factorizationRetries)
         model.posterior.sample(parameters: q, scratch: ws.scratch.pointer, noise: ws.noise.pointer, samples: m,
                                rows: rows, z: ws.z.pointer)
     }

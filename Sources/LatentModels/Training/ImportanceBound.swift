@@ -3,7 +3,9 @@ import LatentCore
 
 /// IWAE-m bounds for several m at once (MATH.md §4, §7), streamed: samples arrive in chunks, each example keeps a
 /// running log-sum-exp, and the bound for m is read off when m samples have been seen. Memory depends on the chunk
-/// size, never on m; the bounds for different m share their first samples (nested estimates).
+/// size, never on m; the bounds for different m share their first samples (nested estimates). Every chunk
+/// re-factorizes the posterior, but a factorization retry counts once per example, on its first chunk, into the
+/// model's evaluation counter.
 ///
 /// Generic in the scalar so that the streaming can be checked in Double against a direct log-sum-exp; runs use Float.
 public final class ImportanceBoundEvaluator<Scalar: BLASScalar>: @unchecked Sendable {
@@ -73,6 +75,7 @@ public final class ImportanceBoundEvaluator<Scalar: BLASScalar>: @unchecked Send
                             for s in 0..<m {
                                 for j in 0..<n { streams[j].fillNormal(ws.noise.pointer + (s * n + j) * k, count: k) }
                             }
+                            ws.factorizationRetries = seen == 0 ? model.evaluationFactorizationRetries : nil
                             do {
                                 _ = try ImportanceWeighted.evaluate(model: model, parameters: parameters, rows: n, samples: m,
                                                                     workspace: ws, gradients: nil, lossScale: 1)
