@@ -4,6 +4,8 @@ public enum LinearAlgebraError: Error, CustomStringConvertible, Equatable {
     case notPositiveDefinite(order: Int, leadingMinor: Int)
     /// LAPACK rejected an argument (`info < 0`): a programming error in the caller.
     case illegalArgument(routine: String, position: Int)
+    /// The matrix of this order has a NaN or infinite entry: no jitter can make it factorizable.
+    case nonFinite(order: Int)
 
     public var description: String {
         switch self {
@@ -12,6 +14,8 @@ public enum LinearAlgebraError: Error, CustomStringConvertible, Equatable {
                 + "add jitter to the diagonal (e.g. a larger --jitter)"
         case let .illegalArgument(routine, position):
             return "\(routine): argument \(position) had an illegal value"
+        case let .nonFinite(order):
+            return "matrix of order \(order) has a non-finite (NaN or infinite) entry; lower the learning rate"
         }
     }
 }

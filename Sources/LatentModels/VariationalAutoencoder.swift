@@ -11,8 +11,10 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
     public let mixture: GaussianMixturePrior?
     /// The decoder's observation model (its own parameters, if any, come after the prior's in the store).
     public let likelihood: any Likelihood
-    /// Cholesky factorizations that needed a raised jitter (covariance posterior), over this model's lifetime.
+    /// Training's Cholesky factorizations that needed a raised jitter (covariance posterior), once each.
     public let factorizationRetries = FactorizationCounter()
+    /// The same for evaluation (NELBO, IWAE bounds, posterior statistics), once per example and evaluation pass.
+    public let evaluationFactorizationRetries = FactorizationCounter()
 
     public init(_ configuration: ModelConfiguration) {
         self.configuration = configuration

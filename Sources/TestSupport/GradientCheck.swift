@@ -6,11 +6,15 @@ public func relativeError(_ a: Double, _ b: Double, floor: Double = 1e-8) -> Dou
 }
 
 /// Largest relative error between two equally long arrays, with the index where it occurs.
+///
+/// A NaN on either side (an all-NaN gradient, a value missing from a fixture) is an infinite error, so that it fails
+/// every `XCTAssertLessThan`; so is an infinity that the other side does not equal.
 public func maxRelativeError(_ a: [Double], _ b: [Double], floor: Double = 1e-8) -> (error: Double, index: Int) {
     precondition(a.count == b.count, "maxRelativeError: \(a.count) vs \(b.count) values")
     var worst = (error: 0.0, index: -1)
     for i in 0..<a.count {
-        let e = relativeError(a[i], b[i], floor: floor)
+        let e = a[i] == b[i] ? 0 : relativeError(a[i], b[i], floor: floor)
+        if e.isNaN { return (.infinity, i) }
         if e > worst.error { worst = (e, i) }
     }
     return worst
@@ -34,8 +38,10 @@ public func numericalGradient(
 }
 
 /// Error between an analytic and a numerical gradient measured against the gradient's overall scale, so entries
-/// that are nearly zero do not dominate: max_i |a_i − n_i| / max(max_j |n_j|, floor).
+/// that are nearly zero do not dominate: max_i |a_i − n_i| / max(max_j |n_j|, floor). A NaN or infinity on either
+/// side, or unequal lengths, is an infinite error (`max` would otherwise skip a NaN).
 public func scaledGradientError(analytic: [Double], numerical: [Double], floor: Double = 1e-6) -> Double {
+    guard analytic.count == numerical.count, (analytic + numerical).allSatisfy({ $0.isFinite }) else { return .infinity }
     let scale = max(numerical.map(abs).max() ?? 0, floor)
     return zip(analytic, numerical).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
 }

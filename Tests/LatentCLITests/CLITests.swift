@@ -197,13 +197,20 @@ final class CLITests: XCTestCase {
     func testEvalPrintsOneJSONObject() throws {
         let out = root.appendingPathComponent("run")
         try train(out: out)
-        let r = try LatentCommand.run(["eval", "--checkpoint", out.path, "--data", data.path, "--threads", "2", "--json"])
+        let r = try LatentCommand.run(["eval", "--checkpoint", out.path, "--data", data.path, "--threads", "2", "--json",
+                                       "--iw", "1,5"])
         assertNoCrash(r)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdoutLines.count, 1, "stdout: \(r.stdout)")
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         for key in ["nelbo", "kl", "rec", "examples"] { XCTAssertNotNil(object[key], "missing \(key): \(r.stdout)") }
         XCTAssertEqual(object["examples"] as? Int, 50)
+        // Active units of the 3 latent dimensions, and −L_m for each m of --iw (finite, positive nats).
+        let active = try XCTUnwrap(object["active_units"] as? Int, "active_units: \(r.stdout)")
+        XCTAssertTrue((0...3).contains(active), "active_units \(active)")
+        let iwae = try XCTUnwrap(object["iwae"] as? [String: Double], "iwae: \(r.stdout)")
+        XCTAssertEqual(Set(iwae.keys), ["1", "5"])
+        XCTAssertTrue(iwae.values.allSatisfy { $0.isFinite && $0 > 0 }, "\(iwae)")
         let nelbo = try XCTUnwrap(object["nelbo"] as? Double), kl = try XCTUnwrap(object["kl"] as? Double)
         let rec = try XCTUnwrap(object["rec"] as? Double)
         XCTAssertTrue(kl >= 0 && rec > 0, "kl \(kl), rec \(rec)")

@@ -98,7 +98,7 @@ final class CholeskyTests: XCTestCase {
 
     func testErrorDescriptionsAreSingleLines() {
         for e in [LinearAlgebraError.notPositiveDefinite(order: 4, leadingMinor: 2),
-                  .illegalArgument(routine: "potrf", position: 4)] {
+                  .illegalArgument(routine: "potrf", position: 4), .nonFinite(order: 3)] {
             XCTAssertFalse(e.description.isEmpty)
             XCTAssertFalse(e.description.contains("\n"), e.description)
         }

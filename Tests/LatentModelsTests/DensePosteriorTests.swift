@@ -379,46 +379,42 @@ final class DensePosteriorTests: XCTestCase {
 
     // MARK: - 5. Singular covariance: retry with a larger jitter, counted, or a typed error
 
+    /// Rows with an exactly singular AAᵀ = [[1,1,0],[1,1,0],[0,0,1]] (s = 1) at a jitter too small to change it in
+    /// Double (1 + 1e-17 = 1) fail once and factorize after one tenfold raise (from the floor k·u·s): each such row
+    /// counts exactly one retry, healthy rows none, and L Lᵀ = AAᵀ + δ'I with the δ' recorded. Without retries the
+    /// factorization throws and the test fails.
     func testSingularCovarianceRetriesOrThrows() throws {
-        let k = 3
+        let k = 3, jitter = 1e-17
         let counter = FactorizationCounter()
-        let posterior = CovarianceGaussian<Double>(latent: k, jitter: 0, retries: counter)
-        // A well-conditioned row alone: no retry.
-        let good = covarianceParameters(latent: k, rows: 1, seed: 530)
-        let scratch = Buffer<Double>(count: 2 * posterior.scratchPerRow), logDet = Buffer<Double>(count: 2)
-        let goodBuffer = Buffer<Double>(good)
-        try posterior.prepare(parameters: goodBuffer.pointer, rows: 1, scratch: scratch.pointer,
-                              logDeterminant: logDet.pointer)
-        withExtendedLifetime(goodBuffer) {}
-        XCTAssertEqual(counter.value, 0, "no retry for a positive definite Σ")
-        // Then a batch whose second row has A = 0: Σ = 0 with δ = 0.
-        let q = Buffer<Double>(good + [Double](repeating: 0, count: posterior.parameterCount))
-        q[posterior.parameterCount] = 0.3  // μ of the singular row (irrelevant to Σ)
-        do {
-            try posterior.prepare(parameters: q.pointer, rows: 2, scratch: scratch.pointer, logDeterminant: logDet.pointer)
-            XCTAssertGreaterThan(counter.value, 0, "a raised jitter must be counted")
-            let used = scratch[posterior.scratchPerRow + k * k]
-            XCTAssertGreaterThan(used, 0, "δ actually used must be recorded and positive")
-            XCTAssertTrue(logDet[1].isFinite, "log det \(logDet[1])")
-            // L of the singular row factors δ' I: L = √δ' I.
+        let posterior = CovarianceGaussian<Double>(latent: k, jitter: jitter, retries: counter)
+        let singular: [Double] = [0.3, -0.1, 0.2] + [1, 0, 0, 1, 0, 0, 0, 0, 1]
+        let good = covarianceParameters(latent: k, rows: 2, seed: 530)
+        let width = posterior.parameterCount
+        let rows = Array(good[0..<width]) + singular + Array(good[width...]) + singular
+        let q = Buffer<Double>(rows)
+        let scratch = Buffer<Double>(count: 4 * posterior.scratchPerRow), logDet = Buffer<Double>(count: 4)
+        try posterior.prepare(parameters: q.pointer, rows: 4, scratch: scratch.pointer, logDeterminant: logDet.pointer)
+        XCTAssertEqual(counter.value, 2, "one retry per row that needed a raise, none for the healthy rows")
+        let raised = 10 * max(jitter, Double(k) * Double.ulpOfOne * 1)
+        for r in 0..<4 {
+            let delta = scratch[r * posterior.scratchPerRow + k * k]
+            XCTAssertEqual(delta, r % 2 == 1 ? raised : jitter, "row \(r): the δ used")
+            // L Lᵀ = AAᵀ + δI with the δ recorded.
+            let a = Array(rows[(r * width + k)..<((r + 1) * width)])
+            let l = (0..<(k * k)).map { scratch[r * posterior.scratchPerRow + $0] }
             for i in 0..<k {
                 for j in 0..<k {
-                    let expected = i == j ? used.squareRoot() : 0
-                    XCTAssertEqual(scratch[posterior.scratchPerRow + i * k + j], expected, accuracy: 1e-12 * max(1, expected))
+                    var sigma = i == j ? delta : 0, product = 0.0
+                    for t in 0..<k {
+                        sigma += a[i * k + t] * a[j * k + t]
+                        product += l[i * k + t] * l[j * k + t]
+                    }
+                    XCTAssertEqual(product, sigma, accuracy: 1e-15, "row \(r): (LLᵀ)[\(i),\(j)]")
                 }
             }
-            XCTAssertEqual(logDet[1], Double(k) / 2 * Foundation.log(used), accuracy: 1e-12)
-            // The healthy row keeps δ = 0.
-            XCTAssertEqual(scratch[k * k], 0)
-            let kl = Buffer<Double>(count: 2)
-            posterior.klToStandardNormal(parameters: q.pointer, scratch: scratch.pointer, logDeterminant: logDet.pointer,
-                                         rows: 2, kl: kl.pointer)
-            // KL of N(μ, δ'I): ½(kδ' + ‖μ‖² − k − k log δ').
-            let expectedKL = 0.5 * (Double(k) * used + 0.09 - Double(k) - Double(k) * Foundation.log(used))
-            XCTAssertEqual(kl[1], expectedKL, accuracy: 1e-10 * abs(expectedKL), "KL uses the raised δ")
-        } catch let error as LinearAlgebraError {
-            XCTAssertGreaterThan(counter.value, 0, "the attempts before the error must be counted: \(error)")
+            XCTAssertEqual(logDet[r], (0..<k).reduce(0.0) { $0 + Foundation.log(l[$1 * k + $1]) }, accuracy: 1e-12)
         }
+        withExtendedLifetime(q) {}
     }
 }
 

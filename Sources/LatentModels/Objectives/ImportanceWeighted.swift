@@ -26,7 +26,7 @@ public struct ImportanceWeighted: TrainingObjective {
                                             workspace ws: StepWorkspace<T>) throws {
         let q = UnsafePointer(ws.encoder.output)
         try model.posterior.prepare(parameters: q, rows: rows, scratch: ws.scratch.pointer,
-                                    logDeterminant: ws.logDeterminant.pointer)
+                                    logDeterminant: ws.logDeterminant.pointer, retries: ws.factorizationRetries)
         model.posterior.sample(parameters: q, scratch: ws.scratch.pointer, noise: ws.noise.pointer, samples: m,
                                rows: rows, z: ws.z.pointer)
     }

@@ -31,6 +31,9 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
     public let componentLogDensities: Buffer<T>
     /// The mixture prior's GEMM buffers (nil without a mixture prior).
     public let mixture: MixtureScratch<T>?
+    /// Where the objectives count factorizations that needed a raised jitter: the model's training counter unless
+    /// an evaluator sets its own (nil: not counted).
+    public var factorizationRetries: FactorizationCounter?
 
     public init(model: VariationalAutoencoder<T>, capacity: Int, samples: Int? = nil) {
         let m = samples ?? model.configuration.samples
@@ -56,6 +59,7 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
         bound = Buffer(count: capacity)
         componentLogDensities = Buffer(count: model.mixture == nil ? 0 : m * capacity * model.configuration.components)
         mixture = model.mixture.map { MixtureScratch(prior: $0, rows: m * capacity) }
+        factorizationRetries = model.factorizationRetries
     }
 
     /// The examples `examples` of `shared` (capacity `examples.count`): a view of the same memory, every per-example
@@ -87,5 +91,6 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
         bound = view(shared.bound, 1)
         componentLogDensities = view(shared.componentLogDensities, model.mixture == nil ? 0 : m * model.configuration.components)
         mixture = model.mixture.map { MixtureScratch(prior: $0, rows: m * n) }
+        factorizationRetries = shared.factorizationRetries
     }
 }

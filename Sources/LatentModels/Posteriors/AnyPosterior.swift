@@ -40,6 +40,18 @@ public enum AnyPosterior<Scalar: BLASScalar>: Posterior {
         }
     }
 
+    /// `prepare`, counting factorizations that needed a raised jitter into `retries` (nil: not counted) instead of
+    /// the family's own counter, so that training and evaluation are counted apart.
+    @inlinable
+    public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+                        logDeterminant: UnsafeMutablePointer<Scalar>, retries: FactorizationCounter?) throws {
+        guard case let .covariance(p) = self else {
+            return try prepare(parameters: parameters, rows: rows, scratch: scratch, logDeterminant: logDeterminant)
+        }
+        try p.prepare(parameters: parameters, rows: rows, scratch: scratch, logDeterminant: logDeterminant,
+                      retries: retries)
+    }
+
     @inlinable
     public func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                        samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {

@@ -6,8 +6,11 @@ import LatentCore
 /// q = N(μ, Σ) with Σ = A Aᵀ + δI: the encoder emits μ (k) and A (k×k, row-major); L = chol(Σ) by LAPACK's potrf,
 /// and the backward goes through the factorization (MATH.md §2, "covariance").
 ///
-/// A factorization that fails (possible in Float for a nearly singular AAᵀ) is retried with δ raised tenfold,
-/// up to six times; each retry is counted in `FactorizationCounter`, never silently dropped.
+/// A factorization that fails (possible in Float for a nearly singular AAᵀ) is retried with δ raised tenfold (the
+/// first raise from at least k·u·s, u the unit roundoff, s the largest diagonal entry of AAᵀ), at most
+/// `maximumRaises` times and never above the ceiling max(jitter, `ceilingRelativeToScale` · s), so a retry stays a
+/// perturbation at the level of rounding, not a different posterior. A non-finite A fails at once as
+/// `LinearAlgebraError.nonFinite`. Each row that needed a raise and then factorized counts once.
 public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     public let latent: Int
     public let jitter: Scalar
@@ -24,30 +27,55 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     /// allocates nothing).
     public var scratchPerRow: Int { 4 * latent * latent + 1 }
 
+    /// Tenfold raises of δ one factorization may try.
+    public static var maximumRaises: Int { 6 }
+    /// The ceiling of a raised δ relative to s, the largest diagonal entry of AAᵀ (δ never exceeds max(jitter, c·s)).
+    public static var ceilingRelativeToScale: Double { 1e-3 }
+
     @inlinable
     public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>) throws {
+        try prepare(parameters: parameters, rows: rows, scratch: scratch, logDeterminant: logDeterminant,
+                    retries: retries)
+    }
+
+    /// `prepare`, counting the rows that needed a raised δ into `counter` (nil: not counted).
+    @inlinable
+    public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+                        logDeterminant: UnsafeMutablePointer<Scalar>, retries counter: FactorizationCounter?) throws {
         let k = latent, width = parameterCount
         for r in 0..<rows {
             let a = parameters + r * width + k
             let l = scratch + r * scratchPerRow
-            var delta = jitter
-            var attempt = 0
+            var delta = jitter, raises = 0, floor: Scalar = 0, ceiling = jitter
             while true {
                 // Σ = A Aᵀ + δI, then L = chol(Σ) in place.
                 Scalar.gemm(.none, .transpose, rows: k, columns: k, inner: k, alpha: 1, a: a, lda: k, b: a, ldb: k,
                             beta: 0, c: l, ldc: k)
+                if raises == 0 {
+                    // A NaN or infinity in A reaches the diagonal of AAᵀ; s sets the raises' floor and ceiling.
+                    var s: Scalar = 0
+                    for i in 0..<k {
+                        let v = l[i * k + i]
+                        guard v.isFinite else { throw LinearAlgebraError.nonFinite(order: k) }
+                        s = max(s, v)
+                    }
+                    floor = Scalar(k) * Scalar.ulpOfOne * s
+                    ceiling = max(jitter, Scalar(Self.ceilingRelativeToScale) * s)
+                }
                 for i in 0..<k { l[i * k + i] += delta }
                 do {
                     try choleskyLower(l, order: k)
                     break
                 } catch let error as LinearAlgebraError {
-                    attempt += 1
-                    retries.record()
-                    guard attempt <= 6 else { throw error }
-                    delta = max(delta, Scalar(1e-6)) * 10
+                    guard case .notPositiveDefinite = error else { throw error }
+                    let next = 10 * max(delta, floor)
+                    guard raises < Self.maximumRaises, next > delta, next <= ceiling else { throw error }
+                    raises += 1
+                    delta = next
                 }
             }
+            if raises > 0 { counter?.record() }
             l[k * k] = delta
             var logDet: Scalar = 0
             for i in 0..<k { logDet += Scalar.log(l[i * k + i]) }
@@ -137,7 +165,8 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     }
 }
 
-/// Counts Cholesky factorizations that needed a larger jitter; shared by the workers of one run.
+/// Counts Cholesky factorizations that needed a larger jitter, once each; shared by the workers of one run (a model
+/// keeps one for training and one for evaluation).
 public final class FactorizationCounter: @unchecked Sendable {
     private var count = 0
     private let lock = NSLockLike()

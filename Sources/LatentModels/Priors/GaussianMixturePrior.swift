@@ -18,6 +18,9 @@ public struct GaussianMixturePrior: Sendable {
     /// log p(z) per row into `out`; `componentLogDensities` (rows × K) keeps log N_j(z) for the backward.
     ///
     /// The K quadratic forms of all rows are one GEMM: Σᵢ (zᵢ − m_ji)²/v_ji = [z², z] · [1/v_j, −2m_j/v_j]ᵀ + Σᵢ m_ji²/v_ji.
+    /// That expanded form cancels when z ≈ m_j and m²/v is large (small variances, Float), so each form carries a
+    /// rounding-error bound, and the components that can matter to log p (within `relevanceMargin` nats of the row's
+    /// best) whose bound exceeds `recomputeTolerance` are recomputed in the centered form Σᵢ (zᵢ − m_ji)²/v_ji.
     @inlinable
     public func logDensity<T: BLASScalar>(
         parameters p: UnsafePointer<T>, z: UnsafePointer<T>, rows: Int, out: UnsafeMutablePointer<T>,
@@ -27,16 +30,20 @@ public struct GaussianMixturePrior: Sendable {
         let work = scratch ?? MixtureScratch<T>(prior: self, rows: rows)
         let m = p + means.offset, lv = p + logVariances.offset
         let features = work.features.pointer, weights = work.weights.pointer, constants = work.constants.pointer
+        let meanTerms = work.meanTerms.pointer, logVarianceSums = work.logVarianceSums.pointer
         let base = T(k) * T.halfLogTwoPi
         for j in 0..<K {
-            var c: T = 0
+            var c: T = 0, l: T = 0
             for i in 0..<k {
                 let inverse = T.exp(-lv[j * k + i]), mean = m[j * k + i]
                 weights[j * 2 * k + i] = inverse
                 weights[j * 2 * k + k + i] = -2 * mean * inverse
-                c += mean * mean * inverse + lv[j * k + i]
+                c += mean * mean * inverse
+                l += lv[j * k + i]
             }
-            constants[j] = c
+            meanTerms[j] = c
+            logVarianceSums[j] = l
+            constants[j] = c + l
         }
         for r in 0..<rows {
             for i in 0..<k {
@@ -47,13 +54,36 @@ public struct GaussianMixturePrior: Sendable {
         }
         T.gemm(.none, .transpose, rows: rows, columns: K, inner: 2 * k, alpha: 1, a: features, lda: 2 * k, b: weights,
                ldb: 2 * k, beta: 0, c: logN, ldc: K)
-        let logK = T.log(T(K))
+        // |error of q̃| ≤ γ Σ|terms| ≤ γ(2Σz²w + 2Σm²w) ≤ γ(4q + 6Σm²w), and q ≤ q̃ + error (z² ≤ 2(z−m)² + 2m²).
+        let gamma = T(2 * k + 8) * T.ulpOfOne
+        func errorBound(_ q: T, _ j: Int) -> T { gamma * (4 * max(q, 0) + 6 * meanTerms[j]) / (1 - 4 * gamma) }
+        let logK = T.log(T(K)), tolerance = T(Self.recomputeTolerance), margin = T(Self.relevanceMargin)
         for r in 0..<rows {
             let row = logN + r * K
-            for j in 0..<K { row[j] = -(row[j] + constants[j]) / 2 - base }
+            var best = -T.infinity
+            for j in 0..<K {
+                let q = row[j] + meanTerms[j]
+                row[j] = -(row[j] + constants[j]) / 2 - base
+                best = max(best, row[j] - errorBound(q, j) / 2)
+            }
+            for j in 0..<K {
+                let q = -2 * (row[j] + base) - logVarianceSums[j], bound = errorBound(q, j)
+                guard bound > tolerance, row[j] + bound / 2 >= best - margin else { continue }
+                var centered: T = 0
+                for i in 0..<k {
+                    let difference = z[r * k + i] - m[j * k + i]
+                    centered += difference * difference * weights[j * 2 * k + i]
+                }
+                row[j] = -(centered + logVarianceSums[j]) / 2 - base
+            }
             out[r] = ElementWise.logSumExp(UnsafePointer(row), count: K) - logK
         }
     }
+
+    /// Error bound (in units of the quadratic form) above which a relevant component is recomputed centered.
+    public static var recomputeTolerance: Double { 5e-4 }
+    /// Components whose log-density lies more than this many nats below the row's best cannot change log p.
+    public static var relevanceMargin: Double { 40 }
 
     /// Adds `coefficient[r]` · ∂log p(z_r)/∂z_r to `dz` and · ∂log p/∂(m, ℓ) to the gradient buffer `g`, with
     /// c_rj = coefficient_r · softmax_j(log N_j(z_r)) and w = 1/v:
@@ -141,6 +171,9 @@ public final class MixtureScratch<T: BLASScalar>: @unchecked Sendable {
     public let mixed: Buffer<T>
     /// Σᵢ (m²/v + ℓ) per component in the forward; Σ_r c_rj in the backward (K).
     public let constants: Buffer<T>
+    /// Σᵢ m²/v and Σᵢ ℓ per component (K), for the forward's error bounds and centered recomputation.
+    public let meanTerms: Buffer<T>
+    public let logVarianceSums: Buffer<T>
     public let rowProducts: Buffer<T>
     public let componentProducts: Buffer<T>
 
@@ -150,6 +183,8 @@ public final class MixtureScratch<T: BLASScalar>: @unchecked Sendable {
         weights = Buffer(count: K * 2 * k)
         mixed = Buffer(count: K * 2 * k)
         constants = Buffer(count: K)
+        meanTerms = Buffer(count: K)
+        logVarianceSums = Buffer(count: K)
         rowProducts = Buffer(count: rows * 2 * k)
         componentProducts = Buffer(count: K * 2 * k)
     }

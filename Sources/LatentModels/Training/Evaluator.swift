@@ -22,6 +22,7 @@ public final class Evaluator: @unchecked Sendable {
         self.batchSize = batchSize
         let capacity = (batchSize + workers - 1) / workers
         workspaces = (0..<workers).map { _ in StepWorkspace(model: model, capacity: capacity, samples: 1) }
+        for ws in workspaces { ws.factorizationRetries = model.evaluationFactorizationRetries }
         workerSums = .allocate(capacity: workers)
         workerSums.initialize(repeating: TermSums(), count: workers)
     }

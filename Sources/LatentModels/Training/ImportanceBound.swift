@@ -3,18 +3,22 @@ import LatentCore
 
 /// IWAE-m bounds for several m at once (MATH.md §4, §7), streamed: samples arrive in chunks, each example keeps a
 /// running log-sum-exp, and the bound for m is read off when m samples have been seen. Memory depends on the chunk
-/// size, never on m; the bounds for different m share their first samples (nested estimates).
-public final class ImportanceBoundEvaluator: @unchecked Sendable {
-    public let model: VariationalAutoencoder<Float>
+/// size, never on m; the bounds for different m share their first samples (nested estimates). Every chunk
+/// re-factorizes the posterior, but a factorization retry counts once per example, on its first chunk, into the
+/// model's evaluation counter.
+///
+/// Generic in the scalar so that the streaming can be checked in Double against a direct log-sum-exp; runs use Float.
+public final class ImportanceBoundEvaluator<Scalar: BLASScalar>: @unchecked Sendable {
+    public let model: VariationalAutoencoder<Scalar>
     public let workers: Int
     /// The threads that run the workers' parts (shared with other evaluators of the same run).
     public let pool: WorkerPool
     public let rowsPerWorker: Int
     public let chunk: Int
-    let workspaces: [StepWorkspace<Float>]
+    let workspaces: [StepWorkspace<Scalar>]
 
     /// `decoderRows` bounds the samples × examples one worker decodes at once (the memory knob).
-    public init(model: VariationalAutoencoder<Float>, threads: Int, rowsPerWorker: Int = 50, decoderRows: Int = 2500,
+    public init(model: VariationalAutoencoder<Scalar>, threads: Int, rowsPerWorker: Int = 50, decoderRows: Int = 2500,
                 pool: WorkerPool? = nil) {
         self.model = model
         workers = max(1, threads)
@@ -36,7 +40,7 @@ public final class ImportanceBoundEvaluator: @unchecked Sendable {
 
     /// Mean −L_m over `count` binarized examples for every m in `sampleCounts`.
     /// `progress(examplesDone, decoderSamplesPerSecond)` is called after every batch of examples.
-    public func evaluate(binarized: [Float], count: Int, sampleCounts: [Int], seed: UInt64 = 0,
+    public func evaluate(binarized: [Scalar], count: Int, sampleCounts: [Int], seed: UInt64 = 0,
                          progress: (Int, Double) -> Void = { _, _ in }) throws -> Result {
         let counts = Array(Set(sampleCounts)).sorted()
         guard let largest = counts.last, counts.first! > 0 else { return Result(bounds: [:], examples: 0, decoderSamples: 0, seconds: 0) }
@@ -63,7 +67,7 @@ public final class ImportanceBoundEvaluator: @unchecked Sendable {
                         for j in 0..<n {
                             (ws.x.pointer + j * d).update(from: data.baseAddress! + (batchStart + slice.lowerBound + j) * d, count: d)
                         }
-                        var maximum = [Float](repeating: -.infinity, count: n)
+                        var maximum = [Scalar](repeating: -.infinity, count: n)
                         var sum = [Double](repeating: 0, count: n)
                         var seen = 0, next = 0
                         while seen < largest {
@@ -71,6 +75,7 @@ public final class ImportanceBoundEvaluator: @unchecked Sendable {
                             for s in 0..<m {
                                 for j in 0..<n { streams[j].fillNormal(ws.noise.pointer + (s * n + j) * k, count: k) }
                             }
+                            ws.factorizationRetries = seen == 0 ? model.evaluationFactorizationRetries : nil
                             do {
                                 _ = try ImportanceWeighted.evaluate(model: model, parameters: parameters, rows: n, samples: m,
                                                                     workspace: ws, gradients: nil, lossScale: 1)
@@ -81,8 +86,9 @@ public final class ImportanceBoundEvaluator: @unchecked Sendable {
                             for j in 0..<n {
                                 var top = maximum[j]
                                 for s in 0..<m { top = max(top, ws.logWeights[s * n + j]) }
-                                var total = top == maximum[j] ? sum[j] : sum[j] * Double(Float.exp(maximum[j] - top))
-                                for s in 0..<m { total += Double(Float.exp(ws.logWeights[s * n + j] - top)) }
+                                // A new maximum rescales the running sum: Σ exp(w − old) · exp(old − new).
+                                var total = top == maximum[j] ? sum[j] : sum[j] * Double(Scalar.exp(maximum[j] - top))
+                                for s in 0..<m { total += Double(Scalar.exp(ws.logWeights[s * n + j] - top)) }
                                 maximum[j] = top
                                 sum[j] = total
                             }

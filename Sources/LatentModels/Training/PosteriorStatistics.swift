@@ -38,7 +38,8 @@ extension Evaluator {
                         let q = UnsafePointer(ws.encoder.output)
                         do {
                             try posterior.prepare(parameters: q, rows: slice.count, scratch: ws.scratch.pointer,
-                                                  logDeterminant: ws.logDeterminant.pointer)
+                                                  logDeterminant: ws.logDeterminant.pointer,
+                                                  retries: ws.factorizationRetries)
                         } catch {
                             perWorker[w][2 * k + 1] = 1
                             return
