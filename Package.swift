@@ -3,9 +3,8 @@ import Foundation
 import PackageDescription
 
 /// Release builds are tuned for the building machine, like `-march=native`: the element-wise kernels are compiled for
-/// AVX-512 with 16-lane vectors where its CPU has it (LLVM's `prefer-256-bit` tuning turned off; the ELBO's and the
-/// Bernoulli likelihood's passes take about a third less time than with AVX2 in `perf` at batch 512; the GEMM kernel
-/// runs 512-bit instructions anyway), else for AVX2 and FMA (8 lanes and fused multiply-adds instead of SSE2's 4).
+/// AVX-512 with 16-lane vectors where its CPU has it (LLVM's `prefer-256-bit` tuning turned off; the GEMM kernel runs
+/// 512-bit instructions anyway), else for AVX2 and FMA (8 lanes and fused multiply-adds instead of SSE2's 4).
 let hostCPUFlags: Set<String> = {
     guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
           let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
@@ -30,6 +29,8 @@ let package = Package(
         .library(name: "LatentCore", targets: ["LatentCore"]),
         .library(name: "LatentData", targets: ["LatentData"]),
         .library(name: "LatentModels", targets: ["LatentModels"]),
+        .library(name: "LatentEvaluation", targets: ["LatentEvaluation"]),
+        .library(name: "LatentTraining", targets: ["LatentTraining"]),
         .executable(name: "latent", targets: ["LatentCLI"]),
         .executable(name: "latent-bench", targets: ["LatentBench"]),
     ],
@@ -57,11 +58,15 @@ let package = Package(
         // MARK: - Implementation
         .target(name: "LatentCore", dependencies: ["CLinearAlgebra"], swiftSettings: optimized),
         .target(name: "LatentData", dependencies: ["LatentCore", "CZlib", "CPNG"], swiftSettings: optimized),
-        .target(name: "LatentModels", dependencies: ["LatentCore", "LatentData", "CZlib"], swiftSettings: optimized),
+        .target(name: "LatentModels", dependencies: ["LatentCore", "LatentData"], swiftSettings: optimized),
+        .target(name: "LatentEvaluation", dependencies: ["LatentCore", "LatentData", "LatentModels"],
+                swiftSettings: optimized),
+        .target(name: "LatentTraining", dependencies: ["LatentCore", "LatentData", "LatentModels", "LatentEvaluation"],
+                swiftSettings: optimized),
         .executableTarget(
             name: "LatentCLI",
             dependencies: [
-                "LatentCore", "LatentData", "LatentModels",
+                "LatentCore", "LatentData", "LatentModels", "LatentEvaluation", "LatentTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimized
@@ -69,7 +74,8 @@ let package = Package(
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
         .executableTarget(
             name: "LatentBench",
-            dependencies: ["LatentCore", "LatentData", "LatentModels", "CMallocCounter"],
+            dependencies: ["LatentCore", "LatentData", "LatentModels", "LatentEvaluation", "LatentTraining",
+                           "CMallocCounter"],
             path: "Benchmarks/LatentBench",
             swiftSettings: optimized
         ),
@@ -80,12 +86,13 @@ let package = Package(
         // -sanitize=fuzzer -DFUZZING); built normally it replays inputs and writes the seed corpus.
         .executableTarget(
             name: "LatentFuzz",
-            dependencies: ["LatentCore", "LatentData", "LatentModels"],
+            dependencies: ["LatentCore", "LatentData", "LatentModels", "LatentTraining"],
             path: "Tests/Fuzz/LatentFuzz"
         ),
         .testTarget(name: "LatentCoreTests", dependencies: ["LatentCore", "TestSupport"]),
         .testTarget(name: "LatentDataTests", dependencies: ["LatentData", "TestSupport"]),
-        .testTarget(name: "LatentModelsTests", dependencies: ["LatentModels", "LatentData", "TestSupport"],
+        .testTarget(name: "LatentModelsTests",
+                    dependencies: ["LatentModels", "LatentEvaluation", "LatentTraining", "LatentData", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "LatentCLITests", dependencies: ["LatentCLI", "LatentCore"]),
     ]

@@ -3,6 +3,8 @@ import Foundation
 import LatentCore
 import LatentData
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 /// latent-bench: kernels, training-step throughput and efficiency, thread scaling and evaluation throughput.
 /// Usage: latent-bench [--quick | --smoke] [--only SECTION,…] [--json FILE]

@@ -1,5 +1,7 @@
 import LatentCore
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 import Synchronization
 
 /// Replays exactly the GEMMs of one training step, the way the trainer's strategy runs them (same workers, rows per

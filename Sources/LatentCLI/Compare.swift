@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 /// Comma-separated posterior families.
 struct PosteriorList: ExpressibleByArgument {

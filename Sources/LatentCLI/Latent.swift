@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import LatentCore
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 @main
 struct Latent: ParsableCommand {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import LatentData
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 extension ModelKind: ExpressibleByArgument {}
 extension PosteriorKind: ExpressibleByArgument {}

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 /// `latent report` (named ReportCommand so that it does not shadow the library's `Report`).
 struct ReportCommand: ParsableCommand {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import LatentData
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,8 @@ import Foundation
 import LatentCore
 import LatentData
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,7 +3,8 @@ import Foundation
 
 /// Which GEMM kernel OpenBLAS runs, and the remedy when a DYNAMIC_ARCH OpenBLAS is older than the CPU: OpenBLAS
 /// 0.3.21 (Debian 12) does not know e.g. Intel's Emerald Rapids and falls back to its generic SSE3 kernel, "Prescott",
-/// which runs this engine's GEMMs 2.6–5× slower than the AVX-512 kernel the CPU can run (latent-bench's GEMM table).
+/// which runs this engine's GEMMs several times slower than the AVX-512 kernel the CPU can run
+/// (docs/PERFORMANCE.md § OpenBLAS kernel selection).
 public enum BLASKernel {
     /// The kernel OpenBLAS runs, as it names it ("SkylakeX", "Haswell", "Prescott", …).
     public static var current: String { String(cString: openblas_get_corename()) }

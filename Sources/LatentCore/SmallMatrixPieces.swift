@@ -4,11 +4,9 @@
 /// them, but take that path only when `sgemm_small_kernel_permit` allows: M·N·K ≤ 100³ and, for its TN kernel,
 /// M·N ≤ 1200 with K ≥ 32 (column-major names; a row-major call with `rows` × `columns` is column-major
 /// `columns` × `rows`). The training step's GEMMs at batch 32 lie just above those bounds and spent a third of their
-/// time packing, so `Float.gemm` issues them as one GEMM per block of columns of C, each within the bounds. On the
-/// 2-core machine of the README, one thread, single GEMMs of the step's shapes ran 1.3–1.6× faster in pieces for
-/// dW = dyᵀx over 16–100 rows, 1.1–1.4× for y = x Wᵀ and 1.0–1.2× for dx = dy W at 32 rows, and the whole step at
-/// batch 32 1.15–1.19× (latent-bench's pieces table). A piece is the same product on its columns: only the kernels'
-/// rounding differs, and the pieces depend on the shapes alone.
+/// time packing, so `Float.gemm` issues them as one GEMM per block of columns of C, each within the bounds
+/// (docs/PERFORMANCE.md § Small-matrix pieces; latent-bench's pieces table). A piece is the same product on its
+/// columns: only the kernels' rounding differs, and the pieces depend on the shapes alone.
 public enum SmallMatrixPieces {
     /// The largest product M·N·K OpenBLAS sends to a small-matrix kernel.
     public static let productLimit = 1_000_000

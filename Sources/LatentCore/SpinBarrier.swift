@@ -7,9 +7,8 @@ import Synchronization
 /// member has called it the same number of times, and what a member wrote before it is visible to all after it.
 /// Waiters spin for up to `spinSeconds` (a quiet team arrives within microseconds), then sleep on a condition
 /// variable: a member that lost its core to another process is then moved by the kernel onto the sleeper's idle
-/// core instead of waiting behind the other process. With a busy loop on the machine, that took the tensor-parallel
-/// step (then 13 barriers) from 0.29–0.38× to 0.54–0.69× of one quiet thread, against 0.59–0.80× for data parallelism
-/// (batch 100, 2 threads). Allocation-free after init.
+/// core instead of waiting behind the other process (docs/PERFORMANCE.md § Tensor parallelism). Allocation-free after
+/// init.
 public final class SpinBarrier: @unchecked Sendable {
     public let count: Int
     private let arrived = Atomic<Int>(0)

@@ -4,9 +4,8 @@ import Glibc
 
 /// Subnormal floats flushed to zero while the engine's parallel regions run (x86-64: the FTZ and DAZ bits of MXCSR).
 /// Intel cores take a microcode assist of about a hundred cycles for a subnormal operand or result, and IWAE's
-/// importance weights push gradients into that range: without it, five of latent-bench's six IWAE rows ran 2.7–7×
-/// slower, with repetitions of one row up to 4× apart. Only magnitudes below 1.2e-38 (Float) or 2.2e-308 (Double) change, to zero, as in
-/// TensorFlow's CPU kernels.
+/// importance weights push gradients into that range (docs/PERFORMANCE.md § Subnormal flushing). Only magnitudes
+/// below 1.2e-38 (Float) or 2.2e-308 (Double) change, to zero, as in TensorFlow's CPU kernels.
 public enum SubnormalFlushing {
     #if arch(x86_64) && canImport(Glibc)
     /// MXCSR's flush-to-zero (results) and denormals-are-zero (operands) bits.

@@ -1,4 +1,5 @@
 import Foundation
+import LatentCore
 internal import CPNG
 
 /// Why an image could not be laid out, encoded or written, and what to do about it.
@@ -194,7 +195,9 @@ public enum PNGWriter {
         try writeFile(try encode(image), to: path)
     }
 
-    /// Writes `bytes` to `path` (parent directories created), with the operating system's reason on failure.
+    /// Writes `bytes` to `path` (parent directories created), with the operating system's reason on failure: a regular
+    /// file is replaced atomically (`AtomicFile`), so a failed write (a full disk) leaves the previous file whole; a
+    /// device or pipe is written in place.
     public static func writeFile(_ bytes: [UInt8], to path: String) throws {
         let parent = (path as NSString).deletingLastPathComponent
         if !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) {
@@ -202,6 +205,14 @@ public enum PNGWriter {
                 try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
             } catch {
                 throw ImageError.unwritable(path: path, reason: "cannot create the directory \(parent)")
+            }
+        }
+        var status = stat()
+        if stat(path, &status) != 0 || status.st_mode & S_IFMT == S_IFREG {
+            do {
+                return try AtomicFile.write(bytes, to: path)
+            } catch {
+                throw ImageError.unwritable(path: path, reason: error.reason)
             }
         }
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)

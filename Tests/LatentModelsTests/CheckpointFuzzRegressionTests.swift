@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 /// Replays the checkpoint fuzz target's inputs (Tests/Fuzz/corpus/checkpoint, the seeds, and
 /// Tests/Fuzz/regressions/checkpoint, every crash scripts/fuzz.sh found) through `Checkpoint.decode` the way the

@@ -3,6 +3,8 @@ import LatentCore
 import TestSupport
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// The binary checkpoint format: round trip, every kind of damage, and atomic saving.
 final class CheckpointTests: XCTestCase {

@@ -1,5 +1,7 @@
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// The covariance family's IWAE gradient against central differences in Double, as for the other families
 /// (`checkIWAEGradient`: every parameter group, m = 1, 3, 7), with both priors.

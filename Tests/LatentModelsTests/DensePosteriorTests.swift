@@ -3,6 +3,8 @@ import LatentCore
 import TestSupport
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// The two dense posterior families (MATH.md §2: `full` = CholeskyFactorGaussian, `covariance` =
 /// CovarianceGaussian) against independent computations: central finite differences in Double (relative error

@@ -1,4 +1,6 @@
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 import XCTest
 
 /// The cs236 preset's fixed subset: exactly the first 10 test images of each class, or an error naming the class.

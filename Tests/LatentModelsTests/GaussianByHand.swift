@@ -1,5 +1,7 @@
 import Foundation
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 /// Σ, Σ⁻¹ and Gaussian log-densities computed by hand, independently of the engine's BLAS/LAPACK paths, for the
 /// dense-posterior and importance-weighted tests.

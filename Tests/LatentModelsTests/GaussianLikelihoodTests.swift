@@ -1,5 +1,7 @@
 import LatentCore
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 import TestSupport
 import XCTest
 

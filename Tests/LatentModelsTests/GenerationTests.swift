@@ -3,6 +3,8 @@ import LatentCore
 import LatentData
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// Generation (prior draws, posterior means, decoding, grids) against closed forms and brute-force properties.
 final class GenerationTests: XCTestCase {

@@ -3,6 +3,8 @@ import LatentCore
 import TestSupport
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// Every backward pass against central finite differences in Double (DESIGN.md § Conventions 4: relative error
 /// below 1e-6), measured per parameter group with `scaledGradientError`.

@@ -2,6 +2,8 @@ import Foundation
 import LatentCore
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// The gradient estimators of MATH.md §6 on a tiny Double model: unbiased against an exact (Gauss–Hermite) expected
 /// gradient, the score function noisier than the pathwise one, the pathwise draw identical to `ELBO.evaluate`, and the

@@ -3,6 +3,8 @@ import LatentCore
 import TestSupport
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// The streamed IWAE evaluation (running log-sum-exp, rescaled when a new maximum arrives) against a direct
 /// log-sum-exp over all samples computed here, in Double, for several chunk sizes: equal to 1e-12.

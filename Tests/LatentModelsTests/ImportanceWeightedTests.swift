@@ -4,6 +4,8 @@ import LatentData
 import TestSupport
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// The mixture prior (MATH.md §5) and the importance-weighted bound (MATH.md §4) against independent computations:
 /// brute-force densities, central finite differences in Double (relative error below 1e-6), the one-sample ELBO

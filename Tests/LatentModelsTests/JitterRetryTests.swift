@@ -4,6 +4,8 @@ import LatentData
 import TestSupport
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// The covariance family's jitter retry rules (CovarianceGaussian): non-finite input fails at once, a hopeless
 /// matrix throws uncounted, and retries are counted once per factorization, training and evaluation apart.

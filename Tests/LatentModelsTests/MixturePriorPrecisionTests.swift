@@ -2,6 +2,8 @@ import Foundation
 import LatentCore
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// The mixture prior's log p in Float against the same computation in Double (at the same Float-representable
 /// inputs) over log v ∈ [−12, 4], |m| ≤ 6 and z within a few standard deviations of a component: within 1e-3 nats.

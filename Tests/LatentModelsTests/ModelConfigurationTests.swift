@@ -1,4 +1,6 @@
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 import XCTest
 
 /// `ModelConfiguration.validate` bounds what one training step allocates.

@@ -3,6 +3,8 @@ import LatentCore
 import TestSupport
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// Active units and the mean absolute posterior correlation (PosteriorStatistics) against a brute-force computation
 /// here: Σ = AAᵀ + δI (covariance) or diag(σ²) from the encoder outputs, formed in Double without any factorization.

@@ -1,6 +1,8 @@
 import Foundation
 import LatentCore
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// One case of `Fixtures/*.json` (copied from shared/vectors): a tiny model with fixed weights, inputs and noise.
 struct ReferenceVector {

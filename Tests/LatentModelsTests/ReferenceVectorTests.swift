@@ -2,6 +2,8 @@ import LatentCore
 import TestSupport
 import XCTest
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 
 /// The engine reproduces independent float64 reference values (shared/vectors) to 1e-9 relative error.
 final class ReferenceVectorTests: XCTestCase {

@@ -1,6 +1,8 @@
 import LatentCore
 import LatentData
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 import XCTest
 
 /// Every training strategy against the reference step (`ReferenceStep`): the same loss, the same gradient up to the

@@ -1,6 +1,8 @@
 import LatentCore
 import LatentData
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 import XCTest
 
 /// Tensor parallelism (`ColumnTeam`): every layer's outputs split over the workers, per-example work on each worker's

@@ -1,6 +1,8 @@
 import LatentCore
 import LatentData
 @testable import LatentModels
+@testable import LatentEvaluation
+@testable import LatentTraining
 import XCTest
 
 /// The data-parallel step (activations per worker slice, weight gradients per block of output rows from every

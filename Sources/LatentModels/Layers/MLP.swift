@@ -17,7 +17,7 @@ public struct MLP: Sendable {
         hiddenActivation = activation
     }
 
-    @inlinable func activation(of layer: Int) -> Activation {
+    @inlinable package func activation(of layer: Int) -> Activation {
         layer == layers.count - 1 ? .identity : hiddenActivation
     }
 

@@ -1,5 +1,7 @@
 import Foundation
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 /// A structure-aware mutator for checkpoint files (libFuzzer's `LLVMFuzzerCustomMutator` for the checkpoint
 /// target). Foundation's JSON parser is not instrumented, so byte mutations of the header get no coverage feedback,

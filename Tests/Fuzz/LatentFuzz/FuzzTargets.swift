@@ -1,6 +1,8 @@
 import Foundation
 import LatentData
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 /// The code under fuzzing, shared by the libFuzzer entry point and the replay executable: each target takes the raw
 /// bytes of one input and must return (whatever the bytes) without trapping; properties that fail call `violation`.

@@ -1,6 +1,8 @@
 import Foundation
 import LatentCore
 import LatentModels
+import LatentEvaluation
+import LatentTraining
 
 #if FUZZING
 

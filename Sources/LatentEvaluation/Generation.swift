@@ -1,4 +1,5 @@
 import LatentCore
+import LatentModels
 import LatentData
 
 /// Why a picture of a model could not be made, and what to do about it.
@@ -210,7 +211,7 @@ public enum Generation {
         try checkReconstructionCount(count, tile: side)
         let d = model.configuration.inputs
         let x = Binarization.evaluationInputs(testImages.prefix(count), mode: model.configuration.binarization,
-                                              seed: TrainingSession.testBinarizationSeed, as: T.self)
+                                              seed: Evaluator.testBinarizationSeed, as: T.self)
         let reconstructions = decode(model, latents: posteriorMeans(model, images: x, count: count), count: count)
         var tiles = [T]()
         tiles.reserveCapacity(2 * count * d)
@@ -236,7 +237,7 @@ public enum Generation {
         }
         let k = model.configuration.latent
         let x = Binarization.evaluationInputs(testImages.prefix(2 * pairs), mode: model.configuration.binarization,
-                                              seed: TrainingSession.testBinarizationSeed, as: T.self)
+                                              seed: Evaluator.testBinarizationSeed, as: T.self)
         let mu = posteriorMeans(model, images: x, count: 2 * pairs)
         var path = [T]()
         path.reserveCapacity(pairs * steps * k)

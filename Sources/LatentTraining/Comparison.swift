@@ -1,5 +1,7 @@
 import Foundation
 import LatentCore
+import LatentEvaluation
+import LatentModels
 
 /// One posterior family's row of `latent compare`.
 public struct FamilyResult: Codable, Sendable {

@@ -1,4 +1,6 @@
 import LatentCore
+import LatentData
+import LatentModels
 
 /// What the posterior does across a data set: active units (Burda et al. 2015: Cov_x(E_q[z_u]) > 0.01, MATH.md §7)
 /// and the mean absolute off-diagonal correlation of q(z|x), averaged over examples and pairs (0 for diagonal).
@@ -80,7 +82,7 @@ extension Evaluator {
             }
         }
         if sums.contains(where: { $0[2 * k + 1] != 0 }) {
-            throw TrainingError.nonFinite(step: 0, term: "posterior factorization during evaluation")
+            throw EvaluationError.nonFinite(term: "posterior factorization during evaluation")
         }
         var mean = [Double](repeating: 0, count: k), second = [Double](repeating: 0, count: k)
         var correlation = 0.0

@@ -1,5 +1,7 @@
 import Foundation
 import LatentCore
+import LatentEvaluation
+import LatentModels
 import LatentData
 
 /// Everything `latent train` is asked to do.
@@ -11,7 +13,7 @@ public struct TrainingOptions: Codable, Sendable {
     public var iterations: Int?
     public var seed: UInt64 = 0
     public var threads = ProcessInfo.processInfo.activeProcessorCount
-    /// How the threads are used (DESIGN.md § Multicore); `auto` (the faster strategy for the batch size) unless
+    /// How the threads are used (DESIGN.md § The training step); `auto` (the faster strategy for the batch size) unless
     /// asked otherwise.
     public var parallelism: Trainer.Parallelism = .auto
     public var data = Dataset.defaultDirectory
@@ -137,7 +139,7 @@ public final class TrainingSession {
     public private(set) var history: [EpochMetrics] = []
 
     /// Seed of the static test binarization (fixed, independent of the training seed).
-    public static let testBinarizationSeed: UInt64 = 0
+    public static let testBinarizationSeed = Evaluator.testBinarizationSeed
 
     /// Partial sums of the epoch in progress when resuming mid-epoch.
     var resumedEpochSums: TermSums?

@@ -1,4 +1,6 @@
 import LatentCore
+import LatentEvaluation
+import LatentModels
 import Synchronization
 
 /// Data parallelism (DESIGN.md § The training step): the reference step's phases on slices of the batch, one

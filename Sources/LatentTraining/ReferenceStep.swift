@@ -1,4 +1,6 @@
 import LatentCore
+import LatentEvaluation
+import LatentModels
 
 /// The training step as mathematics, serial, read top to bottom (MATH.md §1–§5, DESIGN.md § The training step):
 ///

@@ -1,4 +1,6 @@
 import LatentCore
+import LatentEvaluation
+import LatentModels
 
 /// One stage of the tensor-parallel step (`ColumnTeam`): per-example work on each block of the batch, or one layer's
 /// pass split into column blocks.

@@ -1,4 +1,6 @@
 import LatentCore
+import LatentEvaluation
+import LatentModels
 import LatentData
 
 /// The minibatch of one step: rows `start..<start + rows` of the epoch's order over the training images, with

@@ -1,4 +1,6 @@
 import LatentCore
+import LatentEvaluation
+import LatentModels
 import LatentData
 
 /// Trains a Float model on a set of images, one minibatch at a time: the epoch's order, the step counter, the

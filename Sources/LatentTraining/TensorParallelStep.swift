@@ -1,4 +1,6 @@
 import LatentCore
+import LatentEvaluation
+import LatentModels
 import Synchronization
 
 /// Tensor parallelism (DESIGN.md § The training step): the reference step's phases as a team's stages

@@ -1,5 +1,7 @@
 import Foundation
 import LatentCore
+import LatentData
+import LatentModels
 
 /// IWAE-m bounds for several m at once (MATH.md §4, §7), streamed: samples arrive in chunks, each example keeps a
 /// running log-sum-exp, and the bound for m is read off when m samples have been seen. Memory depends on the chunk
@@ -108,7 +110,7 @@ public final class ImportanceBoundEvaluator<Scalar: BLASScalar>: @unchecked Send
             }
         }
         if totals.contains(where: { $0[counts.count] != 0 }) {
-            throw TrainingError.nonFinite(step: 0, term: "posterior factorization during IWAE evaluation")
+            throw EvaluationError.nonFinite(term: "posterior factorization during IWAE evaluation")
         }
         var bounds = [Int: Double]()
         for (i, m) in counts.enumerated() {

@@ -1,4 +1,5 @@
 import LatentCore
+import LatentModels
 import LatentData
 
 /// Evaluates the one-sample NELBO of a Float model on statically binarized images, in parallel: the analytic KL
@@ -7,6 +8,9 @@ import LatentData
 /// The noise of example i is keyed by (seed, i), so results do not depend on batch size or thread count beyond
 /// the order of the final sums.
 public final class Evaluator: @unchecked Sendable {
+    /// Seed of the fixed binarization of a test set (independent of any training seed).
+    public static let testBinarizationSeed: UInt64 = 0
+
     public let model: VariationalAutoencoder<Float>
     public let workers: Int
     /// The threads that run the workers' parts (shared with other evaluators of the same run).

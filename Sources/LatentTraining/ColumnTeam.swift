@@ -1,4 +1,6 @@
 import LatentCore
+import LatentEvaluation
+import LatentModels
 import Synchronization
 
 /// The schedule of a tensor-parallel step (DESIGN.md § The training step): the batch lies in one block per worker (block u's
@@ -54,10 +56,9 @@ public final class ColumnTeam: @unchecked Sendable {
     /// count leaves 1–8 over a multiple of 16 (with K ≥ 32), so where a block's GEMM may take that kernel (M·N·K ≤
     /// 100³) no block but the last (which has the full width's remainder, as data parallelism does, and which
     /// `Float.gemm` keeps from allocating: `SmallMatrixPieces.mallocFreeNN`) may: groups of 16, one AVX-512 vector,
-    /// which also start every row of a block on a cache line when the width is a multiple of 16 (784: 400/384 beat
-    /// 392/392). Past that bound OpenBLAS always packs, and for a width whose rows are not so
-    /// aligned anyway, groups of 8 split 300 outputs 152/148 instead of 144/156, whose 12-column edge made the
-    /// larger block 13–16 % slower than the smaller one.
+    /// which also start every row of a block on a cache line when the width is a multiple of 16. Past that bound
+    /// OpenBLAS always packs, and for a width whose rows are not so aligned anyway, groups of 8 split 300 outputs
+    /// 152/148 instead of 144/156, whose 12-column edge is slow.
     @inlinable
     public func group(width: Int, rows: Int, inner: Int) -> Int {
         guard width % 16 != 0 else { return 16 }

@@ -1,4 +1,6 @@
 import LatentCore
+import LatentEvaluation
+import LatentModels
 import Synchronization
 
 /// The second region of the parallel strategies: blocks of output rows of the layers, each block's dW = Σ dyᵀx and

@@ -1,4 +1,6 @@
 import LatentCore
+import LatentEvaluation
+import LatentModels
 
 extension TensorParallelStep {
     /// Task `u` of `stage`: block u's per-example work, or column block u of a layer over the whole batch.

@@ -1,5 +1,7 @@
 import Foundation
 import LatentCore
+import LatentData
+import LatentModels
 
 /// The figures `latent eval` reports (its `--json` keys): NELBO, KL, Rec, IWAE-m bounds as positive negative
 /// log-likelihoods in nats (keyed by m), and the number of active units.
@@ -31,9 +33,11 @@ public struct EvaluationReport: Codable, Sendable {
     }
 }
 
-/// Why an evaluation protocol cannot run on the given data, and what to do about it.
+/// Why an evaluation cannot run on the given data or give a finite figure, and what to do about it.
 public enum EvaluationError: Error, CustomStringConvertible, Equatable {
     case cs236ClassTooSmall(label: Int, images: Int)
+    /// `term` (e.g. "test NELBO", "posterior factorization during IWAE evaluation") is not finite.
+    case nonFinite(term: String)
 
     /// One line: what went wrong and what to do.
     public var description: String {
@@ -42,6 +46,9 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable {
             return "--preset cs236 scores the first \(EvaluationProtocol.cs236ImagesPerClass) test images of each of "
                 + "the \(EvaluationProtocol.cs236Classes) classes, but class \(label) has only \(images); use the "
                 + "full Fashion-MNIST test set (--data), or evaluate without --preset"
+        case let .nonFinite(term):
+            return "non-finite \(term): the model's parameters give no finite value on these images; check the "
+                + "checkpoint, or raise --jitter for --posterior covariance"
         }
     }
 }
@@ -74,7 +81,7 @@ public enum EvaluationProtocol {
             sums = sums + evaluator.evaluate(binarized: binarized, count: count, seed: seed &+ UInt64(r))
         }
         let n = Double(sums.examples)
-        guard sums.nelbo.isFinite else { throw TrainingError.nonFinite(step: 0, term: "test NELBO") }
+        guard sums.nelbo.isFinite else { throw EvaluationError.nonFinite(term: "test NELBO") }
         let stats = try evaluator.posteriorStatistics(binarized: binarized, count: count)
         var report = EvaluationReport(nelbo: sums.nelbo / n, kl: sums.kl / n, rec: sums.rec / n, examples: count,
                                       repeats: repeats, iwae: [:], active_units: stats.activeUnits)

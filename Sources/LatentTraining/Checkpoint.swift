@@ -1,6 +1,7 @@
 import Foundation
 import LatentCore
-internal import CZlib
+import LatentEvaluation
+import LatentModels
 
 /// Training state stored beside the parameters: what resuming and evaluation need to know.
 ///
@@ -210,46 +211,18 @@ public struct Checkpoint: Sendable {
         return try decode([UInt8](data), path: file)
     }
 
-    /// Writes atomically into `directory/checkpoint` (temporary file, fsync, rename).
+    /// Writes atomically into `directory/checkpoint` (`AtomicFile`).
     public func save(to directory: String) throws {
         let bytes = try encoded()
-        let final = Checkpoint.path(in: directory)
-        let temporary = final + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else {
-            throw CheckpointError.unwritable(path: temporary, reason: String(cString: strerror(errno)))
-        }
-        var written = 0
-        let ok: Bool = bytes.withUnsafeBytes { raw in
-            while written < raw.count {
-                let n = write(fd, raw.baseAddress! + written, raw.count - written)
-                if n <= 0 { return false }
-                written += n
-            }
-            return fsync(fd) == 0
-        }
-        let reason = String(cString: strerror(errno))
-        close(fd)
-        guard ok else {
-            unlink(temporary)
-            throw CheckpointError.unwritable(path: temporary, reason: reason)
-        }
-        guard rename(temporary, final) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw CheckpointError.unwritable(path: final, reason: reason)
-        }
-        let dirFD = open(directory, O_RDONLY)
-        if dirFD >= 0 {
-            fsync(dirFD)
-            close(dirFD)
+        do {
+            try AtomicFile.write(bytes, to: Checkpoint.path(in: directory))
+        } catch {
+            throw CheckpointError.unwritable(path: error.path, reason: error.reason)
         }
     }
 
-    /// zlib's CRC-32 of `bytes`.
-    public static func crc32(_ bytes: [UInt8]) -> UInt32 {
-        bytes.withUnsafeBufferPointer { UInt32(CZlib.crc32(0, $0.baseAddress, UInt32($0.count))) }
-    }
+    /// The CRC-32 of `bytes` (`CRC32`, the same as zlib's).
+    public static func crc32(_ bytes: [UInt8]) -> UInt32 { CRC32.checksum(bytes) }
 }
 
 private func append(_ v: UInt32, to bytes: inout [UInt8]) {

@@ -1,4 +1,6 @@
 import LatentCore
+import LatentEvaluation
+import LatentModels
 
 /// One way of running the training step on the cores (DESIGN.md § The training step). Every strategy computes the
 /// mathematics of `ReferenceStep`; they differ only in how the floating-point sums are cut and ordered, which the
