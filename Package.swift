@@ -2,11 +2,14 @@
 import Foundation
 import PackageDescription
 
-/// Release builds are tuned for the building machine, like `-march=native`: the element-wise kernels are compiled for
-/// AVX-512 with 16-lane vectors where its CPU has it (LLVM's `prefer-256-bit` tuning turned off; the GEMM kernel runs
-/// 512-bit instructions anyway), else for AVX2 and FMA (8 lanes and fused multiply-adds instead of SSE2's 4).
+/// A plain build (what a package that depends on Latent gets) carries no unsafe flags and runs on any CPU of its
+/// architecture. `LATENT_TUNED=1` opts into a build for the building machine, like `-march=native`: `-Ounchecked`,
+/// and the element-wise kernels compiled for AVX-512 with 16-lane vectors where its CPU has it (LLVM's
+/// `prefer-256-bit` tuning turned off), else for AVX2 and FMA. Use a scratch path of its own (`scripts/run.sh` uses
+/// `.build-tuned`): its binaries run only on CPUs like the one that built them.
+let tuned = ProcessInfo.processInfo.environment["LATENT_TUNED"] == "1"
 let hostCPUFlags: Set<String> = {
-    guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+    guard tuned, let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
           let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
     return Set(flags.split(separator: " ").map(String.init))
 }()
@@ -18,8 +21,8 @@ let hostTarget: [String] =
     hostCPUFlags.isSuperset(of: ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "fma"])
         ? ["-target-cpu", "skylake-avx512"] + targetFeature("-prefer-256-bit")
         : hostCPUFlags.isSuperset(of: ["avx2", "fma"]) ? ["-target-cpu", "haswell"] : []
-let releaseFlags = ["-Ounchecked", "-wmo"] + hostTarget
-let optimized: [SwiftSetting] = [.unsafeFlags(releaseFlags, .when(configuration: .release))]
+let optimized: [SwiftSetting] =
+    tuned ? [.unsafeFlags(["-Ounchecked", "-wmo"] + hostTarget, .when(configuration: .release))] : []
 
 let package = Package(
     name: "Latent",
@@ -33,9 +36,12 @@ let package = Package(
         .library(name: "LatentTraining", targets: ["LatentTraining"]),
         .executable(name: "latent", targets: ["LatentCLI"]),
         .executable(name: "latent-bench", targets: ["LatentBench"]),
+        .executable(name: "train-vae", targets: ["TrainVAE"]),
+        .executable(name: "sample-from-checkpoint", targets: ["SampleFromCheckpoint"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // MARK: - System libraries
@@ -79,6 +85,13 @@ let package = Package(
             path: "Benchmarks/LatentBench",
             swiftSettings: optimized
         ),
+
+        // MARK: - Examples
+        .executableTarget(name: "TrainVAE", dependencies: ["LatentData", "LatentModels", "LatentEvaluation",
+                                                           "LatentTraining"], path: "Examples/TrainVAE"),
+        .executableTarget(name: "SampleFromCheckpoint",
+                          dependencies: ["LatentData", "LatentModels", "LatentEvaluation", "LatentTraining"],
+                          path: "Examples/SampleFromCheckpoint"),
 
         // MARK: - Tests
         .target(name: "TestSupport", dependencies: ["LatentCore"]),

@@ -8,4 +8,15 @@ swift build --build-tests
 swift build -c release --product latent-bench
 # The IDX reader and the checkpoint loader under libFuzzer, 30 s each (scripts/fuzz.sh 300 for a longer run).
 scripts/fuzz.sh 30
+# The examples, built and run briefly (release, as a user runs them).
+swift build -c release --product train-vae
+swift build -c release --product sample-from-checkpoint
+example=$(mktemp -d)
+.build/release/train-vae 50 "$example/run"
+.build/release/sample-from-checkpoint "$example/run" "$example/samples.png"
+rm -rf "$example"
+# A package that depends on Latent by version builds and runs (no unsafe flags), and the plain release build runs on
+# older x86-64 CPUs under qemu-user.
+scripts/check-consumer.sh
+scripts/check-portable.sh
 swift test --skip-build --disable-swift-testing "$@"
