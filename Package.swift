@@ -62,7 +62,8 @@ let package = Package(
         ),
 
         // MARK: - Implementation
-        .target(name: "LatentCore", dependencies: ["CLinearAlgebra"], swiftSettings: optimized),
+        .target(name: "CCPUFeatures"),
+        .target(name: "LatentCore", dependencies: ["CLinearAlgebra", "CCPUFeatures"], swiftSettings: optimized),
         .target(name: "LatentData", dependencies: ["LatentCore", "CZlib", "CPNG"], swiftSettings: optimized),
         .target(name: "LatentModels", dependencies: ["LatentCore", "LatentData"], swiftSettings: optimized),
         .target(name: "LatentEvaluation", dependencies: ["LatentCore", "LatentData", "LatentModels"],

@@ -1,3 +1,4 @@
+internal import CCPUFeatures
 internal import CLinearAlgebra
 import Foundation
 
@@ -29,23 +30,48 @@ public enum BLASKernel {
     }
 
     /// The CPU's feature flags from /proc/cpuinfo (empty where there is none: then nothing is replaced).
-    public static func cpuFlags(cpuinfo path: String = "/proc/cpuinfo") -> Set<String> {
+    package static func cpuFlags(cpuinfo path: String = "/proc/cpuinfo") -> Set<String> {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
               let list = line.split(separator: ":", maxSplits: 1).last else { return [] }
         return Set(list.split(separator: " ").map(String.init))
     }
 
+    /// The flags this CPU has by both /proc/cpuinfo (which says the OS enables them) and its CPUID instruction
+    /// (which, under an emulator, describes the emulated CPU rather than the host's).
+    package static func usableCPUFlags() -> Set<String> {
+        let bits = latent_cpu_features()
+        var cpuid: Set<String> = []
+        if bits & 1 != 0 { cpuid.insert("avx") }
+        if bits & 2 != 0 { cpuid.formUnion(["avx2", "fma"]) }
+        if bits & 4 != 0 { cpuid.formUnion(["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]) }
+        return cpuFlags().intersection(cpuid)
+    }
+
+    /// The kernel this process should ask OpenBLAS for, or nil when OpenBLAS's own choice stands.
+    static var betterKernel: String? {
+        replacement(current: current, configuration: String(cString: openblas_get_config()),
+                    cpuFlags: usableCPUFlags(), userChoice: ProcessInfo.processInfo.environment[environmentVariable])
+    }
+
+    /// Writes one line to standard error, once per process, when OpenBLAS runs its generic fallback kernel on a CPU
+    /// that could run a faster one; the library never changes its host process (only a program's `main` can, with
+    /// `selectForThisCPU`, or its user, by setting `OPENBLAS_CORETYPE` before starting it).
+    public static func noteIfFallback() { _ = fallbackNote }
+
+    static let fallbackNote: Void = {
+        guard let kernel = betterKernel else { return }
+        let line = "note: OpenBLAS runs its generic \(current) kernel on this CPU, several times slower at the GEMMs; "
+            + "set \(environmentVariable)=\(kernel) before the process starts to run its \(kernel) kernel\n"
+        FileHandle.standardError.write(Data(line.utf8))
+    }()
+
     /// Re-executes this process with `OPENBLAS_CORETYPE` set when `replacement` names a kernel: the only way to choose
     /// one, since OpenBLAS reads the variable while loading. Call first thing in `main`; it returns when there is
     /// nothing to do or the exec fails (then OpenBLAS's own kernel stays, only slower). Set `OPENBLAS_CORETYPE`
     /// yourself to keep any kernel, OpenBLAS's fallback included.
     public static func selectForThisCPU() {
-        let environment = ProcessInfo.processInfo.environment
-        guard let kernel = replacement(current: current, configuration: String(cString: openblas_get_config()),
-                                       cpuFlags: cpuFlags(), userChoice: environment[environmentVariable]) else {
-            return
-        }
+        guard let kernel = betterKernel else { return }
         setenv(fallbackVariable, current, 1)
         setenv(environmentVariable, kernel, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)

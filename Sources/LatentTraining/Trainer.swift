@@ -54,6 +54,7 @@ public final class Trainer: @unchecked Sendable {
     /// `latent train --threads` does); `pool` is reused when it has the workers' count.
     public init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int, learningRate: Double,
                 seed: UInt64, threads: Int, parallelism requested: Parallelism = .auto, pool: WorkerPool? = nil) {
+        BLASKernel.noteIfFallback()
         self.model = model
         self.images = images
         self.batchSize = batchSize
