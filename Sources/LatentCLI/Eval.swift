@@ -67,7 +67,7 @@ struct Eval: ParsableCommand {
                 model: model, binarized: binarized, count: indices.count, repeats: repeats, sampleCounts: sampleCounts,
                 seed: seed, threads: threads) { bar.update($0, final: false) }
             bar.finish()
-            if let throughput = report.decoder_samples_per_second {
+            if let throughput = report.decoderSamplesPerSecond {
                 printError(String(format: "IWAE: %.0f decoder samples/s", throughput))
             }
             try printReport(report, markdown: report.markdown, json: json)

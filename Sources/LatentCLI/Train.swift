@@ -66,7 +66,7 @@ struct Train: ParsableCommand {
                     print("skipped \(session.trainer.skippedBatches) non-finite batch(es) (--on-nan skip-batch)")
                 }
                 print(String(format: "final test NELBO %.2f (KL %.2f, Rec %.2f) on %d images; checkpoint in %@",
-                             final.test_nelbo, final.test_kl, final.test_rec, session.testCount, options.out))
+                             final.testNELBO, final.testKL, final.testRec, session.testCount, options.out))
             }
         }
     }
@@ -78,7 +78,7 @@ func printEpochTable(_ history: [EpochMetrics]) {
     print("|-------:|-------:|------------:|-----------:|---------:|---------:|-----------:|")
     for m in history {
         print(String(format: "| %6d | %6d | %11.2f | %10.2f | %8.2f | %8.2f | %10.0f |", m.epoch, m.step,
-                     m.train_nelbo, m.test_nelbo, m.test_kl, m.test_rec, m.samples_per_second))
+                     m.trainNELBO, m.testNELBO, m.testKL, m.testRec, m.samplesPerSecond))
     }
 }
 

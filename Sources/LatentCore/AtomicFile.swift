@@ -3,17 +3,17 @@ import Glibc
 #endif
 
 /// A file that cannot be written: the path and the system's reason.
-public struct FileWriteError: Error, CustomStringConvertible, Equatable {
-    public let path: String
-    public let reason: String
-    public var description: String { "cannot write \(path): \(reason)" }
+@usableFromInline package struct FileWriteError: Error, CustomStringConvertible, Equatable {
+    @usableFromInline package let path: String
+    @usableFromInline package let reason: String
+    @usableFromInline package var description: String { "cannot write \(path): \(reason)" }
 }
 
 /// Replaces a file all at once: the bytes go to a temporary file beside it (`path.tmp`, replacing a stale one), which
 /// is flushed to disk (fsync) and renamed over the destination, and the directory is flushed too. A crash or a full
 /// disk leaves the old file or the new one, never a mix; a reader never sees a partial file.
-public enum AtomicFile {
-    public static func write(_ bytes: UnsafeRawBufferPointer, to path: String) throws(FileWriteError) {
+@usableFromInline package enum AtomicFile {
+    @usableFromInline package static func write(_ bytes: UnsafeRawBufferPointer, to path: String) throws(FileWriteError) {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw FileWriteError(path: temporary, reason: String(cString: strerror(errno))) }
@@ -44,7 +44,7 @@ public enum AtomicFile {
         }
     }
 
-    public static func write(_ bytes: [UInt8], to path: String) throws(FileWriteError) {
+    @usableFromInline package static func write(_ bytes: [UInt8], to path: String) throws(FileWriteError) {
         let failure: FileWriteError? = bytes.withUnsafeBytes { raw in
             do throws(FileWriteError) {
                 try write(raw, to: path)

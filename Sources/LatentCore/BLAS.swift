@@ -107,7 +107,7 @@ extension BLASScalar {
     /// The NN GEMM C = α A B + β C in the calls `plan` names (`SmallMatrixPieces.mallocFreeNN`): the same product,
     /// without the calls on which OpenBLAS's small-matrix NN kernel allocates.
     @inlinable
-    public static func gemm(
+    package static func gemm(
         rows: Int, columns: Int, inner: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>,
         ldb: Int, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int, mallocFree plan: MallocFreeNN
     ) {
@@ -132,12 +132,12 @@ extension BLASScalar {
 }
 
 /// OpenBLAS's own thread count (threads inside each GEMM); 1 when the engine parallelizes over the batch itself.
-public enum BLASThreads {
-    public static func set(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
-    public static var current: Int { Int(openblas_get_num_threads()) }
-    public static var processors: Int { Int(openblas_get_num_procs()) }
+@usableFromInline package enum BLASThreads {
+    @usableFromInline package static func set(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
+    @usableFromInline package static var current: Int { Int(openblas_get_num_threads()) }
+    @usableFromInline package static var processors: Int { Int(openblas_get_num_procs()) }
     /// OpenBLAS's build configuration and kernel, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH … Zen (Zen)".
-    public static var configuration: String {
+    @usableFromInline package static var configuration: String {
         String(cString: openblas_get_config()) + " (" + BLASKernel.summary + ")"
     }
 }

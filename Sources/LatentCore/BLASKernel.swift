@@ -18,7 +18,7 @@ public enum BLASKernel {
     /// The kernel to ask OpenBLAS for instead of `current`, or nil to keep it. Only a DYNAMIC_ARCH build that fell back
     /// to its generic kernel is overridden, never a kernel the user chose, and only with a kernel whose instructions
     /// the CPU's flags (as Linux lists them: enabled by the OS too) include.
-    public static func replacement(current: String, configuration: String, cpuFlags: Set<String>,
+    @usableFromInline package static func replacement(current: String, configuration: String, cpuFlags: Set<String>,
                                    userChoice: String?) -> String? {
         guard userChoice == nil, configuration.contains("DYNAMIC_ARCH"), current.lowercased() == "prescott" else {
             return nil
@@ -30,7 +30,7 @@ public enum BLASKernel {
     }
 
     /// The CPU's feature flags from /proc/cpuinfo (empty where there is none: then nothing is replaced).
-    package static func cpuFlags(cpuinfo path: String = "/proc/cpuinfo") -> Set<String> {
+    @usableFromInline package static func cpuFlags(cpuinfo path: String = "/proc/cpuinfo") -> Set<String> {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
               let list = line.split(separator: ":", maxSplits: 1).last else { return [] }
@@ -39,7 +39,7 @@ public enum BLASKernel {
 
     /// The flags this CPU has by both /proc/cpuinfo (which says the OS enables them) and its CPUID instruction
     /// (which, under an emulator, describes the emulated CPU rather than the host's).
-    package static func usableCPUFlags() -> Set<String> {
+    @usableFromInline package static func usableCPUFlags() -> Set<String> {
         let bits = latent_cpu_features()
         var cpuid: Set<String> = []
         if bits & 1 != 0 { cpuid.insert("avx") }

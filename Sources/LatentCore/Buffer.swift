@@ -2,13 +2,13 @@
 ///
 /// Hot loops take its `pointer` once; there are no bounds or uniqueness checks on the way. A buffer can also be a
 /// view of part of another (`init(viewOf:offset:count:)`), which it keeps alive.
-public final class Buffer<T: BLASScalar>: @unchecked Sendable {
-    public let count: Int
-    public let pointer: UnsafeMutablePointer<T>
+@usableFromInline package final class Buffer<T: BLASScalar>: @unchecked Sendable {
+    @usableFromInline package let count: Int
+    @usableFromInline package let pointer: UnsafeMutablePointer<T>
     /// The buffer whose memory this one views (nil when it owns its memory).
     private let base: Buffer<T>?
 
-    public init(count: Int) {
+    @usableFromInline package init(count: Int) {
         self.count = count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<T>.stride, alignment: 64)
         pointer = raw.bindMemory(to: T.self, capacity: max(1, count))
@@ -18,26 +18,26 @@ public final class Buffer<T: BLASScalar>: @unchecked Sendable {
 
     /// `count` elements of `base` from `offset` on, shared with it (the tensor-parallel trainer's per-worker
     /// workspaces are views of one batch-sized workspace).
-    public init(viewOf base: Buffer<T>, offset: Int, count: Int) {
+    @usableFromInline package init(viewOf base: Buffer<T>, offset: Int, count: Int) {
         precondition(offset >= 0 && offset + count <= base.count, "a view lies inside its buffer")
         self.count = count
         pointer = base.pointer + offset
         self.base = base
     }
 
-    public convenience init(_ values: [T]) {
+    @usableFromInline package convenience init(_ values: [T]) {
         self.init(count: values.count)
         for i in 0..<values.count { pointer[i] = values[i] }
     }
 
     deinit { if base == nil { UnsafeMutableRawPointer(pointer).deallocate() } }
 
-    public var array: [T] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    @usableFromInline package var array: [T] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 
-    public subscript(i: Int) -> T {
+    @usableFromInline package subscript(i: Int) -> T {
         get { pointer[i] }
         set { pointer[i] = newValue }
     }
 
-    public func zero() { pointer.update(repeating: 0, count: count) }
+    @usableFromInline package func zero() { pointer.update(repeating: 0, count: count) }
 }

@@ -1,27 +1,27 @@
 /// A dense row-major matrix: element (r, c) sits at `values[r * columns + c]`. Row-major is the engine's one layout.
-public struct Matrix<T: BLASScalar>: Equatable, Sendable {
-    public let rows: Int
-    public let columns: Int
-    public var values: [T]
+@usableFromInline package struct Matrix<T: BLASScalar>: Equatable, Sendable {
+    @usableFromInline package let rows: Int
+    @usableFromInline package let columns: Int
+    @usableFromInline package var values: [T]
 
-    public init(rows: Int, columns: Int, values: [T]) {
+    @usableFromInline package init(rows: Int, columns: Int, values: [T]) {
         precondition(values.count == rows * columns, "Matrix: \(values.count) values for \(rows)×\(columns)")
         self.rows = rows
         self.columns = columns
         self.values = values
     }
 
-    public init(rows: Int, columns: Int, repeating value: T = 0) {
+    @usableFromInline package init(rows: Int, columns: Int, repeating value: T = 0) {
         self.init(rows: rows, columns: columns, values: Array(repeating: value, count: rows * columns))
     }
 
-    public subscript(row: Int, column: Int) -> T {
+    @usableFromInline package subscript(row: Int, column: Int) -> T {
         get { values[row * columns + column] }
         set { values[row * columns + column] = newValue }
     }
 
     /// The product op(self) · op(other) through `gemm`.
-    public func multiplied(by other: Matrix, _ transSelf: Transpose = .none, _ transOther: Transpose = .none) -> Matrix {
+    @usableFromInline package func multiplied(by other: Matrix, _ transSelf: Transpose = .none, _ transOther: Transpose = .none) -> Matrix {
         let m = transSelf == .none ? rows : columns
         let inner = transSelf == .none ? columns : rows
         let n = transOther == .none ? other.columns : other.rows
@@ -40,7 +40,7 @@ public struct Matrix<T: BLASScalar>: Equatable, Sendable {
         return out
     }
 
-    public var transposed: Matrix {
+    @usableFromInline package var transposed: Matrix {
         var out = Matrix(rows: columns, columns: rows)
         for r in 0..<rows { for c in 0..<columns { out[c, r] = self[r, c] } }
         return out

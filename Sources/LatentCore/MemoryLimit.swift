@@ -3,10 +3,10 @@ import Foundation
 /// The memory this process may use: the machine's physical memory, or less when a Linux control group (a container's
 /// `--memory`, a systemd slice) caps it, so that a run too large for its container fails with a message up front
 /// instead of being killed by the kernel's OOM killer halfway through.
-public enum MemoryLimit {
+@usableFromInline package enum MemoryLimit {
     /// The smaller of physical memory and every control-group limit found for this process (v1 and v2), in bytes,
     /// and whether a control group's limit is the smaller (the error message then names it).
-    public static func available() -> (bytes: Double, isControlGroupLimit: Bool) {
+    @usableFromInline package static func available() -> (bytes: Double, isControlGroupLimit: Bool) {
         let physical = Double(ProcessInfo.processInfo.physicalMemory)
         guard let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else {
             return (physical, false)

@@ -1,6 +1,6 @@
 /// SplitMix64 finalizer: a bijective 64-bit mixer used to derive independent stream keys.
 @inlinable @inline(__always)
-public func splitMix64(_ x: UInt64) -> UInt64 {
+@usableFromInline package func splitMix64(_ x: UInt64) -> UInt64 {
     var z = x &+ 0x9E37_79B9_7F4A_7C15
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -8,7 +8,7 @@ public func splitMix64(_ x: UInt64) -> UInt64 {
 }
 
 /// What a random stream is used for; part of its key so that streams never overlap.
-public enum RandomPurpose: UInt64, Sendable {
+@usableFromInline package enum RandomPurpose: UInt64, Sendable {
     case initialization = 1, shuffle, binarization, noise, staticBinarization, sampling, evaluation
 }
 
@@ -16,13 +16,13 @@ public enum RandomPurpose: UInt64, Sendable {
 ///
 /// Training keys each example's draws by its step and position in the batch, so results do not depend on which
 /// thread draws them.
-public struct RandomStream: RandomNumberGenerator, Sendable {
+@usableFromInline package struct RandomStream: RandomNumberGenerator, Sendable {
     @usableFromInline var s0, s1, s2, s3: UInt64
     @usableFromInline var spareNormal: Double?
 
     /// A stream for `seed`, further keyed by a purpose and two counters (e.g. step and example index).
     @inlinable
-    public init(seed: UInt64, purpose: RandomPurpose = .initialization, step: UInt64 = 0, index: UInt64 = 0) {
+    @usableFromInline package init(seed: UInt64, purpose: RandomPurpose = .initialization, step: UInt64 = 0, index: UInt64 = 0) {
         var k = splitMix64(seed ^ 0x5EED_0000_0000_0000)
         k = splitMix64(k ^ purpose.rawValue)
         k = splitMix64(k ^ step)
@@ -43,7 +43,7 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
     }
 
     @inlinable @inline(__always)
-    public mutating func next() -> UInt64 {
+    @usableFromInline package mutating func next() -> UInt64 {
         let result = rotl(s0 &+ s3, 23) &+ s0
         let t = s1 << 17
         s2 ^= s0
@@ -60,13 +60,13 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
 
     /// Uniform in [0, 1) with 53 random bits.
     @inlinable @inline(__always)
-    public mutating func uniform() -> Double {
+    @usableFromInline package mutating func uniform() -> Double {
         Double(next() >> 11) * 0x1.0p-53
     }
 
     /// Standard normal by the Box–Muller transform (pairs; the second value is kept for the next call).
     @inlinable
-    public mutating func normal() -> Double {
+    @usableFromInline package mutating func normal() -> Double {
         if let s = spareNormal {
             spareNormal = nil
             return s
@@ -81,11 +81,11 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
 
     /// Bernoulli draw with success probability p.
     @inlinable @inline(__always)
-    public mutating func bernoulli(_ p: Double) -> Bool { uniform() < p }
+    @usableFromInline package mutating func bernoulli(_ p: Double) -> Bool { uniform() < p }
 
     /// Fills `count` values with standard normals.
     @inlinable
-    public mutating func fillNormal<T: BLASScalar>(_ out: UnsafeMutablePointer<T>, count: Int) {
+    @usableFromInline package mutating func fillNormal<T: BLASScalar>(_ out: UnsafeMutablePointer<T>, count: Int) {
         var i = 0
         while i + 1 < count {
             let u1 = 1 - uniform()
@@ -101,7 +101,7 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
 
     /// Uniform integer in 0..<bound (Lemire's nearly divisionless method through the standard library).
     @inlinable
-    public mutating func index(below bound: Int) -> Int { Int.random(in: 0..<bound, using: &self) }
+    @usableFromInline package mutating func index(below bound: Int) -> Int { Int.random(in: 0..<bound, using: &self) }
 }
 
 /// Eight `RandomStream`s stepped together, one per SIMD lane (one AVX-512 register per state word): the same numbers
@@ -109,12 +109,12 @@ public struct RandomStream: RandomNumberGenerator, Sendable {
 /// vector instruction each step) let per-row draws such as the training step's binarization run eight rows at the
 /// speed of one. (A version generic over the lane count compiled the binarization's transposes into element moves,
 /// at half the speed.)
-public struct RandomStreams8: Sendable {
+@usableFromInline package struct RandomStreams8: Sendable {
     @usableFromInline var s0, s1, s2, s3: SIMD8<UInt64>
 
     /// Lane i continues `stream(i)` (its Box–Muller spare is not carried over).
     @inlinable
-    public init(_ stream: (Int) -> RandomStream) {
+    @usableFromInline package init(_ stream: (Int) -> RandomStream) {
         s0 = .zero
         s1 = .zero
         s2 = .zero
@@ -130,13 +130,13 @@ public struct RandomStreams8: Sendable {
 
     /// The stream in lane `lane`, continuing where the lanes are.
     @inlinable
-    public func stream(_ lane: Int) -> RandomStream {
+    @usableFromInline package func stream(_ lane: Int) -> RandomStream {
         RandomStream(state: (s0[lane], s1[lane], s2[lane], s3[lane]))
     }
 
     /// The next value of each stream (xoshiro256++, as `RandomStream.next`).
     @inlinable @inline(__always)
-    public mutating func next() -> SIMD8<UInt64> {
+    @usableFromInline package mutating func next() -> SIMD8<UInt64> {
         let result = RandomStreams8.rotl(s0 &+ s3, 23) &+ s0
         let t = s1 &<< 17
         s2 ^= s0

@@ -7,18 +7,18 @@
 /// time packing, so `Float.gemm` issues them as one GEMM per block of columns of C, each within the bounds
 /// (docs/PERFORMANCE.md § Small-matrix pieces; latent-bench's pieces table). A piece is the same product on its
 /// columns: only the kernels' rounding differs, and the pieces depend on the shapes alone.
-public enum SmallMatrixPieces {
+@usableFromInline package enum SmallMatrixPieces {
     /// The largest product M·N·K OpenBLAS sends to a small-matrix kernel.
-    public static let productLimit = 1_000_000
+    @usableFromInline package static let productLimit = 1_000_000
     /// The largest M·N (C's size) its TN kernel takes.
-    public static let transposedOutputLimit = 1200
+    @usableFromInline package static let transposedOutputLimit = 1200
 
     /// Whether the running kernel has small-matrix kernels and OpenBLAS runs one thread per call (a small-matrix
     /// call is never threaded, so pieces would take OpenBLAS's own threads away).
-    public static var applies: Bool { isEnabled && hasSmallKernels && BLASThreads.current == 1 }
+    @usableFromInline package static var applies: Bool { isEnabled && hasSmallKernels && BLASThreads.current == 1 }
 
     /// Off, every GEMM is one call (latent-bench's `pieces` table times both ways); set it between steps only.
-    nonisolated(unsafe) public static var isEnabled = true
+    @usableFromInline nonisolated(unsafe) package static var isEnabled = true
 
     static let hasSmallKernels = ["SkylakeX", "Cooperlake", "SapphireRapids"].contains(BLASKernel.current)
 
@@ -30,7 +30,7 @@ public enum SmallMatrixPieces {
     ///   columns over a multiple of 16: the NN kernel mallocs a buffer on every call whose width leaves 1–8 (with
     ///   K ≥ 32), and every piece but the last is a multiple of 16.
     @inlinable
-    public static func width(_ transA: Transpose, _ transB: Transpose, rows: Int, columns: Int, inner: Int) -> Int {
+    @usableFromInline package static func width(_ transA: Transpose, _ transB: Transpose, rows: Int, columns: Int, inner: Int) -> Int {
         guard rows > 0, inner > 0, columns > 16, rows * columns * inner > productLimit else { return columns }
         let fitting = productLimit / (rows * inner)
         let width: Int
@@ -60,7 +60,7 @@ public enum SmallMatrixPieces {
     /// leaving 1–8 columns over a multiple of 16 and K ≥ 32: for those columns that kernel mallocs a buffer on every
     /// call (e.g. dz = dy W for a latent dimension of 20 or 50). Nil when the call allocates nothing as it is.
     @inlinable
-    public static func mallocFreeNN(rows: Int, columns: Int, inner: Int, betaIsZero: Bool) -> MallocFreeNN? {
+    @usableFromInline package static func mallocFreeNN(rows: Int, columns: Int, inner: Int, betaIsZero: Bool) -> MallocFreeNN? {
         let remainder = columns % 16
         guard (1...8).contains(remainder), inner >= 32, rows * columns * inner <= productLimit else { return nil }
         let aligned = columns - remainder
@@ -69,7 +69,7 @@ public enum SmallMatrixPieces {
 }
 
 /// The calls of an NN GEMM that keep OpenBLAS's small-matrix NN kernel from allocating (`mallocFreeNN`).
-public enum MallocFreeNN: Equatable, Sendable {
+@usableFromInline package enum MallocFreeNN: Equatable, Sendable {
     /// C's first `aligned` columns, then its last 16 again (β = 0, so computing them twice changes nothing): two
     /// widths that are multiples of 16.
     case overlapping(aligned: Int)
@@ -78,5 +78,5 @@ public enum MallocFreeNN: Equatable, Sendable {
     case innerBlocks(aligned: Int)
 
     /// The inner terms of one block of `innerBlocks`.
-    public static let innerBlock = 31
+    @usableFromInline package static let innerBlock = 31
 }

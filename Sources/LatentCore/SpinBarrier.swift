@@ -9,17 +9,17 @@ import Synchronization
 /// variable: a member that lost its core to another process is then moved by the kernel onto the sleeper's idle
 /// core instead of waiting behind the other process (docs/PERFORMANCE.md § Tensor parallelism). Allocation-free after
 /// init.
-public final class SpinBarrier: @unchecked Sendable {
-    public let count: Int
+@usableFromInline package final class SpinBarrier: @unchecked Sendable {
+    @usableFromInline package let count: Int
     private let arrived = Atomic<Int>(0)
     private let generation = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     /// How long a waiter spins before it sleeps.
-    public static let spinSeconds = 50e-6
+    @usableFromInline package static let spinSeconds = 50e-6
 
-    public init(count: Int) {
+    @usableFromInline package init(count: Int) {
         precondition(count >= 1, "a barrier needs at least one member")
         self.count = count
         mutex = .allocate(capacity: 1)
@@ -37,7 +37,7 @@ public final class SpinBarrier: @unchecked Sendable {
 
     /// Blocks until all `count` members have arrived.
     @inline(__always)
-    public func wait() {
+    @usableFromInline package func wait() {
         guard count > 1 else { return }
         let current = generation.load(ordering: .acquiring)
         if arrived.add(1, ordering: .acquiringAndReleasing).newValue == count {

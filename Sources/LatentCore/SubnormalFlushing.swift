@@ -6,14 +6,14 @@ import Glibc
 /// Intel cores take a microcode assist of about a hundred cycles for a subnormal operand or result, and IWAE's
 /// importance weights push gradients into that range (docs/PERFORMANCE.md § Subnormal flushing). Only magnitudes
 /// below 1.2e-38 (Float) or 2.2e-308 (Double) change, to zero, as in TensorFlow's CPU kernels.
-public enum SubnormalFlushing {
+@usableFromInline package enum SubnormalFlushing {
     #if arch(x86_64) && canImport(Glibc)
     /// MXCSR's flush-to-zero (results) and denormals-are-zero (operands) bits.
     static let bits: UInt32 = 0x8040
     #endif
 
     /// Whether subnormals are flushed on the calling thread now.
-    public static var isEnabled: Bool {
+    @usableFromInline package static var isEnabled: Bool {
         #if arch(x86_64) && canImport(Glibc)
         var environment = fenv_t()
         fegetenv(&environment)
@@ -24,7 +24,7 @@ public enum SubnormalFlushing {
     }
 
     /// Flushes subnormals on the calling thread from now on (the worker pool's own threads).
-    public static func enable() {
+    @usableFromInline package static func enable() {
         #if arch(x86_64) && canImport(Glibc)
         var environment = fenv_t()
         fegetenv(&environment)
@@ -36,7 +36,7 @@ public enum SubnormalFlushing {
     /// Runs `body` with subnormals flushed on the calling thread and restores the thread's mode afterwards (the
     /// thread that starts a parallel region runs part 0 of it).
     @inlinable
-    public static func during<R>(_ body: () throws -> R) rethrows -> R {
+    @usableFromInline package static func during<R>(_ body: () throws -> R) rethrows -> R {
         #if arch(x86_64) && canImport(Glibc)
         var saved = fenv_t()
         fegetenv(&saved)

@@ -39,7 +39,7 @@ public final class WorkerPool: @unchecked Sendable {
     /// Runs `region.run(part:)` for every part concurrently and returns when all have finished. Unlike a closure,
     /// an object made once holds its state without a heap-allocated context: the training step's regions start
     /// with no allocation at all.
-    public func run(_ region: ParallelRegion) {
+    @usableFromInline package func run(_ region: ParallelRegion) {
         guard size > 1 else {
             SubnormalFlushing.during { region.run(part: 0) }
             return
@@ -85,7 +85,7 @@ public final class WorkerPool: @unchecked Sendable {
 }
 
 /// The work of one parallel region, for `WorkerPool.run(_:)`: parts must write disjoint memory.
-public protocol ParallelRegion: AnyObject {
+@usableFromInline package protocol ParallelRegion: AnyObject {
     func run(part: Int)
 }
 

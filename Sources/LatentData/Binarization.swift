@@ -9,12 +9,12 @@ public enum BinarizationMode: String, Codable, Sendable, CaseIterable {
 /// Turns grey levels into {0, 1} pixels: each pixel is 1 with probability intensity/255 (MATH.md §1 data model).
 public enum Binarization {
     /// 24-bit thresholds: pixel value v is 1 when a uniform 24-bit draw is below `thresholds[v]`.
-    public static let thresholds: [UInt32] = (0..<256).map { UInt32((Double($0) / 255 * Double(1 << 24)).rounded()) }
+    @usableFromInline package static let thresholds: [UInt32] = (0..<256).map { UInt32((Double($0) / 255 * Double(1 << 24)).rounded()) }
 
     /// Fresh Bernoulli draws for one image into `out` (dynamic binarization), from the caller's keyed stream.
     /// Two pixels per 64-bit draw, each compared as 24 bits against the pixel's threshold.
     @inlinable
-    public static func sample(
+    @usableFromInline package static func sample(
         pixels: UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
         rng: inout RandomStream, into out: UnsafeMutablePointer<Float>
     ) {
@@ -39,7 +39,7 @@ public enum Binarization {
     /// all lanes each image's next sixteen pixels are compared in one AVX-512 vector, without the threshold table:
     /// a < round(v·2²⁴/255) exactly when 255·a + 128 ≤ v·2²⁴ (v·2²⁴/255 is never a half-integer), in 32 bits.
     @inlinable
-    public static func sample(pixels: (Int) -> UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
+    @usableFromInline package static func sample(pixels: (Int) -> UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
                               rng: inout RandomStreams8, into out: UnsafeMutablePointer<Float>) {
         var i = 0
         while i + 16 <= count {
@@ -115,7 +115,7 @@ public enum Binarization {
     /// The same draws as `sample(…into: UnsafeMutablePointer<Float>)`, converted to any scalar type through
     /// `scratch` (room for `count` Floats). Inlinable so that callers get it specialized to their scalar type.
     @inlinable
-    public static func sample<T: BLASScalar>(
+    @usableFromInline package static func sample<T: BLASScalar>(
         pixels: UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
         rng: inout RandomStream, into out: UnsafeMutablePointer<T>, scratch: UnsafeMutablePointer<Float>
     ) {
@@ -148,7 +148,7 @@ public enum Binarization {
 
     /// Intensities v/255 of `count` pixels (the inputs of `BinarizationMode.none`).
     @inlinable
-    public static func intensities<T: BLASScalar>(pixels: UnsafePointer<UInt8>, count: Int,
+    @usableFromInline package static func intensities<T: BLASScalar>(pixels: UnsafePointer<UInt8>, count: Int,
                                                   into out: UnsafeMutablePointer<T>) {
         for i in 0..<count { out[i] = T(Float(pixels[i]) / 255) }
     }

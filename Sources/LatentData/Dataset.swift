@@ -9,7 +9,7 @@ public struct Dataset: Sendable {
 
     /// Where Debian's `dataset-fashion-mnist` installs the IDX files.
     public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
-    public static let fileNames = [
+    @usableFromInline package static let fileNames = [
         "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
     ]
 
@@ -21,7 +21,7 @@ public struct Dataset: Sendable {
     }
 
     /// Labels are class ids below this: the ten classes of MNIST and Fashion-MNIST.
-    public static let classCount = 10
+    @usableFromInline package static let classCount = 10
 
     /// Loads the four standard files from `directory` (plain or `.gz`), checking magic numbers, counts, image size
     /// and that every label is a class id.

@@ -2,12 +2,12 @@ import Foundation
 internal import CZlib
 
 /// Reads IDX files (the MNIST format), gzip-compressed or plain: unsigned-byte images (magic 0x803) and labels (0x801).
-public enum IDXReader {
+@usableFromInline package enum IDXReader {
     static let imageMagic: UInt32 = 0x0000_0803
     static let labelMagic: UInt32 = 0x0000_0801
 
     /// The bytes of a file, decompressed if it starts with the gzip signature.
-    public static func readBytes(path: String) throws -> [UInt8] {
+    @usableFromInline package static func readBytes(path: String) throws -> [UInt8] {
         guard FileManager.default.fileExists(atPath: path) else {
             throw DataError.missingFile(path: path, expected: [(path as NSString).lastPathComponent])
         }
@@ -20,7 +20,7 @@ public enum IDXReader {
     }
 
     /// Inflates a whole gzip member (and any concatenated members) with zlib, failing on corrupt or truncated input.
-    public static func gunzip(_ input: [UInt8], path: String) throws -> [UInt8] {
+    @usableFromInline package static func gunzip(_ input: [UInt8], path: String) throws -> [UInt8] {
         var stream = z_stream()
         var status = inflateInit2_(&stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         guard status == Z_OK else { throw DataError.corruptCompression(path: path, reason: "zlib init failed") }
@@ -67,12 +67,12 @@ public enum IDXReader {
     }
 
     /// Parses an IDX image file: count × rows × columns unsigned bytes.
-    public static func images(path: String) throws -> ImageSet {
+    @usableFromInline package static func images(path: String) throws -> ImageSet {
         try parseImages(try readBytes(path: path), path: path)
     }
 
     /// Parses the bytes of an IDX image file (exposed for fuzzing and tests).
-    public static func parseImages(_ b: [UInt8], path: String) throws -> ImageSet {
+    @usableFromInline package static func parseImages(_ b: [UInt8], path: String) throws -> ImageSet {
         guard b.count >= 16 else { throw DataError.truncated(path: path, expectedBytes: 16, foundBytes: b.count) }
         let magic = bigEndian(b, 0)
         guard magic == imageMagic else { throw DataError.badMagic(path: path, found: magic, expected: imageMagic) }
@@ -91,12 +91,12 @@ public enum IDXReader {
     }
 
     /// Parses an IDX label file: count unsigned bytes.
-    public static func labels(path: String) throws -> [UInt8] {
+    @usableFromInline package static func labels(path: String) throws -> [UInt8] {
         try parseLabels(try readBytes(path: path), path: path)
     }
 
     /// Parses the bytes of an IDX label file (exposed for fuzzing and tests).
-    public static func parseLabels(_ b: [UInt8], path: String) throws -> [UInt8] {
+    @usableFromInline package static func parseLabels(_ b: [UInt8], path: String) throws -> [UInt8] {
         guard b.count >= 8 else { throw DataError.truncated(path: path, expectedBytes: 8, foundBytes: b.count) }
         let magic = bigEndian(b, 0)
         guard magic == labelMagic else { throw DataError.badMagic(path: path, found: magic, expected: labelMagic) }
@@ -130,7 +130,7 @@ public struct ImageSet: Sendable {
     }
 
     /// The images at the given indices, in that order.
-    public func subset(_ indices: [Int]) -> ImageSet {
+    @usableFromInline package func subset(_ indices: [Int]) -> ImageSet {
         var out = [UInt8]()
         out.reserveCapacity(indices.count * pixelsPerImage)
         for i in indices { out.append(contentsOf: pixels[(i * pixelsPerImage)..<((i + 1) * pixelsPerImage)]) }

@@ -61,7 +61,7 @@ public struct GrayImage: Sendable, Equatable {
 
     /// Maps an intensity in [0, 1] to a grey level (clamped; NaN becomes black).
     @inlinable
-    public static func level<T: BinaryFloatingPoint>(_ intensity: T) -> UInt8 {
+    @usableFromInline package static func level<T: BinaryFloatingPoint>(_ intensity: T) -> UInt8 {
         guard intensity > 0 else { return 0 }
         guard intensity < 1 else { return 255 }
         return UInt8((Double(intensity) * 255).rounded())
@@ -71,14 +71,14 @@ public struct GrayImage: Sendable, Equatable {
 /// Lays equally sized tiles (images as intensities in [0, 1]) out in a grid with padding between and around them.
 ///
 /// Width = columns·tileWidth + (columns + 1)·padding, height likewise with rows; cells past the last tile stay `fill`.
-public enum ImageGrid {
+@usableFromInline package enum ImageGrid {
     /// Default padding in pixels between and around tiles.
-    public static let defaultPadding = 2
+    @usableFromInline package static let defaultPadding = 2
     /// Default grey level of the padding: mid-dark grey, so tiles with a black background stay distinguishable.
-    public static let defaultFill: UInt8 = 64
+    @usableFromInline package static let defaultFill: UInt8 = 64
 
     /// The side of a square image of `pixels` pixels (28 for 784); throws when `pixels` is not a square number.
-    public static func squareSide(pixels: Int) throws -> Int {
+    @usableFromInline package static func squareSide(pixels: Int) throws -> Int {
         guard pixels > 0 else { throw ImageError.notSquare(pixels: pixels) }
         var side = Int(Double(pixels).squareRoot().rounded())
         while side * side > pixels { side -= 1 }
@@ -88,7 +88,7 @@ public enum ImageGrid {
     }
 
     /// The number of columns of a near-square grid of `count` tiles: ⌈√count⌉ (exact for every Int, no overflow).
-    public static func squareColumns(count: Int) -> Int {
+    @usableFromInline package static func squareColumns(count: Int) -> Int {
         guard count > 1 else { return 1 }
         func square(_ n: Int) -> Int {
             let (product, overflow) = n.multipliedReportingOverflow(by: n)
@@ -101,7 +101,7 @@ public enum ImageGrid {
 
     /// Width and height of a grid of `count` tiles in `columns` columns: columns·tileWidth + (columns + 1)·padding
     /// by rows·tileHeight + (rows + 1)·padding, rows = ⌈count/columns⌉; `Int.max` for a side too large to count.
-    public static func size(count: Int, columns: Int, tileWidth: Int, tileHeight: Int,
+    @usableFromInline package static func size(count: Int, columns: Int, tileWidth: Int, tileHeight: Int,
                             padding: Int = defaultPadding) -> (width: Int, height: Int) {
         let pad = max(0, padding), columns = max(1, columns)
         let rows = count / columns + (count % columns == 0 ? 0 : 1)
@@ -117,13 +117,13 @@ public enum ImageGrid {
 
     /// The most tiles of side `tile` that fit along one side of an image the PNG writer accepts:
     /// the largest n with n·tile + (n + 1)·padding ≤ `PNGWriter.maximumSide`.
-    public static func maximumTiles(tile: Int, padding: Int = defaultPadding) -> Int {
+    @usableFromInline package static func maximumTiles(tile: Int, padding: Int = defaultPadding) -> Int {
         let pad = max(0, padding)
         return max(0, (PNGWriter.maximumSide - pad) / (max(1, tile) + pad))
     }
 
     /// Composes `count` tiles stored one after another in `tiles` (each tileHeight rows of tileWidth intensities).
-    public static func compose<T: BinaryFloatingPoint>(
+    @usableFromInline package static func compose<T: BinaryFloatingPoint>(
         tiles: [T], count: Int, tileWidth: Int, tileHeight: Int, columns: Int,
         padding: Int = defaultPadding, fill: UInt8 = defaultFill
     ) throws -> GrayImage {
@@ -158,10 +158,10 @@ public enum ImageGrid {
 public enum PNGWriter {
     /// The largest width or height written, in pixels: a 8192×8192 grid is 64 MiB of grey levels and its tiles'
     /// Float decoder means about 256 MiB, while libpng's own default limit (10⁶ per side) would need terabytes.
-    public static let maximumSide = 8192
+    @usableFromInline package static let maximumSide = 8192
 
     /// The PNG file bytes of `image` (also what the training report embeds as a data URI).
-    public static func encode(_ image: GrayImage) throws -> [UInt8] {
+    @usableFromInline package static func encode(_ image: GrayImage) throws -> [UInt8] {
         guard image.width > 0, image.height > 0 else { throw ImageError.empty(width: image.width, height: image.height) }
         guard image.width <= maximumSide, image.height <= maximumSide else {
             throw ImageError.tooLarge(width: image.width, height: image.height)
@@ -198,7 +198,7 @@ public enum PNGWriter {
     /// Writes `bytes` to `path` (parent directories created), with the operating system's reason on failure: a regular
     /// file is replaced atomically (`AtomicFile`), so a failed write (a full disk) leaves the previous file whole; a
     /// device or pipe is written in place.
-    public static func writeFile(_ bytes: [UInt8], to path: String) throws {
+    @usableFromInline package static func writeFile(_ bytes: [UInt8], to path: String) throws {
         let parent = (path as NSString).deletingLastPathComponent
         if !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) {
             do {

@@ -12,8 +12,8 @@ public struct EvaluationReport: Codable, Sendable {
     public var examples: Int
     public var repeats: Int
     public var iwae: [String: Double]
-    public var active_units: Int
-    public var decoder_samples_per_second: Double?
+    public var activeUnits: Int
+    public var decoderSamplesPerSecond: Double?
 
     /// The same figures as a Markdown table.
     public var markdown: String {
@@ -28,8 +28,19 @@ public struct EvaluationReport: Codable, Sendable {
         }
         header += " active units |"
         rule += "---:|"
-        row += " \(active_units) |"
+        row += " \(activeUnits) |"
         return [header, rule, row].joined(separator: "\n") + "\n"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case nelbo
+        case kl
+        case rec
+        case examples
+        case repeats
+        case iwae
+        case activeUnits = "active_units"
+        case decoderSamplesPerSecond = "decoder_samples_per_second"
     }
 }
 
@@ -61,7 +72,7 @@ public enum EvaluationProtocol {
 
     /// CS236's fixed test subset: the first 10 test images of each class, in class order; throws when a class has
     /// fewer, since the preset's figures are only comparable on exactly those 100 images.
-    public static func cs236Subset(testLabels labels: [UInt8]) throws -> [Int] {
+    @usableFromInline package static func cs236Subset(testLabels labels: [UInt8]) throws -> [Int] {
         try (0..<cs236Classes).flatMap { c -> [Int] in
             let members = labels.indices.filter { labels[$0] == UInt8(c) }
             guard members.count >= cs236ImagesPerClass else {
@@ -84,7 +95,7 @@ public enum EvaluationProtocol {
         guard sums.nelbo.isFinite else { throw EvaluationError.nonFinite(term: "test NELBO") }
         let stats = try evaluator.posteriorStatistics(binarized: binarized, count: count)
         var report = EvaluationReport(nelbo: sums.nelbo / n, kl: sums.kl / n, rec: sums.rec / n, examples: count,
-                                      repeats: repeats, iwae: [:], active_units: stats.activeUnits)
+                                      repeats: repeats, iwae: [:], activeUnits: stats.activeUnits)
         if !sampleCounts.isEmpty {
             let bound = try ImportanceBoundEvaluator(model: model, threads: threads, pool: evaluator.pool)
                 .evaluate(binarized: binarized, count: count, sampleCounts: sampleCounts, seed: seed) { done, rate in
@@ -93,7 +104,7 @@ public enum EvaluationProtocol {
                                     sampleCounts.max() ?? 1, done, count, rate, eta))
                 }
             for (m, value) in bound.bounds { report.iwae[String(m)] = value }
-            report.decoder_samples_per_second = bound.decoderSamplesPerSecond
+            report.decoderSamplesPerSecond = bound.decoderSamplesPerSecond
         }
         return report
     }

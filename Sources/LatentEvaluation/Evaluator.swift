@@ -12,10 +12,10 @@ public final class Evaluator: @unchecked Sendable {
     public static let testBinarizationSeed: UInt64 = 0
 
     public let model: VariationalAutoencoder<Float>
-    public let workers: Int
+    @usableFromInline package let workers: Int
     /// The threads that run the workers' parts (shared with other evaluators of the same run).
-    public let pool: WorkerPool
-    public let batchSize: Int
+    @usableFromInline package let pool: WorkerPool
+    @usableFromInline package let batchSize: Int
     let workspaces: [StepWorkspace<Float>]
     let workerSums: UnsafeMutablePointer<TermSums>
 

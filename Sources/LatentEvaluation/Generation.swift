@@ -35,23 +35,23 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
 /// Every function processes at most `chunk` rows at a time through one reusable MLP workspace.
 public enum Generation {
     /// Rows per encoder/decoder pass.
-    public static let chunk = 256
+    @usableFromInline package static let chunk = 256
 
     /// Tile side of the models `latent train` makes (784 inputs = 28×28): what commands check flags against
     /// before a checkpoint is loaded.
-    public static let defaultTile = 28
+    @usableFromInline package static let defaultTile = 28
 
     // MARK: - Image size limits
 
     /// Throws unless `count` prior samples in a near-square grid fit a PNG: at most n² for n tiles per side.
-    public static func checkSampleCount(_ count: Int, tile: Int = defaultTile) throws {
+    @usableFromInline package static func checkSampleCount(_ count: Int, tile: Int = defaultTile) throws {
         let n = ImageGrid.maximumTiles(tile: tile)
         let columns = ImageGrid.squareColumns(count: count)
         try check("--count", count, maximum: n * n, size(count, columns: columns, tile: tile))
     }
 
     /// Throws unless `count` image–reconstruction pairs (2⌈√count⌉ tiles per row) fit a PNG: at most ⌊n/2⌋².
-    public static func checkReconstructionCount(_ count: Int, tile: Int = defaultTile) throws {
+    @usableFromInline package static func checkReconstructionCount(_ count: Int, tile: Int = defaultTile) throws {
         let n = ImageGrid.maximumTiles(tile: tile) / 2
         let columns = ImageGrid.squareColumns(count: count)
         let (tiles, overflow) = count.multipliedReportingOverflow(by: 2)
@@ -60,7 +60,7 @@ public enum Generation {
     }
 
     /// Throws unless `pairs` rows of `steps` columns fit a PNG: each at most n.
-    public static func checkInterpolation(pairs: Int, steps: Int, tile: Int = defaultTile) throws {
+    @usableFromInline package static func checkInterpolation(pairs: Int, steps: Int, tile: Int = defaultTile) throws {
         let n = ImageGrid.maximumTiles(tile: tile)
         let width = size(steps, columns: steps, tile: tile).width, height = size(pairs, columns: 1, tile: tile).height
         try check("--pairs", pairs, maximum: n, (width, height))
@@ -68,7 +68,7 @@ public enum Generation {
     }
 
     /// Throws unless a side×side latent map fits a PNG: side at most n.
-    public static func checkLatentMap(side: Int, tile: Int = defaultTile) throws {
+    @usableFromInline package static func checkLatentMap(side: Int, tile: Int = defaultTile) throws {
         let n = ImageGrid.maximumTiles(tile: tile)
         let (width, _) = size(side, columns: side, tile: tile)
         try check("--grid", side, maximum: n, (width, width))
@@ -160,7 +160,7 @@ public enum Generation {
     }
 
     /// `steps` points on the straight line from a to b, both ends included: a + t(b − a), t = s/(steps − 1).
-    public static func line<T: BLASScalar>(from a: ArraySlice<T>, to b: ArraySlice<T>, steps: Int) -> [T] {
+    @usableFromInline package static func line<T: BLASScalar>(from a: ArraySlice<T>, to b: ArraySlice<T>, steps: Int) -> [T] {
         precondition(a.count == b.count, "line: endpoints of different dimension")
         var out = [T]()
         out.reserveCapacity(steps * a.count)
@@ -173,7 +173,7 @@ public enum Generation {
 
     /// side² points of a regular grid over [−range, range]²: row r (top to bottom) has z₂ = range − r·h, column c
     /// has z₁ = −range + c·h, h = 2·range/(side − 1), so the picture reads like a plot with z₂ pointing up.
-    public static func gridLatents<T: BLASScalar>(side: Int, range: Double) -> [T] {
+    @usableFromInline package static func gridLatents<T: BLASScalar>(side: Int, range: Double) -> [T] {
         var out = [T]()
         out.reserveCapacity(side * side * 2)
         let h = side > 1 ? 2 * range / Double(side - 1) : 0

@@ -19,25 +19,25 @@ public enum GradientEstimator: String, CaseIterable, Codable, Sendable {
 }
 
 /// A named set of parameter ranges of one model whose gradient is summarized together (encoder φ, decoder θ).
-public struct ParameterGroup: Sendable, Equatable {
-    public let name: String
-    public let ranges: [Range<Int>]
+@usableFromInline package struct ParameterGroup: Sendable, Equatable {
+    @usableFromInline package let name: String
+    @usableFromInline package let ranges: [Range<Int>]
 
-    public init(name: String, ranges: [Range<Int>]) {
+    @usableFromInline package init(name: String, ranges: [Range<Int>]) {
         self.name = name
         self.ranges = ranges
     }
 
     /// Number of parameters in the group.
-    public var count: Int { ranges.reduce(0) { $0 + $1.count } }
+    @usableFromInline package var count: Int { ranges.reduce(0) { $0 + $1.count } }
 
     /// Every weight and bias of the encoder: the variational parameters φ.
-    public static func encoder(of model: VariationalAutoencoder<some BLASScalar>) -> ParameterGroup {
+    @usableFromInline package static func encoder(of model: VariationalAutoencoder<some BLASScalar>) -> ParameterGroup {
         ParameterGroup(name: "encoder", ranges: model.encoder.layers.flatMap { [$0.weight.range, $0.bias.range] })
     }
 
     /// Every weight and bias of the decoder: the generative parameters θ.
-    public static func decoder(of model: VariationalAutoencoder<some BLASScalar>) -> ParameterGroup {
+    @usableFromInline package static func decoder(of model: VariationalAutoencoder<some BLASScalar>) -> ParameterGroup {
         ParameterGroup(name: "decoder", ranges: model.decoder.layers.flatMap { [$0.weight.range, $0.bias.range] })
     }
 }
@@ -84,18 +84,18 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
 /// The minibatch and the parameters stay fixed; each draw takes its noise ε (rows × latent) from the caller, so the
 /// estimators can be compared on the same ε. A draw overwrites every encoder and decoder entry of the flat gradient
 /// buffer it is given. One instance per thread: the workspace is reused by every draw.
-public final class GradientDraws<T: BLASScalar>: @unchecked Sendable {
-    public let model: VariationalAutoencoder<T>
+@usableFromInline package final class GradientDraws<T: BLASScalar>: @unchecked Sendable {
+    @usableFromInline package let model: VariationalAutoencoder<T>
     /// The minibatch size B.
-    public let rows: Int
+    @usableFromInline package let rows: Int
     /// Per example, the b_r that `.scoreFunctionBaseline` subtracts from −log p(x_r|z_r); zero until
     /// `estimateBaseline`.
-    public let baseline: Buffer<T>
+    @usableFromInline package let baseline: Buffer<T>
     let family: DiagonalGaussian<T>
     let workspace: StepWorkspace<T>
 
     /// Copies the first `rows` images (each `inputs` values in {0, 1}) of `images` as the fixed minibatch.
-    public init(model: VariationalAutoencoder<T>, images: [T], rows: Int) throws {
+    @usableFromInline package init(model: VariationalAutoencoder<T>, images: [T], rows: Int) throws {
         try GradientVariance.checkSupported(model.configuration)
         guard case let .diagonal(family) = model.posterior else {
             throw GradientVarianceError.unsupportedPosterior(model.configuration.posterior)
@@ -113,11 +113,11 @@ public final class GradientDraws<T: BLASScalar>: @unchecked Sendable {
     }
 
     /// Values of ε one draw reads: rows × latent, row-major.
-    public var noiseCount: Int { rows * model.configuration.latent }
+    @usableFromInline package var noiseCount: Int { rows * model.configuration.latent }
 
     /// Sets b_r = (1/S) Σ_s −log p(x_r|z_s), z_s ~ q(z|x_r), from `samples` draws keyed by `seed` on a noise stream of
     /// its own, so the baseline is independent of every experiment draw and the estimator stays unbiased.
-    public func estimateBaseline(samples: Int, seed: UInt64) throws {
+    @usableFromInline package func estimateBaseline(samples: Int, seed: UInt64) throws {
         guard samples >= 1 else {
             throw GradientVarianceError.invalidCount(flag: "baseline samples", value: samples, minimum: 1)
         }
@@ -134,7 +134,7 @@ public final class GradientDraws<T: BLASScalar>: @unchecked Sendable {
     }
 
     /// One estimate of ∇ (1/B) Σ_r NELBO_r with noise ε (`noiseCount` values) into `gradients` (the model's flat layout).
-    public func draw(_ estimator: GradientEstimator, noise: UnsafePointer<T>,
+    @usableFromInline package func draw(_ estimator: GradientEstimator, noise: UnsafePointer<T>,
                      into gradients: UnsafeMutablePointer<T>) throws {
         let ws = workspace
         ws.noise.pointer.update(from: noise, count: noiseCount)
@@ -200,21 +200,21 @@ public final class GradientDraws<T: BLASScalar>: @unchecked Sendable {
 ///
 /// The sample variance of coordinate i is M2_i / (n − 1); the trace of the covariance of a parameter group is the sum
 /// of those over the group (MATH.md §6).
-public struct GradientMoments: Sendable {
-    public private(set) var count = 0
-    public private(set) var mean: [Double]
+@usableFromInline package struct GradientMoments: Sendable {
+    @usableFromInline package private(set) var count = 0
+    @usableFromInline package private(set) var mean: [Double]
     /// M2_i = Σ_draws (g_i − mean_i)².
-    public private(set) var squaredDeviations: [Double]
+    @usableFromInline package private(set) var squaredDeviations: [Double]
 
-    public init(dimension: Int) {
+    @usableFromInline package init(dimension: Int) {
         mean = [Double](repeating: 0, count: dimension)
         squaredDeviations = [Double](repeating: 0, count: dimension)
     }
 
-    public var dimension: Int { mean.count }
+    @usableFromInline package var dimension: Int { mean.count }
 
     /// Adds one draw g (`dimension` values): δ = g − mean, mean += δ/n, M2 += δ (g − mean).
-    public mutating func add<T: BLASScalar>(_ g: UnsafePointer<T>) {
+    @usableFromInline package mutating func add<T: BLASScalar>(_ g: UnsafePointer<T>) {
         count += 1
         let inverse = 1 / Double(count)
         mean.withUnsafeMutableBufferPointer { m in
@@ -231,7 +231,7 @@ public struct GradientMoments: Sendable {
 
     /// Merges another set of moments over the same coordinates: with n = a + b and δ = mean_b − mean_a,
     /// mean = mean_a + δ b/n and M2 = M2_a + M2_b + δ² a b/n.
-    public mutating func merge(_ other: GradientMoments) {
+    @usableFromInline package mutating func merge(_ other: GradientMoments) {
         precondition(other.dimension == dimension, "GradientMoments.merge: dimensions differ")
         guard other.count > 0 else { return }
         guard count > 0 else {
@@ -248,12 +248,12 @@ public struct GradientMoments: Sendable {
     }
 
     /// The sample variance (denominator n − 1) of coordinate i; 0 with fewer than two draws.
-    public func variance(at i: Int) -> Double {
+    @usableFromInline package func variance(at i: Int) -> Double {
         count < 2 ? 0 : squaredDeviations[i] / Double(count - 1)
     }
 
     /// tr Cov over a group: the sum of its coordinates' sample variances.
-    public func traceOfCovariance(over group: ParameterGroup) -> Double {
+    @usableFromInline package func traceOfCovariance(over group: ParameterGroup) -> Double {
         guard count >= 2 else { return 0 }
         var total = 0.0
         for range in group.ranges { for i in range { total += squaredDeviations[i] } }

@@ -66,16 +66,16 @@ public enum GradientVariance {
 
     /// Most experiment draws N: 10⁶ minibatch gradients per estimator take hours, and the variances' relative
     /// Monte Carlo error √(2/N) is then 0.14 %; the bound also keeps 2N and the draw indices far from overflow.
-    public static let maximumDraws = 1_000_000
+    @usableFromInline package static let maximumDraws = 1_000_000
 
     /// Most reference draws: the default for the most experiment draws.
-    public static let maximumReferenceDraws = defaultReferenceDraws(draws: maximumDraws)
+    @usableFromInline package static let maximumReferenceDraws = defaultReferenceDraws(draws: maximumDraws)
 
     /// Reparametrization draws averaged into g_ref for N experiment draws: max(2000, 2N), N capped at `maximumDraws`.
-    public static func defaultReferenceDraws(draws: Int) -> Int { max(2000, 2 * min(draws, maximumDraws)) }
+    @usableFromInline package static func defaultReferenceDraws(draws: Int) -> Int { max(2000, 2 * min(draws, maximumDraws)) }
 
     /// Throws unless 2 ≤ draws ≤ `maximumDraws` and 1 ≤ referenceDraws ≤ `maximumReferenceDraws`.
-    public static func checkDraws(_ draws: Int, referenceDraws: Int?) throws {
+    @usableFromInline package static func checkDraws(_ draws: Int, referenceDraws: Int?) throws {
         guard draws >= 2 else { throw GradientVarianceError.invalidCount(flag: "--draws", value: draws, minimum: 2) }
         guard draws <= maximumDraws else {
             throw GradientVarianceError.tooManyDraws(flag: "--draws", value: draws, maximum: maximumDraws)
@@ -92,7 +92,7 @@ public enum GradientVariance {
 
     /// Throws unless the model is a diagonal-posterior model with the N(0, I) prior (the only kind the score
     /// function and the analytic KL gradient are implemented for).
-    public static func checkSupported(_ configuration: ModelConfiguration) throws {
+    @usableFromInline package static func checkSupported(_ configuration: ModelConfiguration) throws {
         guard configuration.posterior == .diagonal else {
             throw GradientVarianceError.unsupportedPosterior(configuration.posterior)
         }
@@ -100,7 +100,7 @@ public enum GradientVariance {
     }
 
     /// Runs the experiment on the first `rows` images of `images` (each `inputs` values in {0, 1}) with `threads` workers.
-    public static func measure<T: BLASScalar>(
+    @usableFromInline package static func measure<T: BLASScalar>(
         model: VariationalAutoencoder<T>, images: [T], rows: Int, draws: Int, referenceDraws: Int? = nil,
         baselineSamples: Int = defaultBaselineSamples, seed: UInt64 = 0, threads: Int = 1
     ) throws -> GradientVarianceReport {

@@ -12,11 +12,11 @@ import LatentModels
 /// Generic in the scalar so that the streaming can be checked in Double against a direct log-sum-exp; runs use Float.
 public final class ImportanceBoundEvaluator<Scalar: BLASScalar>: @unchecked Sendable {
     public let model: VariationalAutoencoder<Scalar>
-    public let workers: Int
+    @usableFromInline package let workers: Int
     /// The threads that run the workers' parts (shared with other evaluators of the same run).
-    public let pool: WorkerPool
-    public let rowsPerWorker: Int
-    public let chunk: Int
+    @usableFromInline package let pool: WorkerPool
+    @usableFromInline package let rowsPerWorker: Int
+    @usableFromInline package let chunk: Int
     let workspaces: [StepWorkspace<Scalar>]
 
     /// `decoderRows` bounds the samples × examples one worker decodes at once (the memory knob).

@@ -2,14 +2,14 @@ import LatentCore
 
 /// Adam with bias correction (Kingma & Ba), over the model's flat parameter and gradient buffers, PyTorch's form:
 /// p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
-public final class Adam<T: BLASScalar>: @unchecked Sendable {
-    public var learningRate: Double
-    public let beta1: Double, beta2: Double, epsilon: Double
-    public private(set) var step = 0
-    public let firstMoment: Buffer<T>
-    public let secondMoment: Buffer<T>
+@usableFromInline package final class Adam<T: BLASScalar>: @unchecked Sendable {
+    @usableFromInline package var learningRate: Double
+    @usableFromInline package let beta1: Double, beta2: Double, epsilon: Double
+    @usableFromInline package private(set) var step = 0
+    @usableFromInline package let firstMoment: Buffer<T>
+    @usableFromInline package let secondMoment: Buffer<T>
 
-    public init(count: Int, learningRate: Double, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8) {
+    @usableFromInline package init(count: Int, learningRate: Double, beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8) {
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2
@@ -19,17 +19,17 @@ public final class Adam<T: BLASScalar>: @unchecked Sendable {
     }
 
     /// Advances the step counter; call once per step before `update(range:)` on every part.
-    public func beginStep() { step += 1 }
+    @usableFromInline package func beginStep() { step += 1 }
 
     /// Restores the step counter from a checkpoint.
-    public func restore(step: Int) { self.step = step }
+    @usableFromInline package func restore(step: Int) { self.step = step }
 
     /// Updates parameters in `range` with the gradient `g` (+ `g2` when given: the reduction of two workers'
     /// buffers fused into the update, so the summed gradient is never written). Ranges of one step may run in parallel.
     /// With `zeroingGradients` the gradient buffers are cleared while their lines are in cache, so the next step can
     /// accumulate into them.
     @inlinable
-    public func update(parameters p: UnsafeMutablePointer<T>, gradients g: UnsafeMutablePointer<T>,
+    @usableFromInline package func update(parameters p: UnsafeMutablePointer<T>, gradients g: UnsafeMutablePointer<T>,
                        plus g2: UnsafeMutablePointer<T>? = nil, range: Range<Int>, zeroingGradients: Bool = false) {
         let start = range.lowerBound
         update(start: start, count: range.count, parameters: p, gradients: g + start, plus: g2.map { $0 + start },
@@ -40,7 +40,7 @@ public final class Adam<T: BLASScalar>: @unchecked Sendable {
     /// gradient of parameter `range.lowerBound + i`. The trainer forms each block of dW in a small per-worker
     /// buffer that stays in cache, so no model-sized gradient is written to and read back from memory.
     @inlinable
-    public func update(parameters p: UnsafeMutablePointer<T>, range: Range<Int>, blockGradient block: UnsafePointer<T>) {
+    @usableFromInline package func update(parameters p: UnsafeMutablePointer<T>, range: Range<Int>, blockGradient block: UnsafePointer<T>) {
         update(start: range.lowerBound, count: range.count, parameters: p, gradients: UnsafeMutablePointer(mutating: block),
                plus: nil, zeroingGradients: false)
     }

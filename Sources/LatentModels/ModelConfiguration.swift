@@ -80,7 +80,7 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
     public static let samplesLimit = 1000
 
     /// Whether every size is positive and small enough that parameter counts cannot overflow.
-    public var hasSaneSizes: Bool {
+    @usableFromInline package var hasSaneSizes: Bool {
         hidden.count <= 64 && samples >= 1 && samples <= ModelConfiguration.samplesLimit
             && ([inputs, latent, components] + hidden).allSatisfy { (1...ModelConfiguration.sizeLimit).contains($0) }
             && latent <= 4096

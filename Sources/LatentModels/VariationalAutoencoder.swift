@@ -3,18 +3,18 @@ import LatentCore
 /// Encoder, posterior family, prior, decoder and likelihood over one flat parameter store (MATH.md §1–3).
 public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
     public let configuration: ModelConfiguration
-    public let store = ParameterStore<T>()
-    public let encoder: MLP
-    public let decoder: MLP
-    public let posterior: AnyPosterior<T>
+    @usableFromInline package let store = ParameterStore<T>()
+    @usableFromInline package let encoder: MLP
+    @usableFromInline package let decoder: MLP
+    @usableFromInline package let posterior: AnyPosterior<T>
     /// The mixture prior's parameters, when the configuration has one (nil: N(0, I)).
-    public let mixture: GaussianMixturePrior?
+    @usableFromInline package let mixture: GaussianMixturePrior?
     /// The decoder's observation model (its own parameters, if any, come after the prior's in the store).
-    public let likelihood: any Likelihood
+    @usableFromInline package let likelihood: any Likelihood
     /// Training's Cholesky factorizations that needed a raised jitter (covariance posterior), once each.
-    public let factorizationRetries = FactorizationCounter()
+    @usableFromInline package let factorizationRetries = FactorizationCounter()
     /// The same for evaluation (NELBO, IWAE bounds, posterior statistics), once per example and evaluation pass.
-    public let evaluationFactorizationRetries = FactorizationCounter()
+    @usableFromInline package let evaluationFactorizationRetries = FactorizationCounter()
 
     public init(_ configuration: ModelConfiguration) {
         self.configuration = configuration
@@ -33,7 +33,7 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
     public var parameterCount: Int { store.count }
 
     /// The objective this model trains (`Objective.of`).
-    public var objective: any TrainingObjective { Objective.of(self, samples: configuration.samples) }
+    @usableFromInline package var objective: any TrainingObjective { Objective.of(self, samples: configuration.samples) }
 
     /// PyTorch's default Linear initialization: weights and biases uniform in ±1/√fan_in.
     public func initialize(seed: UInt64) {
@@ -56,7 +56,7 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
     }
 
     /// FLOPs of one training step on `rows` examples with `samples` decoder passes each (MATH.md §8: forward ×3).
-    public func trainingFLOPs(rows: Int, samples: Int = 1) -> Double {
+    @usableFromInline package func trainingFLOPs(rows: Int, samples: Int = 1) -> Double {
         3 * (encoder.forwardFLOPs(rows: rows) + decoder.forwardFLOPs(rows: rows * samples))
     }
 }

@@ -102,8 +102,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 /// Saving writes `checkpoint.tmp`, flushes it to disk and renames it over `checkpoint`, so a crash at any moment
 /// leaves the previous complete checkpoint in place.
 public struct Checkpoint: Sendable {
-    public static let magic: [UInt8] = Array("LATENTCK".utf8)
-    public static let version: UInt32 = 1
+    @usableFromInline package static let magic: [UInt8] = Array("LATENTCK".utf8)
+    @usableFromInline package static let version: UInt32 = 1
     public static let fileName = "checkpoint"
     /// The checkpoint file of the run directory `directory`.
     public static func path(in directory: String) -> String {
@@ -122,7 +122,7 @@ public struct Checkpoint: Sendable {
     public var firstMoment: [Float]
     public var secondMoment: [Float]
 
-    public init(configuration: ModelConfiguration, state: TrainingState, parameters: [Float],
+    @usableFromInline package init(configuration: ModelConfiguration, state: TrainingState, parameters: [Float],
                 firstMoment: [Float], secondMoment: [Float]) {
         self.configuration = configuration
         self.state = state
@@ -132,7 +132,7 @@ public struct Checkpoint: Sendable {
     }
 
     /// The serialized bytes, checksum included.
-    public func encoded() throws -> [UInt8] {
+    @usableFromInline package func encoded() throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]  // identical runs must write identical files
         let header = try encoder.encode(Header(configuration: configuration, state: state,
@@ -150,7 +150,7 @@ public struct Checkpoint: Sendable {
     }
 
     /// Parses and verifies bytes read from `path` (magic, version, header, sizes, checksum).
-    public static func decode(_ bytes: [UInt8], path: String) throws -> Checkpoint {
+    @usableFromInline package static func decode(_ bytes: [UInt8], path: String) throws -> Checkpoint {
         guard bytes.count >= magic.count + 12 else {
             if bytes.starts(with: magic.prefix(bytes.count)) || bytes.isEmpty { throw CheckpointError.truncated(path: path) }
             throw CheckpointError.badMagic(path: path)
@@ -222,7 +222,7 @@ public struct Checkpoint: Sendable {
     }
 
     /// The CRC-32 of `bytes` (`CRC32`, the same as zlib's).
-    public static func crc32(_ bytes: [UInt8]) -> UInt32 { CRC32.checksum(bytes) }
+    @usableFromInline package static func crc32(_ bytes: [UInt8]) -> UInt32 { CRC32.checksum(bytes) }
 }
 
 private func append(_ v: UInt32, to bytes: inout [UInt8]) {
@@ -240,7 +240,7 @@ private func readUInt32(_ bytes: [UInt8], _ cursor: inout Int) -> UInt32 {
 
 extension VariationalAutoencoder {
     /// The flat parameter count a configuration implies (without allocating a model).
-    public static func parameterCount(_ c: ModelConfiguration) -> Int {
+    @usableFromInline package static func parameterCount(_ c: ModelConfiguration) -> Int {
         let enc = [c.inputs] + c.hidden + [c.posteriorParameterCount]
         let dec = [c.latent] + c.hidden.reversed() + [c.inputs]
         func count(_ w: [Int]) -> Int { (0..<(w.count - 1)).reduce(0) { $0 + w[$1] * w[$1 + 1] + w[$1 + 1] } }
@@ -249,13 +249,16 @@ extension VariationalAutoencoder {
     }
 
     /// A checkpoint of this Float model with its optimizer.
-    public func checkpoint(adam: Adam<Float>, state: TrainingState) -> Checkpoint where T == Float {
+    @usableFromInline package func checkpoint(adam: Adam<Float>, state: TrainingState) -> Checkpoint where T == Float {
         Checkpoint(configuration: configuration, state: state, parameters: store.parameters.array,
                    firstMoment: adam.firstMoment.array, secondMoment: adam.secondMoment.array)
     }
 
+    /// Copies a checkpoint's parameters into this model (of the checkpoint's configuration).
+    public func load(_ checkpoint: Checkpoint) where T == Float { load(checkpoint, adam: nil) }
+
     /// Copies a checkpoint's parameters in (and its moments into `adam` when given).
-    public func load(_ checkpoint: Checkpoint, adam: Adam<Float>? = nil) where T == Float {
+    @usableFromInline package func load(_ checkpoint: Checkpoint, adam: Adam<Float>?) where T == Float {
         for i in 0..<parameterCount { store.parameters[i] = checkpoint.parameters[i] }
         if let adam {
             for i in 0..<parameterCount {

@@ -11,20 +11,20 @@ import Synchronization
 /// weight is read and updated by one core only, then any task left unclaimed, so a worker that lost its core to another
 /// process holds up at most the task it is in. Every task computes the same thing whoever runs it: the results depend
 /// on the worker count only.
-public final class ColumnTeam: @unchecked Sendable {
-    public let workers: Int
+@usableFromInline package final class ColumnTeam: @unchecked Sendable {
+    @usableFromInline package let workers: Int
     /// Examples per block (the blocks' spacing in the shared buffers).
-    public let capacity: Int
-    public let barrier: SpinBarrier
+    @usableFromInline package let capacity: Int
+    @usableFromInline package let barrier: SpinBarrier
     /// The current step's examples in each block.
     @usableFromInline package let examples: UnsafeMutablePointer<Int>
     /// Per stage, a bit per task: claimed.
     let claims: [Claims]
 
     /// The most workers a team has (a stage's claims are the bits of one word).
-    public static let maximumWorkers = Int.bitWidth - 1
+    @usableFromInline package static let maximumWorkers = Int.bitWidth - 1
 
-    public init(workers: Int, capacity: Int, stages: Int) {
+    @usableFromInline package init(workers: Int, capacity: Int, stages: Int) {
         precondition(workers <= ColumnTeam.maximumWorkers, "a team has at most \(ColumnTeam.maximumWorkers) workers")
         self.workers = workers
         self.capacity = capacity
@@ -38,7 +38,7 @@ public final class ColumnTeam: @unchecked Sendable {
 
     /// Sets the examples of each block for a batch of `rows` (block u takes `Parallel.slice(rows, workers, u)`) and
     /// clears every stage's claims; call before the step's region.
-    public func beginStep(rows: Int) {
+    @usableFromInline package func beginStep(rows: Int) {
         for u in 0..<workers { examples[u] = Parallel.slice(rows, parts: workers, part: u).count }
         for claim in claims { claim.bits.store(0, ordering: .relaxed) }
     }
@@ -46,7 +46,7 @@ public final class ColumnTeam: @unchecked Sendable {
     /// The column block `part` of a layer with `width` outputs: whole groups of `group` columns, split as evenly as
     /// they go, and the last block takes the remainder.
     @inlinable
-    public func columns(_ width: Int, part: Int, group: Int = 16) -> Range<Int> {
+    @usableFromInline package func columns(_ width: Int, part: Int, group: Int = 16) -> Range<Int> {
         let groups = Parallel.slice(width / group, parts: workers, part: part)
         return (group * groups.lowerBound)..<(part == workers - 1 ? width : group * groups.upperBound)
     }
@@ -60,7 +60,7 @@ public final class ColumnTeam: @unchecked Sendable {
     /// OpenBLAS always packs, and for a width whose rows are not so aligned anyway, groups of 8 split 300 outputs
     /// 152/148 instead of 144/156, whose 12-column edge is slow.
     @inlinable
-    public func group(width: Int, rows: Int, inner: Int) -> Int {
+    @usableFromInline package func group(width: Int, rows: Int, inner: Int) -> Int {
         guard width % 16 != 0 else { return 16 }
         var narrowest = width
         for part in 0..<workers { narrowest = min(narrowest, columns(width, part: part, group: 8).count) }
@@ -70,13 +70,13 @@ public final class ColumnTeam: @unchecked Sendable {
     /// The column block `part` of a layer of `width` outputs whose GEMMs take `inner` terms over runs of at least
     /// `rows` rows, in the groups `group(width:rows:inner:)` picks.
     @inlinable
-    public func columns(_ width: Int, inner: Int, rows: Int, part: Int) -> Range<Int> {
+    @usableFromInline package func columns(_ width: Int, inner: Int, rows: Int, part: Int) -> Range<Int> {
         columns(width, part: part, group: group(width: width, rows: rows, inner: inner))
     }
 
     /// The fewest rows of one GEMM over the batch (`forEachRun`), at `rowsPerExample` rows per example.
     @inlinable
-    public func shortestRun(rowsPerExample: Int) -> Int {
+    @usableFromInline package func shortestRun(rowsPerExample: Int) -> Int {
         var shortest = Int.max
         forEachRun(rowsPerExample: rowsPerExample) { _, rows in shortest = min(shortest, rows) }
         return shortest == .max ? 0 : shortest
@@ -84,7 +84,7 @@ public final class ColumnTeam: @unchecked Sendable {
 
     /// Runs `body(task)` for the tasks of `stage` that worker `w` claims: task w first, then any still unclaimed.
     @inline(__always)
-    package func forEachTask(stage: Int, worker w: Int, _ body: (Int) -> Void) {
+    @usableFromInline package func forEachTask(stage: Int, worker w: Int, _ body: (Int) -> Void) {
         let claim = claims[stage]
         for i in 0..<workers {
             let task = (w + i) % workers
@@ -97,7 +97,7 @@ public final class ColumnTeam: @unchecked Sendable {
     /// `body(firstRow, rows)` for the rows of the batch in the shared buffers, `rowsPerExample` rows per example (1 for
     /// the encoder, m for the decoder): one call over adjacent full blocks, so a GEMM spans the batch's full height.
     @inlinable @inline(__always)
-    package func forEachRun(rowsPerExample: Int, _ body: (Int, Int) -> Void) {
+    @usableFromInline package func forEachRun(rowsPerExample: Int, _ body: (Int, Int) -> Void) {
         let blockRows = capacity * rowsPerExample
         var start = 0, rows = 0
         for u in 0..<workers {
@@ -111,9 +111,9 @@ public final class ColumnTeam: @unchecked Sendable {
         }
     }
 
-    package final class Claims: @unchecked Sendable {
-        package let bits = Atomic<Int>(0)
-        package init() {}
+    @usableFromInline package final class Claims: @unchecked Sendable {
+        @usableFromInline package let bits = Atomic<Int>(0)
+        @usableFromInline package init() {}
     }
 }
 
@@ -121,7 +121,7 @@ extension MLP {
     /// Layer `l`'s output columns `columns` for the whole batch before bias and activation: y = x Wᵀ, one GEMM per
     /// run of blocks. `input` and `ws` are the shared, batch-sized buffers.
     @inlinable
-    package func forwardProducts<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam,
+    @usableFromInline package func forwardProducts<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam,
                                                 rowsPerExample: Int, parameters p: UnsafePointer<T>,
                                                 input: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
         guard !columns.isEmpty else { return }
@@ -152,7 +152,7 @@ extension MLP {
     /// output, dy W, one GEMM per run of blocks. Layer l's dy must be complete (every column); the weight gradients
     /// are formed later by each layer's owner.
     @inlinable
-    package func backwardProducts<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam,
+    @usableFromInline package func backwardProducts<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam,
                                                  rowsPerExample: Int, parameters p: UnsafePointer<T>,
                                                  workspace ws: MLPWorkspace<T>) {
         guard !columns.isEmpty else { return }

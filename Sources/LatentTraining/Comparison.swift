@@ -9,18 +9,35 @@ public struct FamilyResult: Codable, Sendable {
     public var nelbo: Double
     public var kl: Double
     public var rec: Double
-    /// −L_m, the importance-weighted bound with `iwae_samples` samples on the same test set (absent when m = 0).
+    /// −L_m, the importance-weighted bound with `iwaeSamples` samples on the same test set (absent when m = 0).
     public var iwae: Double?
-    public var iwae_samples: Int?
-    public var active_units: Int
-    public var mean_abs_correlation: Double
-    public var samples_per_second: Double
-    public var seconds_per_epoch: Double
+    public var iwaeSamples: Int?
+    public var activeUnits: Int
+    public var meanAbsCorrelation: Double
+    public var samplesPerSecond: Double
+    public var secondsPerEpoch: Double
     /// Diagonal's samples/s over this family's: how many times as long training takes.
-    public var cost_ratio: Double
-    public var factorization_retries: Int
+    public var costRatio: Double
+    public var factorizationRetries: Int
     public var parameters: Int
-    public var run_directory: String
+    public var runDirectory: String
+
+    enum CodingKeys: String, CodingKey {
+        case posterior
+        case nelbo
+        case kl
+        case rec
+        case iwae
+        case iwaeSamples = "iwae_samples"
+        case activeUnits = "active_units"
+        case meanAbsCorrelation = "mean_abs_correlation"
+        case samplesPerSecond = "samples_per_second"
+        case secondsPerEpoch = "seconds_per_epoch"
+        case costRatio = "cost_ratio"
+        case factorizationRetries = "factorization_retries"
+        case parameters
+        case runDirectory = "run_directory"
+    }
 }
 
 /// Trains one model per posterior family with the same seed, data order and schedule, and evaluates each.
@@ -61,23 +78,23 @@ public enum Comparison {
             let trained = Double(session.trainer.step) * Double(options.batch)
             let examples = min(trained, Double(session.history.count * session.dataset.train.count))
             results.append(FamilyResult(
-                posterior: family.rawValue, nelbo: final.test_nelbo, kl: final.test_kl, rec: final.test_rec,
-                iwae: bound, iwae_samples: iwaeSamples > 0 ? iwaeSamples : nil, active_units: stats.activeUnits,
-                mean_abs_correlation: stats.meanAbsoluteCorrelation,
-                samples_per_second: examples / trainSeconds,
-                seconds_per_epoch: trainSeconds / Double(session.history.count), cost_ratio: 1,
-                factorization_retries: session.model.factorizationRetries.value,
-                parameters: session.model.parameterCount, run_directory: options.out))
+                posterior: family.rawValue, nelbo: final.testNELBO, kl: final.testKL, rec: final.testRec,
+                iwae: bound, iwaeSamples: iwaeSamples > 0 ? iwaeSamples : nil, activeUnits: stats.activeUnits,
+                meanAbsCorrelation: stats.meanAbsoluteCorrelation,
+                samplesPerSecond: examples / trainSeconds,
+                secondsPerEpoch: trainSeconds / Double(session.history.count), costRatio: 1,
+                factorizationRetries: session.model.factorizationRetries.value,
+                parameters: session.model.parameterCount, runDirectory: options.out))
         }
         if let diagonal = results.first(where: { $0.posterior == PosteriorKind.diagonal.rawValue }) {
-            for i in results.indices { results[i].cost_ratio = diagonal.samples_per_second / results[i].samples_per_second }
+            for i in results.indices { results[i].costRatio = diagonal.samplesPerSecond / results[i].samplesPerSecond }
         }
         return results
     }
 
     /// The Markdown table of `compare.md` (with an IWAE-m column when the rows have the bound).
     public static func markdown(_ results: [FamilyResult]) -> String {
-        let m = results.first?.iwae_samples
+        let m = results.first?.iwaeSamples
         let bound = m.map { " IWAE-\($0) |" } ?? ""
         var lines = [
             "| posterior | test NELBO | KL | Rec |\(bound) active units | mean abs corr | samples/s | s/epoch "
@@ -87,8 +104,8 @@ public enum Comparison {
         for r in results {
             let iwae = m == nil ? "" : String(format: " %.2f |", r.iwae ?? .nan)
             lines.append(String(format: "| %@ | %.2f | %.2f | %.2f |", r.posterior, r.nelbo, r.kl, r.rec) + iwae
-                + String(format: " %d | %.3f | %.0f | %.2f | %.2f× | %d |", r.active_units, r.mean_abs_correlation,
-                         r.samples_per_second, r.seconds_per_epoch, r.cost_ratio, r.factorization_retries))
+                + String(format: " %d | %.3f | %.0f | %.2f | %.2f× | %d |", r.activeUnits, r.meanAbsCorrelation,
+                         r.samplesPerSecond, r.secondsPerEpoch, r.costRatio, r.factorizationRetries))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -14,18 +14,18 @@ import LatentModels
 ///
 /// It is what `latent train --threads 1` runs. The parallel strategies (`DataParallelStep`, `TensorParallelStep`,
 /// `BLASThreadedStep`) run the same phases and are tested against it; a change to the model starts here.
-package final class ReferenceStep: TrainingStrategy {
-    package let model: VariationalAutoencoder<Float>
-    package let objective: any TrainingObjective
+@usableFromInline package final class ReferenceStep: TrainingStrategy {
+    @usableFromInline package let model: VariationalAutoencoder<Float>
+    @usableFromInline package let objective: any TrainingObjective
     /// Every activation and per-example buffer of a full batch, allocated once.
-    package let workspace: StepWorkspace<Float>
+    @usableFromInline package let workspace: StepWorkspace<Float>
     /// dLoss/dθ for every parameter, laid out like the parameters.
-    package let gradient: Buffer<Float>
-    package let pool: WorkerPool
-    package let blasThreads: Int
-    package var workers: Int { 1 }
+    @usableFromInline package let gradient: Buffer<Float>
+    @usableFromInline package let pool: WorkerPool
+    @usableFromInline package let blasThreads: Int
+    @usableFromInline package var workers: Int { 1 }
 
-    package init(model: VariationalAutoencoder<Float>, batchSize: Int, blasThreads: Int = 1, pool: WorkerPool? = nil) {
+    @usableFromInline package init(model: VariationalAutoencoder<Float>, batchSize: Int, blasThreads: Int = 1, pool: WorkerPool? = nil) {
         self.model = model
         objective = model.objective
         workspace = StepWorkspace(model: model, capacity: batchSize)
@@ -35,11 +35,11 @@ package final class ReferenceStep: TrainingStrategy {
     }
 
     /// Runs with subnormals flushed to zero, as every part of a parallel region does (`WorkerPool`).
-    package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
+    @usableFromInline package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
         SubnormalFlushing.during { pass(batch) }
     }
 
-    package func pass(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
+    @usableFromInline package func pass(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
         let p = UnsafePointer(model.store.parameters.pointer), g = gradient.pointer
         let ws = workspace, rows = batch.rows, m = model.configuration.samples
         // The loss is the batch mean: every per-example gradient is scaled by 1/rows.
@@ -70,7 +70,7 @@ package final class ReferenceStep: TrainingStrategy {
         })
     }
 
-    package func apply(_ consumer: any GradientConsumer) {
+    @usableFromInline package func apply(_ consumer: any GradientConsumer) {
         SubnormalFlushing.during {
             consumer.consume(parameters: model.store.parameters.pointer, range: 0..<model.parameterCount,
                              gradient: gradient.pointer)
@@ -78,23 +78,23 @@ package final class ReferenceStep: TrainingStrategy {
     }
 
     /// The gradient is overwritten by the next step: nothing to drop.
-    package func discard() {}
+    @usableFromInline package func discard() {}
 }
 
 /// The reference step with OpenBLAS's own threads inside each GEMM (`--parallelism blas`).
-package final class BLASThreadedStep: TrainingStrategy {
-    package let reference: ReferenceStep
-    package var workers: Int { 1 }
-    package var blasThreads: Int { reference.blasThreads }
-    package var pool: WorkerPool { reference.pool }
+@usableFromInline package final class BLASThreadedStep: TrainingStrategy {
+    @usableFromInline package let reference: ReferenceStep
+    @usableFromInline package var workers: Int { 1 }
+    @usableFromInline package var blasThreads: Int { reference.blasThreads }
+    @usableFromInline package var pool: WorkerPool { reference.pool }
 
-    package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int) {
+    @usableFromInline package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int) {
         reference = ReferenceStep(model: model, batchSize: batchSize, blasThreads: max(1, threads))
     }
 
-    package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
+    @usableFromInline package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
         reference.computeGradients(batch)
     }
-    package func apply(_ consumer: any GradientConsumer) { reference.apply(consumer) }
-    package func discard() {}
+    @usableFromInline package func apply(_ consumer: any GradientConsumer) { reference.apply(consumer) }
+    @usableFromInline package func discard() {}
 }

@@ -33,12 +33,12 @@ public enum ReportError: Error, CustomStringConvertible, Equatable {
 /// A comparison directory (it holds `compare.json`) shows one curve per posterior family in each plot.
 public enum Report {
     /// The plots every report has, in order: train and test NELBO, test KL, test Rec, samples/s.
-    public static let plotTitles = ["NELBO per epoch (solid: test, dashed: train)", "Test KL per epoch",
+    @usableFromInline package static let plotTitles = ["NELBO per epoch (solid: test, dashed: train)", "Test KL per epoch",
                                     "Test Rec per epoch", "Training throughput per epoch"]
     /// Prior samples in each run's sample grid.
-    public static let sampleCount = 64
+    @usableFromInline package static let sampleCount = 64
     /// Test images (each beside its reconstruction) in each run's reconstruction grid.
-    public static let reconstructionCount = 16
+    @usableFromInline package static let reconstructionCount = 16
 
     /// The HTML of the report on `directory`. `data` overrides the dataset the checkpoint names (for the
     /// reconstructions); `warning` hears about parts left out (e.g. images when the dataset is missing).
@@ -231,9 +231,9 @@ struct ReportHTML {
         var nelbo: [LinePlot.Series] = []
         for (i, run) in runs.enumerated() {
             nelbo.append(.init(label: single ? "test" : "\(run.name) test", color: single ? color(1) : color(i),
-                               dashed: false, points: points(run.metrics) { $0.test_nelbo }))
+                               dashed: false, points: points(run.metrics) { $0.testNELBO }))
             nelbo.append(.init(label: single ? "train" : "\(run.name) train", color: single ? color(0) : color(i),
-                               dashed: true, points: points(run.metrics) { $0.train_nelbo }))
+                               dashed: true, points: points(run.metrics) { $0.trainNELBO }))
         }
         func perRun(_ singleLabel: String, _ value: @escaping (EpochMetrics) -> Double) -> [LinePlot.Series] {
             runs.enumerated().map { i, run in
@@ -243,23 +243,23 @@ struct ReportHTML {
         let titles = Report.plotTitles
         return [
             LinePlot(title: titles[0], xLabel: "epoch", yLabel: "nats per image", series: nelbo),
-            LinePlot(title: titles[1], xLabel: "epoch", yLabel: "nats per image", series: perRun("test KL") { $0.test_kl }),
-            LinePlot(title: titles[2], xLabel: "epoch", yLabel: "nats per image", series: perRun("test Rec") { $0.test_rec }),
-            LinePlot(title: titles[3], xLabel: "epoch", yLabel: "samples/s", series: perRun("training samples/s") { $0.samples_per_second }),
+            LinePlot(title: titles[1], xLabel: "epoch", yLabel: "nats per image", series: perRun("test KL") { $0.testKL }),
+            LinePlot(title: titles[2], xLabel: "epoch", yLabel: "nats per image", series: perRun("test Rec") { $0.testRec }),
+            LinePlot(title: titles[3], xLabel: "epoch", yLabel: "samples/s", series: perRun("training samples/s") { $0.samplesPerSecond }),
         ].map { $0.svg() }
     }
 
     func finalTable() -> String {
         if let families {
-            let m = families.first?.iwae_samples
+            let m = families.first?.iwaeSamples
             let header = ["posterior", "test NELBO", "KL", "Rec"] + (m.map { ["IWAE-\($0)"] } ?? [])
                 + ["active units", "mean abs corr", "samples/s", "s/epoch", "cost vs diagonal", "jitter retries",
                    "parameters"]
             let rows = families.map { r in
                 [r.posterior, fixed(r.nelbo, 2), fixed(r.kl, 2), fixed(r.rec, 2)]
                     + (m == nil ? [] : [fixed(r.iwae ?? .nan, 2)])
-                    + ["\(r.active_units)", fixed(r.mean_abs_correlation, 3), fixed(r.samples_per_second, 0),
-                       fixed(r.seconds_per_epoch, 2), fixed(r.cost_ratio, 2) + "×", "\(r.factorization_retries)",
+                    + ["\(r.activeUnits)", fixed(r.meanAbsCorrelation, 3), fixed(r.samplesPerSecond, 0),
+                       fixed(r.secondsPerEpoch, 2), fixed(r.costRatio, 2) + "×", "\(r.factorizationRetries)",
                        "\(r.parameters)"]
             }
             return table(header: header, rows: rows)
@@ -267,8 +267,8 @@ struct ReportHTML {
         let run = runs[0], last = run.metrics[run.metrics.count - 1]
         let header = ["epochs", "steps", "test NELBO", "test KL", "test Rec", "train NELBO", "samples/s",
                       "training seconds", "parameters"]
-        let row = ["\(last.epoch)", "\(last.step)", fixed(last.test_nelbo, 2), fixed(last.test_kl, 2),
-                   fixed(last.test_rec, 2), fixed(last.train_nelbo, 2), fixed(last.samples_per_second, 0),
+        let row = ["\(last.epoch)", "\(last.step)", fixed(last.testNELBO, 2), fixed(last.testKL, 2),
+                   fixed(last.testRec, 2), fixed(last.trainNELBO, 2), fixed(last.samplesPerSecond, 0),
                    fixed(run.metrics.reduce(0) { $0 + $1.seconds }, 1), run.parameters.map { "\($0)" } ?? "?"]
         return table(header: header, rows: [row])
             + "<p>Test terms are the one-sample NELBO = KL + Rec on the statically binarized test set after the last epoch.</p>\n"
@@ -313,8 +313,8 @@ struct ReportHTML {
     func epochTable(_ run: ReportRun) -> String {
         let header = ["epoch", "step", "train NELBO", "test NELBO", "test KL", "test Rec", "samples/s", "seconds"]
         let rows = run.metrics.map { m in
-            ["\(m.epoch)", "\(m.step)", fixed(m.train_nelbo, 2), fixed(m.test_nelbo, 2), fixed(m.test_kl, 2),
-             fixed(m.test_rec, 2), fixed(m.samples_per_second, 0), fixed(m.seconds, 2)]
+            ["\(m.epoch)", "\(m.step)", fixed(m.trainNELBO, 2), fixed(m.testNELBO, 2), fixed(m.testKL, 2),
+             fixed(m.testRec, 2), fixed(m.samplesPerSecond, 0), fixed(m.seconds, 2)]
         }
         return "<details\(runs.count == 1 ? " open" : "")><summary>\(escape(run.name)): \(run.metrics.count) epoch(s)</summary>\n"
             + table(header: header, rows: rows) + "</details>"

@@ -6,14 +6,14 @@ import LatentData
 /// The minibatch of one step: rows `start..<start + rows` of the epoch's order over the training images, with
 /// the pointers the step reads (valid while it runs). Every random draw is keyed by (seed, step, row in the batch),
 /// so what a row gets does not depend on which worker prepares it.
-package struct StepBatch {
-    package let start: Int, rows: Int, step: Int, seed: UInt64
-    package let order: UnsafePointer<Int>
-    package let pixels: UnsafePointer<UInt8>
-    package let thresholds: UnsafePointer<UInt32>
+@usableFromInline package struct StepBatch {
+    @usableFromInline package let start: Int, rows: Int, step: Int, seed: UInt64
+    @usableFromInline package let order: UnsafePointer<Int>
+    @usableFromInline package let pixels: UnsafePointer<UInt8>
+    @usableFromInline package let thresholds: UnsafePointer<UInt32>
 
     /// The inputs and the posterior's noise of batch rows `slice` into the first rows of `ws`.
-    package func prepare(rows slice: Range<Int>, model: VariationalAutoencoder<Float>, into ws: StepWorkspace<Float>) {
+    @usableFromInline package func prepare(rows slice: Range<Int>, model: VariationalAutoencoder<Float>, into ws: StepWorkspace<Float>) {
         let k = model.configuration.latent, samples = model.configuration.samples
         inputs(rows: slice, model: model, into: ws.x.pointer)
         for (j, row) in slice.enumerated() {
@@ -25,12 +25,12 @@ package struct StepBatch {
     }
 
     /// The pixels of batch row `row`.
-    package func pixels(_ row: Int, width d: Int) -> UnsafePointer<UInt8> { pixels + order[start + row] * d }
+    @usableFromInline package func pixels(_ row: Int, width d: Int) -> UnsafePointer<UInt8> { pixels + order[start + row] * d }
 
     /// Batch rows `rows` as inputs into consecutive rows of `x`: their intensities, or fresh binary draws, each row
     /// from its own stream keyed by (seed, step, row), eight rows at a time through `RandomStreams8` and the rest one
     /// by one (the same pixels as row by row).
-    package func inputs(rows: Range<Int>, model: VariationalAutoencoder<Float>, into x: UnsafeMutablePointer<Float>) {
+    @usableFromInline package func inputs(rows: Range<Int>, model: VariationalAutoencoder<Float>, into x: UnsafeMutablePointer<Float>) {
         let d = model.configuration.inputs
         guard model.configuration.binarization == .dynamic else {
             for row in rows {
@@ -60,14 +60,14 @@ package struct StepBatch {
 }
 
 /// Why a batch's loss or gradient cannot be used; the trainer drops the batch rather than update from it.
-public enum StepFailure: Int, Sendable, Error, CustomStringConvertible {
+@usableFromInline package enum StepFailure: Int, Sendable, Error, CustomStringConvertible {
     /// A posterior's Cholesky factorization failed.
     case factorization = 1
     case logQ, logPrior
     /// The gradient with respect to the posterior's parameters is not finite.
     case posteriorGradient
 
-    public var description: String {
+    @usableFromInline package var description: String {
         switch self {
         case .factorization: "posterior factorization (Cholesky)"
         case .logQ: "log q"
@@ -77,7 +77,7 @@ public enum StepFailure: Int, Sendable, Error, CustomStringConvertible {
     }
 
     /// Checks a pass's per-example log-determinants, log priors and posterior-parameter gradients.
-    package static func diagnose(_ ws: StepWorkspace<Float>, rows: Int, model: VariationalAutoencoder<Float>) -> StepFailure? {
+    @usableFromInline package static func diagnose(_ ws: StepWorkspace<Float>, rows: Int, model: VariationalAutoencoder<Float>) -> StepFailure? {
         var logQ: Float = 0
         for r in 0..<rows { logQ += ws.logDeterminant[r] }
         if !logQ.isFinite { return .logQ }
@@ -93,7 +93,7 @@ public enum StepFailure: Int, Sendable, Error, CustomStringConvertible {
 
     /// The first failing term of a batch with sums `sums` and per-part failures `failures` (nil when all is finite),
     /// named as the error message shows it.
-    package static func failedTerm(_ sums: TermSums, _ failures: UnsafeBufferPointer<StepFailure?>) -> String? {
+    @usableFromInline package static func failedTerm(_ sums: TermSums, _ failures: UnsafeBufferPointer<StepFailure?>) -> String? {
         func failed(_ f: StepFailure) -> Bool { failures.contains(f) }
         if sums.loss.isFinite && sums.rec.isFinite && sums.kl.isFinite && !failures.contains(where: { $0 != nil }) {
             return nil

@@ -38,14 +38,14 @@ public final class Trainer: @unchecked Sendable {
     /// The strategy this trainer runs (`auto` resolved).
     public let parallelism: Parallelism
     public let model: VariationalAutoencoder<Float>
-    public let adam: Adam<Float>
+    @usableFromInline package let adam: Adam<Float>
     public let batchSize: Int
     public let seed: UInt64
     public var nonFinitePolicy = NonFinitePolicy.stop
     public private(set) var step = 0
     public private(set) var epoch = 0
     public private(set) var skippedBatches = 0
-    package let strategy: any TrainingStrategy
+    @usableFromInline package let strategy: any TrainingStrategy
     let images: ImageSet
     var permutation: [Int]
     let thresholds = Binarization.thresholds
@@ -76,24 +76,24 @@ public final class Trainer: @unchecked Sendable {
     /// Workers the step runs on.
     public var workers: Int { strategy.workers }
     /// OpenBLAS threads inside each GEMM during a step.
-    public var blasThreads: Int { strategy.blasThreads }
+    @usableFromInline package var blasThreads: Int { strategy.blasThreads }
     /// The threads that run the workers' parts (shared with other evaluators of the same run).
-    public var pool: WorkerPool { strategy.pool }
+    @usableFromInline package var pool: WorkerPool { strategy.pool }
     /// Steps per epoch (the last, smaller batch included).
     public var stepsPerEpoch: Int { (images.count + batchSize - 1) / batchSize }
 
     /// Restores counters after loading a checkpoint; the permutation of the current epoch is recomputed from the seed.
-    public func restore(step: Int, epoch: Int, optimizerStep: Int? = nil) {
+    @usableFromInline package func restore(step: Int, epoch: Int, optimizerStep: Int? = nil) {
         self.step = step
         self.epoch = epoch
         adam.restore(step: optimizerStep ?? step)
     }
 
     /// Restores the skipped-batch count from a checkpoint.
-    public func restore(skippedBatches: Int) { self.skippedBatches = skippedBatches }
+    @usableFromInline package func restore(skippedBatches: Int) { self.skippedBatches = skippedBatches }
 
     /// The shuffled example order of an epoch: a Fisher–Yates shuffle keyed by (seed, epoch).
-    public static func permutation(count: Int, seed: UInt64, epoch: Int) -> [Int] {
+    @usableFromInline package static func permutation(count: Int, seed: UInt64, epoch: Int) -> [Int] {
         var order = Array(0..<count)
         var rng = RandomStream(seed: seed, purpose: .shuffle, step: UInt64(epoch))
         if count > 1 {
@@ -129,7 +129,7 @@ public final class Trainer: @unchecked Sendable {
 
     /// The gradient of batch `index` of the current epoch at the current step, handed to `consumer` instead of Adam
     /// (nothing is updated): what the strategies' tests compare with the reference step's.
-    package func gradient(batch index: Int, into consumer: any GradientConsumer) throws -> TermSums {
+    @usableFromInline package func gradient(batch index: Int, into consumer: any GradientConsumer) throws -> TermSums {
         let result = try computeGradients(batch: index)
         strategy.apply(consumer)
         return result.sums

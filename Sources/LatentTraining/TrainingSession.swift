@@ -53,11 +53,11 @@ public struct TrainingOptions: Codable, Sendable {
 
     /// The most epochs a run may ask for (and a thousand times as many iterations): far beyond any real run, and
     /// small enough that step counts never overflow.
-    public static let lengthLimit = 1_000_000
+    @usableFromInline package static let lengthLimit = 1_000_000
 
     /// A lower bound on the bytes a run's buffers take: the hidden layers' weights (encoder and decoder) with their
     /// gradients and Adam's two moments, and one step's decoder activations and gradients (batch × samples rows).
-    public func minimumBytes(trainingImages: Int) -> Double {
+    @usableFromInline package func minimumBytes(trainingImages: Int) -> Double {
         let widths = [configuration.inputs] + configuration.hidden
         let weights = 2 * zip(widths, widths.dropFirst()).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         let rows = Double(min(batch, trainingImages)) * Double(configuration.samples)
@@ -95,17 +95,31 @@ public struct EpochMetrics: Codable, Sendable {
 
     public var epoch: Int
     public var step: Int
-    public var train_nelbo: Double
-    public var test_nelbo: Double
-    public var test_kl: Double
-    public var test_rec: Double
+    public var trainNELBO: Double
+    public var testNELBO: Double
+    public var testKL: Double
+    public var testRec: Double
     public var seconds: Double
-    public var samples_per_second: Double
-    public var eval_seconds: Double
+    public var samplesPerSecond: Double
+    public var evalSeconds: Double
     /// Batches skipped as non-finite so far (`--on-nan skip-batch`).
-    public var skipped_batches: Int
+    public var skippedBatches: Int
     /// Cholesky factorizations retried with a raised δ so far, training and evaluation (covariance posterior only).
-    public var factorization_retries: Int?
+    public var factorizationRetries: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case epoch
+        case step
+        case trainNELBO = "train_nelbo"
+        case testNELBO = "test_nelbo"
+        case testKL = "test_kl"
+        case testRec = "test_rec"
+        case seconds
+        case samplesPerSecond = "samples_per_second"
+        case evalSeconds = "eval_seconds"
+        case skippedBatches = "skipped_batches"
+        case factorizationRetries = "factorization_retries"
+    }
 }
 
 /// How a run ended.
@@ -139,7 +153,7 @@ public final class TrainingSession {
     public private(set) var history: [EpochMetrics] = []
 
     /// Seed of the static test binarization (fixed, independent of the training seed).
-    public static let testBinarizationSeed = Evaluator.testBinarizationSeed
+    @usableFromInline package static let testBinarizationSeed = Evaluator.testBinarizationSeed
 
     /// Partial sums of the epoch in progress when resuming mid-epoch.
     var resumedEpochSums: TermSums?
@@ -306,12 +320,12 @@ public final class TrainingSession {
             }
             guard sums.examples > 0 else { throw TrainingError.allBatchesSkipped(epoch: epoch + 1) }
             let metrics = EpochMetrics(
-                epoch: epoch + 1, step: trainer.step, train_nelbo: sums.loss / Double(sums.examples),
-                test_nelbo: test.nelbo / Double(test.examples), test_kl: test.kl / Double(test.examples),
-                test_rec: test.rec / Double(test.examples), seconds: seconds,
-                samples_per_second: Double(examplesHere) / seconds, eval_seconds: evalSeconds,
-                skipped_batches: trainer.skippedBatches,
-                factorization_retries: model.configuration.posterior == .covariance
+                epoch: epoch + 1, step: trainer.step, trainNELBO: sums.loss / Double(sums.examples),
+                testNELBO: test.nelbo / Double(test.examples), testKL: test.kl / Double(test.examples),
+                testRec: test.rec / Double(test.examples), seconds: seconds,
+                samplesPerSecond: Double(examplesHere) / seconds, evalSeconds: evalSeconds,
+                skippedBatches: trainer.skippedBatches,
+                factorizationRetries: model.configuration.posterior == .covariance
                     ? model.factorizationRetries.value : nil)
             history.append(metrics)
             // Metrics before the checkpoint: after a crash between the two, resuming drops the extra line.
@@ -353,7 +367,7 @@ public final class TrainingSession {
     }
 
     /// Whether `options.out` holds a checkpoint that a new run there will replace (`run` removes it first).
-    public var replacesPreviousRun: Bool {
+    @usableFromInline package var replacesPreviousRun: Bool {
         !resuming && FileManager.default.fileExists(atPath: Checkpoint.path(in: options.out))
     }
 
@@ -392,7 +406,7 @@ public final class TrainingSession {
     }
 
     /// Writes the checkpoint atomically; `partial` carries the sums of an epoch in progress.
-    public func saveCheckpoint(completedEpochs: Int, partial: TermSums?) throws {
+    @usableFromInline package func saveCheckpoint(completedEpochs: Int, partial: TermSums?) throws {
         let state = TrainingState(seed: options.seed, step: trainer.step, epoch: completedEpochs, batch: options.batch,
                                   learningRate: options.learningRate, threads: options.threads, data: options.data,
                                   optimizerStep: trainer.adam.step, epochSums: partial,

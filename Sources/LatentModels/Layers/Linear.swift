@@ -1,13 +1,13 @@
 import LatentCore
 
 /// A fully connected layer y = x Wᵀ + b on a row-major batch x (rows × inputs), W stored outputs × inputs.
-public struct Linear: Sendable {
-    public let inputs: Int
-    public let outputs: Int
-    public let weight: ParameterView
-    public let bias: ParameterView
+@usableFromInline package struct Linear: Sendable {
+    @usableFromInline package let inputs: Int
+    @usableFromInline package let outputs: Int
+    @usableFromInline package let weight: ParameterView
+    @usableFromInline package let bias: ParameterView
 
-    public init(inputs: Int, outputs: Int, name: String, store: ParameterStore<some BLASScalar>) {
+    @usableFromInline package init(inputs: Int, outputs: Int, name: String, store: ParameterStore<some BLASScalar>) {
         self.inputs = inputs
         self.outputs = outputs
         weight = store.reserve(name + ".weight", count: outputs * inputs)
@@ -16,7 +16,7 @@ public struct Linear: Sendable {
 
     /// y (rows × outputs) ← x Wᵀ (one GEMM); the bias is added by the activation pass that follows.
     @inlinable
-    public func forward<T: BLASScalar>(
+    @usableFromInline package func forward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, input x: UnsafePointer<T>, rows: Int, output y: UnsafeMutablePointer<T>
     ) {
         T.gemm(.none, .transpose, rows: rows, columns: outputs, inner: inputs, alpha: 1,
@@ -26,7 +26,7 @@ public struct Linear: Sendable {
     /// Given dy (rows × outputs, gradient of the pre-activation): dW (+)= dyᵀx, db (+)= Σ_rows dy, and dx = dy W if asked.
     /// With `weightGradients: false` only dx is computed (the trainer forms dW later from every worker's dy).
     @inlinable
-    public func backward<T: BLASScalar>(
+    @usableFromInline package func backward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>,
         outputGradient dy: UnsafePointer<T>, rows: Int, inputGradient dx: UnsafeMutablePointer<T>?, accumulate: Bool,
         weightGradients: Bool = true
@@ -40,7 +40,7 @@ public struct Linear: Sendable {
 
     /// dx (rows × inputs) ← dy W (one GEMM).
     @inlinable
-    public func inputGradient<T: BLASScalar>(
+    @usableFromInline package func inputGradient<T: BLASScalar>(
         parameters p: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int, into dx: UnsafeMutablePointer<T>
     ) {
         T.gemm(.none, .none, rows: rows, columns: inputs, inner: outputs, alpha: 1,
@@ -50,7 +50,7 @@ public struct Linear: Sendable {
     /// dW[o, :] (+)= Σ_rows dy[:, o] x and db[o] (+)= Σ_rows dy[:, o] for the outputs o in `outputRange` only, so
     /// that workers can each form a disjoint block of rows of dW (contiguous, as W is stored outputs × inputs).
     @inlinable
-    public func accumulateWeightGradients<T: BLASScalar>(
+    @usableFromInline package func accumulateWeightGradients<T: BLASScalar>(
         _ g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int,
         outputRange range: Range<Int>, accumulate: Bool
     ) {
@@ -61,7 +61,7 @@ public struct Linear: Sendable {
     /// The block of rows `outputRange` of dW (range.count × inputs, row-major) into `weights` and of db into `bias`,
     /// wherever those live: summed into them when `accumulate`, else overwriting them.
     @inlinable
-    public func weightGradients<T: BLASScalar>(
+    @usableFromInline package func weightGradients<T: BLASScalar>(
         input x: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int, outputRange range: Range<Int>,
         accumulate: Bool, weights dW: UnsafeMutablePointer<T>, bias db: UnsafeMutablePointer<T>
     ) {
@@ -74,7 +74,7 @@ public struct Linear: Sendable {
 
     /// The GEMM of `weightGradients` alone, dW[range] (+)= dy[:, range]ᵀ x (`GEMMReplay` times it).
     @inlinable
-    public func weightProduct<T: BLASScalar>(
+    @usableFromInline package func weightProduct<T: BLASScalar>(
         input x: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int, outputRange range: Range<Int>,
         accumulate: Bool, weights dW: UnsafeMutablePointer<T>
     ) {
@@ -84,5 +84,5 @@ public struct Linear: Sendable {
     }
 
     /// Multiply-adds of one forward pass over `rows` examples (the backward costs about twice as much).
-    public func forwardFLOPs(rows: Int) -> Double { 2 * Double(rows) * Double(inputs) * Double(outputs) }
+    @usableFromInline package func forwardFLOPs(rows: Int) -> Double { 2 * Double(rows) * Double(inputs) * Double(outputs) }
 }

@@ -1,15 +1,15 @@
 import LatentCore
 
 /// A stack of Linear layers with one hidden activation and a linear output layer.
-public struct MLP: Sendable {
-    public let layers: [Linear]
-    public let hiddenActivation: Activation
-    public var inputs: Int { layers.first!.inputs }
-    public var outputs: Int { layers.last!.outputs }
-    public var widths: [Int] { [inputs] + layers.map(\.outputs) }
+@usableFromInline package struct MLP: Sendable {
+    @usableFromInline package let layers: [Linear]
+    @usableFromInline package let hiddenActivation: Activation
+    @usableFromInline package var inputs: Int { layers.first!.inputs }
+    @usableFromInline package var outputs: Int { layers.last!.outputs }
+    @usableFromInline package var widths: [Int] { [inputs] + layers.map(\.outputs) }
 
     /// Reserves the layers' parameters in `store` under `name.0`, `name.1`, ….
-    public init(widths: [Int], activation: Activation, name: String, store: ParameterStore<some BLASScalar>) {
+    @usableFromInline package init(widths: [Int], activation: Activation, name: String, store: ParameterStore<some BLASScalar>) {
         precondition(widths.count >= 2, "MLP needs at least an input and an output width")
         layers = (0..<(widths.count - 1)).map {
             Linear(inputs: widths[$0], outputs: widths[$0 + 1], name: "\(name).\($0)", store: store)
@@ -23,7 +23,7 @@ public struct MLP: Sendable {
 
     /// Runs the batch through every layer; each layer's output lands in `workspace.outputs[layer]`.
     @inlinable
-    public func forward<T: BLASScalar>(
+    @usableFromInline package func forward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, input x: UnsafePointer<T>, rows: Int, workspace ws: MLPWorkspace<T>
     ) {
         var input = x
@@ -39,7 +39,7 @@ public struct MLP: Sendable {
     /// Afterwards `workspace.gradients[i]` holds the gradient of layer i's pre-activation, from which
     /// `Linear.accumulateWeightGradients` forms dW when the workspace defers it.
     @inlinable
-    public func backward<T: BLASScalar>(
+    @usableFromInline package func backward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>, rows: Int,
         workspace ws: MLPWorkspace<T>, inputGradient dx: UnsafeMutablePointer<T>?, accumulate: Bool
     ) {
@@ -55,26 +55,26 @@ public struct MLP: Sendable {
     }
 
     /// FLOPs of one forward pass (MATH.md §8).
-    public func forwardFLOPs(rows: Int) -> Double { layers.reduce(0) { $0 + $1.forwardFLOPs(rows: rows) } }
+    @usableFromInline package func forwardFLOPs(rows: Int) -> Double { layers.reduce(0) { $0 + $1.forwardFLOPs(rows: rows) } }
 }
 
 /// Per-layer output and gradient buffers of one MLP for up to `capacity` rows, allocated once and reused.
-public final class MLPWorkspace<T: BLASScalar>: @unchecked Sendable {
-    public let capacity: Int
-    public let outputs: [Buffer<T>]
-    public let gradients: [Buffer<T>]
+@usableFromInline package final class MLPWorkspace<T: BLASScalar>: @unchecked Sendable {
+    @usableFromInline package let capacity: Int
+    @usableFromInline package let outputs: [Buffer<T>]
+    @usableFromInline package let gradients: [Buffer<T>]
     /// When set, `backward` computes only the input gradients and leaves dW and db to the caller (the data-parallel
     /// trainer forms each block of dW from every worker's rows at once, so no per-worker copy needs summing).
-    public var defersWeightGradients = false
+    @usableFromInline package var defersWeightGradients = false
 
-    public init(_ mlp: MLP, capacity: Int) {
+    @usableFromInline package init(_ mlp: MLP, capacity: Int) {
         self.capacity = capacity
         outputs = mlp.layers.map { Buffer(count: capacity * $0.outputs) }
         gradients = mlp.layers.map { Buffer(count: capacity * $0.outputs) }
     }
 
     /// Rows `rows` of `shared`'s buffers: a view of the same memory (one block of the tensor-parallel batch).
-    public init(viewOf shared: MLPWorkspace<T>, _ mlp: MLP, rows: Range<Int>) {
+    @usableFromInline package init(viewOf shared: MLPWorkspace<T>, _ mlp: MLP, rows: Range<Int>) {
         capacity = rows.count
         outputs = zip(mlp.layers, shared.outputs).map {
             Buffer(viewOf: $1, offset: rows.lowerBound * $0.outputs, count: rows.count * $0.outputs)
@@ -85,7 +85,7 @@ public final class MLPWorkspace<T: BLASScalar>: @unchecked Sendable {
     }
 
     /// The last layer's output (rows × outputs).
-    public var output: UnsafeMutablePointer<T> { outputs.last!.pointer }
+    @usableFromInline package var output: UnsafeMutablePointer<T> { outputs.last!.pointer }
     /// Where the caller writes dLoss/dOutput before `backward`.
-    public var outputGradient: UnsafeMutablePointer<T> { gradients.last!.pointer }
+    @usableFromInline package var outputGradient: UnsafeMutablePointer<T> { gradients.last!.pointer }
 }

@@ -2,14 +2,14 @@ import LatentCore
 
 /// The Bernoulli decoder likelihood on logits a: log p(x|z) = Σ_d [x_d a_d − softplus(a_d)] (MATH.md §1). It has
 /// no parameters of its own.
-public struct BernoulliLikelihood: Likelihood {
-    public init() {}
+@usableFromInline package struct BernoulliLikelihood: Likelihood {
+    @usableFromInline package init() {}
 
-    public var parameters: Range<Int> { 0..<0 }
+    @usableFromInline package var parameters: Range<Int> { 0..<0 }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func evaluate<T: BLASScalar>(
+    @usableFromInline package func evaluate<T: BLASScalar>(
         parameters _: UnsafePointer<T>, outputs a: UnsafePointer<T>, targets x: UnsafePointer<T>, rows: Int,
         columns: Int, negativeLogLikelihood out: UnsafeMutablePointer<T>, gradient: UnsafeMutablePointer<T>?,
         scale: UnsafePointer<T>?, terms: UnsafeMutablePointer<T>
@@ -18,7 +18,7 @@ public struct BernoulliLikelihood: Likelihood {
                                      gradient: gradient, scale: scale, terms: terms)
     }
 
-    public func accumulateParameterGradients<T: BLASScalar>(
+    @usableFromInline package func accumulateParameterGradients<T: BLASScalar>(
         parameters _: UnsafePointer<T>, outputs _: UnsafePointer<T>, targets _: UnsafePointer<T>, rows _: Int,
         columns _: Int, scale _: UnsafePointer<T>, gradients _: UnsafeMutablePointer<T>
     ) {}
@@ -29,7 +29,7 @@ public struct BernoulliLikelihood: Likelihood {
     /// The per-element terms go through `terms` (one row of scratch) so the element loop has no reduction and
     /// vectorizes; the row sum then uses eight independent partial sums.
     @inlinable
-    public static func evaluate<T: BLASScalar>(
+    @usableFromInline package static func evaluate<T: BLASScalar>(
         logits a: UnsafePointer<T>, targets x: UnsafePointer<T>, rows: Int, columns: Int,
         negativeLogLikelihood out: UnsafeMutablePointer<T>,
         gradient: UnsafeMutablePointer<T>?, scale: UnsafePointer<T>?, terms: UnsafeMutablePointer<T>
@@ -63,7 +63,7 @@ public struct BernoulliLikelihood: Likelihood {
 
     /// Σ values with eight interleaved partial sums (breaks the dependency chain of a single accumulator).
     @inlinable
-    public static func sum<T: BLASScalar>(_ v: UnsafePointer<T>, count: Int) -> T {
+    @usableFromInline package static func sum<T: BLASScalar>(_ v: UnsafePointer<T>, count: Int) -> T {
         var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0, s4: T = 0, s5: T = 0, s6: T = 0, s7: T = 0
         var i = 0
         while i + 8 <= count {

@@ -4,22 +4,22 @@ import LatentCore
 /// log-variance s_d per pixel, −log p(x|z) = ½ Σ_d [log 2π + s_d + (x_d − μ_d)² e^{−s_d}]. The log-variance is
 /// floored at `minimumLogVariance`: a background pixel that is always 0 would otherwise let its variance, and the
 /// likelihood, grow without bound.
-public struct GaussianLikelihood: Likelihood {
+@usableFromInline package struct GaussianLikelihood: Likelihood {
     /// log (1/255)²: no variance below the intensities' quantization step.
-    public static let minimumLogVariance = -2 * 5.541_263_545_158_426  // log 255
+    @usableFromInline package static let minimumLogVariance = -2 * 5.541_263_545_158_426  // log 255
 
     /// The per-pixel log-variances s (initialized to 0: unit variance).
-    public let logVariance: ParameterView
+    @usableFromInline package let logVariance: ParameterView
 
-    public init(inputs: Int, store: ParameterStore<some BLASScalar>) {
+    @usableFromInline package init(inputs: Int, store: ParameterStore<some BLASScalar>) {
         logVariance = store.reserve("likelihood.logVariance", count: inputs)
     }
 
-    public var parameters: Range<Int> { logVariance.range }
+    @usableFromInline package var parameters: Range<Int> { logVariance.range }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func evaluate<T: BLASScalar>(
+    @usableFromInline package func evaluate<T: BLASScalar>(
         parameters p: UnsafePointer<T>, outputs a: UnsafePointer<T>, targets x: UnsafePointer<T>, rows: Int,
         columns: Int, negativeLogLikelihood out: UnsafeMutablePointer<T>, gradient: UnsafeMutablePointer<T>?,
         scale: UnsafePointer<T>?, terms: UnsafeMutablePointer<T>
@@ -40,7 +40,7 @@ public struct GaussianLikelihood: Likelihood {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func accumulateParameterGradients<T: BLASScalar>(
+    @usableFromInline package func accumulateParameterGradients<T: BLASScalar>(
         parameters p: UnsafePointer<T>, outputs a: UnsafePointer<T>, targets x: UnsafePointer<T>, rows: Int,
         columns: Int, scale: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>
     ) {

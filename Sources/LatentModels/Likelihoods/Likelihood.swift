@@ -5,7 +5,7 @@ import LatentCore
 /// A likelihood may own parameters of its own in the model's store (after the layers and the prior's); their
 /// gradients go into the model's flat gradient buffer. Adding one is a new conforming type and a case of
 /// `LikelihoodKind`.
-public protocol Likelihood: Sendable {
+@usableFromInline package protocol Likelihood: Sendable {
     /// `negativeLogLikelihood[r]` = −log p(x_r | a_r) per row; with `gradient`, also
     /// `scale[r] · d(−log p)/da` for every output, in the same pass. `terms` is one row of scratch.
     func evaluate<T: BLASScalar>(

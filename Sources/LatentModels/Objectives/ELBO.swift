@@ -21,12 +21,12 @@ public struct TermSums: Sendable, Equatable, Codable {
 }
 
 /// The negative ELBO with one reparametrized sample and the analytic KL: Rec + KL per example (MATH.md §3).
-public struct ELBO: TrainingObjective {
-    public init() {}
+@usableFromInline package struct ELBO: TrainingObjective {
+    @usableFromInline package init() {}
 
     /// `TrainingObjective.evaluate` with one sample.
     @inlinable
-    public static func evaluate<T: BLASScalar>(
+    @usableFromInline package static func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, workspace ws: StepWorkspace<T>,
         gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {
@@ -37,7 +37,7 @@ public struct ELBO: TrainingObjective {
     /// The posterior's state from the encoder output, and z = μ + Lε.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func afterEncoder<T: BLASScalar>(model: VariationalAutoencoder<T>, rows: Int, samples _: Int,
+    @usableFromInline package func afterEncoder<T: BLASScalar>(model: VariationalAutoencoder<T>, rows: Int, samples _: Int,
                                             workspace ws: StepWorkspace<T>) throws {
         let q = UnsafePointer(ws.encoder.output)
         try model.posterior.prepare(parameters: q, rows: rows, scratch: ws.scratch.pointer,
@@ -50,7 +50,7 @@ public struct ELBO: TrainingObjective {
     /// gradient (the KL's gradient comes in `afterDecoderBackward`).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func afterDecoder<T: BLASScalar>(model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>,
+    @usableFromInline package func afterDecoder<T: BLASScalar>(model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>,
                                             rows: Int, samples _: Int, workspace ws: StepWorkspace<T>,
                                             gradients g: UnsafeMutablePointer<T>?, lossScale: T,
                                             accumulate: Bool) -> TermSums {
@@ -81,7 +81,7 @@ public struct ELBO: TrainingObjective {
     /// From dLoss/dz (the decoder's input gradient in `ws.dz`) and the KL's own gradient: dLoss/d(encoder output).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func afterDecoderBackward<T: BLASScalar>(model: VariationalAutoencoder<T>, parameters _: UnsafePointer<T>,
+    @usableFromInline package func afterDecoderBackward<T: BLASScalar>(model: VariationalAutoencoder<T>, parameters _: UnsafePointer<T>,
                                                     rows: Int, samples _: Int, workspace ws: StepWorkspace<T>,
                                                     gradients _: UnsafeMutablePointer<T>, lossScale: T,
                                                     accumulate _: Bool) {

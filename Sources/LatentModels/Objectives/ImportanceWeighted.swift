@@ -6,12 +6,12 @@ import LatentCore
 ///
 /// The m·rows samples go through the decoder as one batch (one GEMM per layer). Its per-example work comes in the
 /// same three phases as `ELBO`'s.
-public struct ImportanceWeighted: TrainingObjective {
-    public init() {}
+@usableFromInline package struct ImportanceWeighted: TrainingObjective {
+    @usableFromInline package init() {}
 
     /// `TrainingObjective.evaluate` of the m-sample bound.
     @inlinable
-    public static func evaluate<T: BLASScalar>(
+    @usableFromInline package static func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples m: Int,
         workspace ws: StepWorkspace<T>, gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {
@@ -22,7 +22,7 @@ public struct ImportanceWeighted: TrainingObjective {
     /// The posterior's state from the encoder output, and its m samples z_s = μ + Lε_s.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func afterEncoder<T: BLASScalar>(model: VariationalAutoencoder<T>, rows: Int, samples m: Int,
+    @usableFromInline package func afterEncoder<T: BLASScalar>(model: VariationalAutoencoder<T>, rows: Int, samples m: Int,
                                             workspace ws: StepWorkspace<T>) throws {
         let q = UnsafePointer(ws.encoder.output)
         try model.posterior.prepare(parameters: q, rows: rows, scratch: ws.scratch.pointer,
@@ -35,7 +35,7 @@ public struct ImportanceWeighted: TrainingObjective {
     /// its sample's normalized importance weight.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func afterDecoder<T: BLASScalar>(
+    @usableFromInline package func afterDecoder<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples m: Int,
         workspace ws: StepWorkspace<T>, gradients g: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool
     ) -> TermSums {
@@ -99,7 +99,7 @@ public struct ImportanceWeighted: TrainingObjective {
     /// `gradients`, added with `accumulate`) and the posterior's backward into dLoss/d(encoder output).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func afterDecoderBackward<T: BLASScalar>(
+    @usableFromInline package func afterDecoderBackward<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples m: Int,
         workspace ws: StepWorkspace<T>, gradients g: UnsafeMutablePointer<T>, lossScale: T, accumulate: Bool
     ) {

@@ -7,7 +7,7 @@ import LatentCore
 ///
 /// `evaluate` runs them in that order on one workspace; the parallel training strategies run each phase on their
 /// blocks of the batch. Adding an objective is a new conforming type and a line in `VariationalAutoencoder.objective`.
-public protocol TrainingObjective: Sendable {
+@usableFromInline package protocol TrainingObjective: Sendable {
     /// The posterior's per-example state from the encoder output in `ws`, and the samples z (throws when a
     /// factorization fails).
     func afterEncoder<T: BLASScalar>(model: VariationalAutoencoder<T>, rows: Int, samples: Int,
@@ -29,7 +29,7 @@ public protocol TrainingObjective: Sendable {
 extension TrainingObjective {
     /// `Objective.evaluate` with this objective: the phases in order on one workspace.
     @inlinable
-    public func evaluate<T: BLASScalar>(
+    @usableFromInline package func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples m: Int,
         workspace ws: StepWorkspace<T>, gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {
@@ -53,9 +53,9 @@ extension TrainingObjective {
 
 /// The objective for a model and a sample count: the analytic-KL ELBO when m = 1 under N(0, I) (lower variance
 /// than the Monte Carlo KL, same expectation), the importance-weighted bound otherwise (m > 1, or the mixture prior).
-public enum Objective {
+@usableFromInline package enum Objective {
     @inlinable
-    public static func of<T: BLASScalar>(_ model: VariationalAutoencoder<T>, samples: Int) -> any TrainingObjective {
+    @usableFromInline package static func of<T: BLASScalar>(_ model: VariationalAutoencoder<T>, samples: Int) -> any TrainingObjective {
         usesAnalyticKL(model.configuration, samples: samples) ? ELBO() : ImportanceWeighted()
     }
 
@@ -63,7 +63,7 @@ public enum Objective {
     /// and `ws.noise`: the phases in order. The gradient of `lossScale · Σ_rows loss` is written into `gradients`,
     /// or added to it with `accumulate`.
     @inlinable
-    public static func evaluate<T: BLASScalar>(
+    @usableFromInline package static func evaluate<T: BLASScalar>(
         _ objective: any TrainingObjective, model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples m: Int,
         workspace ws: StepWorkspace<T>, gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {
@@ -84,7 +84,7 @@ public enum Objective {
 
     /// The straight-line forward (and backward) pass of the objective `of(model, samples:)`.
     @inlinable
-    public static func evaluate<T: BLASScalar>(
+    @usableFromInline package static func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples: Int,
         workspace ws: StepWorkspace<T>, gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {

@@ -1,41 +1,41 @@
 import LatentCore
 
 /// Every buffer one forward/backward pass needs for up to `capacity` examples, allocated once and reused.
-public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
-    public let capacity: Int
-    public let samples: Int
+@usableFromInline package final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
+    @usableFromInline package let capacity: Int
+    @usableFromInline package let samples: Int
     /// Binarized inputs, capacity × inputs.
-    public let x: Buffer<T>
-    public let encoder: MLPWorkspace<T>
-    public let decoder: MLPWorkspace<T>
+    @usableFromInline package let x: Buffer<T>
+    @usableFromInline package let encoder: MLPWorkspace<T>
+    @usableFromInline package let decoder: MLPWorkspace<T>
     /// ε, z and dz: samples × capacity × latent.
-    public let noise: Buffer<T>
-    public let z: Buffer<T>
-    public let dz: Buffer<T>
-    public let scratch: Buffer<T>
-    public let logDeterminant: Buffer<T>
-    public let dLogDeterminant: Buffer<T>
+    @usableFromInline package let noise: Buffer<T>
+    @usableFromInline package let z: Buffer<T>
+    @usableFromInline package let dz: Buffer<T>
+    @usableFromInline package let scratch: Buffer<T>
+    @usableFromInline package let logDeterminant: Buffer<T>
+    @usableFromInline package let dLogDeterminant: Buffer<T>
     /// Per example (and per sample for rec): Rec, KL, and the loss weight of each decoder row.
-    public let rec: Buffer<T>
-    public let kl: Buffer<T>
-    public let rowScale: Buffer<T>
+    @usableFromInline package let rec: Buffer<T>
+    @usableFromInline package let kl: Buffer<T>
+    @usableFromInline package let rowScale: Buffer<T>
     /// One row of per-pixel likelihood terms.
-    public let terms: Buffer<T>
+    @usableFromInline package let terms: Buffer<T>
     /// Per sample and example (samples × capacity): log p(z), log w, and the loss weight of each sample.
-    public let logPrior: Buffer<T>
-    public let logWeights: Buffer<T>
-    public let coefficient: Buffer<T>
+    @usableFromInline package let logPrior: Buffer<T>
+    @usableFromInline package let logWeights: Buffer<T>
+    @usableFromInline package let coefficient: Buffer<T>
     /// Per example: the importance-weighted bound's log-sum-exp.
-    public let bound: Buffer<T>
+    @usableFromInline package let bound: Buffer<T>
     /// log N_j(z) of every mixture component (samples × capacity × K); empty without a mixture prior.
-    public let componentLogDensities: Buffer<T>
+    @usableFromInline package let componentLogDensities: Buffer<T>
     /// The mixture prior's GEMM buffers (nil without a mixture prior).
-    public let mixture: MixtureScratch<T>?
+    @usableFromInline package let mixture: MixtureScratch<T>?
     /// Where the objectives count factorizations that needed a raised jitter: the model's training counter unless
     /// an evaluator sets its own (nil: not counted).
-    public var factorizationRetries: FactorizationCounter?
+    @usableFromInline package var factorizationRetries: FactorizationCounter?
 
-    public init(model: VariationalAutoencoder<T>, capacity: Int, samples: Int? = nil) {
+    @usableFromInline package init(model: VariationalAutoencoder<T>, capacity: Int, samples: Int? = nil) {
         let m = samples ?? model.configuration.samples
         let k = model.configuration.latent
         self.capacity = capacity
@@ -65,7 +65,7 @@ public final class StepWorkspace<T: BLASScalar>: @unchecked Sendable {
     /// The examples `examples` of `shared` (capacity `examples.count`): a view of the same memory, every per-example
     /// buffer at its offset, with its own per-call scratch (`terms`, the mixture's GEMM buffers). The tensor-parallel
     /// trainer's workers each run the per-example work of their block through one.
-    public init(viewOf shared: StepWorkspace<T>, model: VariationalAutoencoder<T>, examples: Range<Int>) {
+    @usableFromInline package init(viewOf shared: StepWorkspace<T>, model: VariationalAutoencoder<T>, examples: Range<Int>) {
         let m = shared.samples, k = model.configuration.latent, n = examples.count, first = examples.lowerBound
         func view(_ buffer: Buffer<T>, _ perExample: Int) -> Buffer<T> {
             Buffer(viewOf: buffer, offset: first * perExample, count: n * perExample)

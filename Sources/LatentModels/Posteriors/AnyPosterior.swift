@@ -2,12 +2,12 @@ import LatentCore
 
 /// One of the posterior families, chosen at run time; dispatch happens once per batch, so the element loops of
 /// each family stay specialized.
-public enum AnyPosterior<Scalar: BLASScalar>: Posterior {
+@usableFromInline package enum AnyPosterior<Scalar: BLASScalar>: Posterior {
     case diagonal(DiagonalGaussian<Scalar>)
     case full(CholeskyFactorGaussian<Scalar>)
     case covariance(CovarianceGaussian<Scalar>)
 
-    public init(_ configuration: ModelConfiguration, retries: FactorizationCounter = FactorizationCounter()) {
+    @usableFromInline package init(_ configuration: ModelConfiguration, retries: FactorizationCounter = FactorizationCounter()) {
         switch configuration.posterior {
         case .diagonal: self = .diagonal(DiagonalGaussian(latent: configuration.latent))
         case .full: self = .full(CholeskyFactorGaussian(latent: configuration.latent))
@@ -25,12 +25,12 @@ public enum AnyPosterior<Scalar: BLASScalar>: Posterior {
         }
     }
 
-    public var latent: Int { family.latent }
-    public var parameterCount: Int { family.parameterCount }
-    public var scratchPerRow: Int { family.scratchPerRow }
+    @usableFromInline package var latent: Int { family.latent }
+    @usableFromInline package var parameterCount: Int { family.parameterCount }
+    @usableFromInline package var scratchPerRow: Int { family.scratchPerRow }
 
     @inlinable
-    public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>) throws {
         switch self {
         case let .diagonal(p): p.prepare(parameters: parameters, rows: rows, scratch: scratch, logDeterminant: logDeterminant)
@@ -43,7 +43,7 @@ public enum AnyPosterior<Scalar: BLASScalar>: Posterior {
     /// `prepare`, counting factorizations that needed a raised jitter into `retries` (nil: not counted) instead of
     /// the family's own counter, so that training and evaluation are counted apart.
     @inlinable
-    public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>, retries: FactorizationCounter?) throws {
         guard case let .covariance(p) = self else {
             return try prepare(parameters: parameters, rows: rows, scratch: scratch, logDeterminant: logDeterminant)
@@ -53,7 +53,7 @@ public enum AnyPosterior<Scalar: BLASScalar>: Posterior {
     }
 
     @inlinable
-    public func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    @usableFromInline package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                        samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {
         switch self {
         case let .diagonal(p):
@@ -66,7 +66,7 @@ public enum AnyPosterior<Scalar: BLASScalar>: Posterior {
     }
 
     @inlinable
-    public func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    @usableFromInline package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                                    logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>) {
         switch self {
         case let .diagonal(p):
@@ -79,7 +79,7 @@ public enum AnyPosterior<Scalar: BLASScalar>: Posterior {
     }
 
     @inlinable
-    public func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    @usableFromInline package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                            logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
                            out: UnsafeMutablePointer<Scalar>) {
         switch self {
@@ -93,7 +93,7 @@ public enum AnyPosterior<Scalar: BLASScalar>: Posterior {
     }
 
     @inlinable
-    public func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    @usableFromInline package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
         switch self {
@@ -110,7 +110,7 @@ public enum AnyPosterior<Scalar: BLASScalar>: Posterior {
     }
 
     /// The factor L of one row (row-major k×k lower) into `out`: the covariance is L Lᵀ.
-    public func factor(scratch: UnsafePointer<Scalar>, row: Int, into out: UnsafeMutablePointer<Scalar>) {
+    @usableFromInline package func factor(scratch: UnsafePointer<Scalar>, row: Int, into out: UnsafeMutablePointer<Scalar>) {
         let k = latent
         out.update(repeating: 0, count: k * k)
         switch self {

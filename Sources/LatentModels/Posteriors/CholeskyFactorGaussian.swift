@@ -2,19 +2,19 @@ import LatentCore
 
 /// q = N(μ, L Lᵀ) with the Cholesky factor emitted directly: μ (k), d (k) with L_ii = exp(dᵢ), then the
 /// k(k−1)/2 strictly-lower entries of L in row-major order (1,0), (2,0), (2,1), … (MATH.md §2, "full").
-public struct CholeskyFactorGaussian<Scalar: BLASScalar>: Posterior {
-    public let latent: Int
-    public init(latent: Int) { self.latent = latent }
-    public var parameterCount: Int { 2 * latent + latent * (latent - 1) / 2 }
+@usableFromInline package struct CholeskyFactorGaussian<Scalar: BLASScalar>: Posterior {
+    @usableFromInline package let latent: Int
+    @usableFromInline package init(latent: Int) { self.latent = latent }
+    @usableFromInline package var parameterCount: Int { 2 * latent + latent * (latent - 1) / 2 }
     /// L, row-major k×k with zeros above the diagonal.
-    public var scratchPerRow: Int { latent * latent }
+    @usableFromInline package var scratchPerRow: Int { latent * latent }
 
     /// Offset of L_ij (i > j) among the strictly-lower entries.
     @inlinable @inline(__always)
     func lowerIndex(_ i: Int, _ j: Int) -> Int { i * (i - 1) / 2 + j }
 
     @inlinable
-    public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>) {
         let k = latent, width = parameterCount
         for r in 0..<rows {
@@ -32,7 +32,7 @@ public struct CholeskyFactorGaussian<Scalar: BLASScalar>: Posterior {
     }
 
     @inlinable
-    public func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    @usableFromInline package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                        samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {
         CholeskyKernels.sample(means: parameters, meanStride: parameterCount, factors: scratch, noise: noise,
                                latent: latent, samples: samples, rows: rows, z: z)
@@ -40,7 +40,7 @@ public struct CholeskyFactorGaussian<Scalar: BLASScalar>: Posterior {
 
     /// KL = ½(‖L‖_F² + ‖μ‖² − k) − Σᵢ dᵢ.
     @inlinable
-    public func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    @usableFromInline package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                                    logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>) {
         let k = latent, width = parameterCount
         for r in 0..<rows {
@@ -55,7 +55,7 @@ public struct CholeskyFactorGaussian<Scalar: BLASScalar>: Posterior {
     }
 
     @inlinable
-    public func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    @usableFromInline package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                            logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
                            out: UnsafeMutablePointer<Scalar>) {
         CholeskyKernels.logDensity(means: parameters, meanStride: parameterCount, factors: scratch,
@@ -64,7 +64,7 @@ public struct CholeskyFactorGaussian<Scalar: BLASScalar>: Posterior {
 
     /// dμ = Σ_s dz_s + wμ; L̄_ij = Σ_s dz_s,i ε_s,j + w L_ij (j ≤ i); d̄ᵢ = L̄_ii L_ii + c − w.
     @inlinable
-    public func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    @usableFromInline package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
         let k = latent, width = parameterCount
@@ -93,10 +93,10 @@ public struct CholeskyFactorGaussian<Scalar: BLASScalar>: Posterior {
 }
 
 /// The parts of sampling and density that every family with an explicit factor L shares.
-public enum CholeskyKernels {
+@usableFromInline package enum CholeskyKernels {
     /// z = μ + Lε per sample and row; L row-major k×k lower, one every `factorStride` scalars (default k²).
     @inlinable
-    public static func sample<T: BLASScalar>(
+    @usableFromInline package static func sample<T: BLASScalar>(
         means: UnsafePointer<T>, meanStride: Int, factors: UnsafePointer<T>, factorStride: Int? = nil,
         noise: UnsafePointer<T>, latent k: Int, samples: Int, rows: Int, z: UnsafeMutablePointer<T>
     ) {
@@ -116,7 +116,7 @@ public enum CholeskyKernels {
 
     /// log N(z; μ, LLᵀ) per row by a triangular solve L u = z − μ through BLAS.
     @inlinable
-    public static func logDensity<T: BLASScalar>(
+    @usableFromInline package static func logDensity<T: BLASScalar>(
         means: UnsafePointer<T>, meanStride: Int, factors: UnsafePointer<T>, factorStride: Int? = nil,
         logDeterminant: UnsafePointer<T>, z: UnsafePointer<T>, latent k: Int, rows: Int, out: UnsafeMutablePointer<T>
     ) {

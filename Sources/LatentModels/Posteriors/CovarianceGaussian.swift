@@ -11,29 +11,29 @@ import LatentCore
 /// `maximumRaises` times and never above the ceiling max(jitter, `ceilingRelativeToScale` · s), so a retry stays a
 /// perturbation at the level of rounding, not a different posterior. A non-finite A fails at once as
 /// `LinearAlgebraError.nonFinite`. Each row that needed a raise and then factorized counts once.
-public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
-    public let latent: Int
-    public let jitter: Scalar
-    public let retries: FactorizationCounter
+@usableFromInline package struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
+    @usableFromInline package let latent: Int
+    @usableFromInline package let jitter: Scalar
+    @usableFromInline package let retries: FactorizationCounter
 
-    public init(latent: Int, jitter: Scalar, retries: FactorizationCounter = FactorizationCounter()) {
+    @usableFromInline package init(latent: Int, jitter: Scalar, retries: FactorizationCounter = FactorizationCounter()) {
         self.latent = latent
         self.jitter = jitter
         self.retries = retries
     }
 
-    public var parameterCount: Int { latent + latent * latent }
+    @usableFromInline package var parameterCount: Int { latent + latent * latent }
     /// L (k²), then the δ actually used (1), then 3k² of working space for the row's backward (so the step
     /// allocates nothing).
-    public var scratchPerRow: Int { 4 * latent * latent + 1 }
+    @usableFromInline package var scratchPerRow: Int { 4 * latent * latent + 1 }
 
     /// Tenfold raises of δ one factorization may try.
-    public static var maximumRaises: Int { 6 }
+    @usableFromInline package static var maximumRaises: Int { 6 }
     /// The ceiling of a raised δ relative to s, the largest diagonal entry of AAᵀ (δ never exceeds max(jitter, c·s)).
-    public static var ceilingRelativeToScale: Double { 1e-3 }
+    @usableFromInline package static var ceilingRelativeToScale: Double { 1e-3 }
 
     @inlinable
-    public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>) throws {
         try prepare(parameters: parameters, rows: rows, scratch: scratch, logDeterminant: logDeterminant,
                     retries: retries)
@@ -41,7 +41,7 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
 
     /// `prepare`, counting the rows that needed a raised δ into `counter` (nil: not counted).
     @inlinable
-    public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>, retries counter: FactorizationCounter?) throws {
         let k = latent, width = parameterCount
         for r in 0..<rows {
@@ -84,7 +84,7 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     }
 
     @inlinable
-    public func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    @usableFromInline package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                        samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {
         CholeskyKernels.sample(means: parameters, meanStride: parameterCount, factors: scratch,
                                factorStride: scratchPerRow, noise: noise, latent: latent, samples: samples, rows: rows,
@@ -93,7 +93,7 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
 
     /// KL = ½(tr Σ + ‖μ‖² − k) − Σᵢ log L_ii, with tr Σ = ‖A‖_F² + kδ.
     @inlinable
-    public func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    @usableFromInline package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                                    logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>) {
         let k = latent
         for r in 0..<rows {
@@ -107,7 +107,7 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     }
 
     @inlinable
-    public func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    @usableFromInline package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                            logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
                            out: UnsafeMutablePointer<Scalar>) {
         CholeskyKernels.logDensity(means: parameters, meanStride: parameterCount, factors: scratch,
@@ -117,7 +117,7 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
 
     /// L̄ from sampling, log det and KL; Σ̄ = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹ (two triangular solves) + (w/2) I; Ā = (Σ̄ + Σ̄ᵀ) A.
     @inlinable
-    public func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    @usableFromInline package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
         let k = latent, width = parameterCount
@@ -167,14 +167,14 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
 
 /// Counts Cholesky factorizations that needed a larger jitter, once each; shared by the workers of one run (a model
 /// keeps one for training and one for evaluation).
-public final class FactorizationCounter: @unchecked Sendable {
+@usableFromInline package final class FactorizationCounter: @unchecked Sendable {
     private var count = 0
     private let lock = NSLockLike()
-    public init() {}
-    public func record() { lock.withLock { count += 1 } }
+    @usableFromInline package init() {}
+    @usableFromInline package func record() { lock.withLock { count += 1 } }
     /// Continues the count of a resumed run.
-    public func restore(_ value: Int) { lock.withLock { count = value } }
-    public var value: Int { lock.withLock { count } }
+    @usableFromInline package func restore(_ value: Int) { lock.withLock { count = value } }
+    @usableFromInline package var value: Int { lock.withLock { count } }
 }
 
 /// A tiny mutex over pthread_mutex, so LatentModels need not import Foundation for it.

@@ -1,15 +1,15 @@
 import LatentCore
 
 /// q = N(μ, diag(σ²)) with encoder outputs μ (k) and s = log σ² (k); L = diag(exp(s/2)) (MATH.md §2).
-public struct DiagonalGaussian<Scalar: BLASScalar>: Posterior {
-    public let latent: Int
-    public init(latent: Int) { self.latent = latent }
-    public var parameterCount: Int { 2 * latent }
+@usableFromInline package struct DiagonalGaussian<Scalar: BLASScalar>: Posterior {
+    @usableFromInline package let latent: Int
+    @usableFromInline package init(latent: Int) { self.latent = latent }
+    @usableFromInline package var parameterCount: Int { 2 * latent }
     /// σ per latent dimension.
-    public var scratchPerRow: Int { latent }
+    @usableFromInline package var scratchPerRow: Int { latent }
 
     @inlinable
-    public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>) {
         let k = latent
         for r in 0..<rows {
@@ -24,7 +24,7 @@ public struct DiagonalGaussian<Scalar: BLASScalar>: Posterior {
     }
 
     @inlinable
-    public func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    @usableFromInline package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                        samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {
         let k = latent
         for m in 0..<samples {
@@ -38,7 +38,7 @@ public struct DiagonalGaussian<Scalar: BLASScalar>: Posterior {
 
     /// KL = ½ Σᵢ (σᵢ² + μᵢ² − 1 − sᵢ).
     @inlinable
-    public func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    @usableFromInline package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                                    logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>) {
         let k = latent
         for r in 0..<rows {
@@ -50,7 +50,7 @@ public struct DiagonalGaussian<Scalar: BLASScalar>: Posterior {
     }
 
     @inlinable
-    public func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    @usableFromInline package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                            logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
                            out: UnsafeMutablePointer<Scalar>) {
         let k = latent
@@ -67,7 +67,7 @@ public struct DiagonalGaussian<Scalar: BLASScalar>: Posterior {
 
     /// dμ = Σ dz + w μ;  ds = Σ dz ε σ/2 + ½ dlogdet + (w/2)(σ² − 1).
     @inlinable
-    public func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    @usableFromInline package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
         let k = latent

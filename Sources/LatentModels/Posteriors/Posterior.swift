@@ -9,7 +9,7 @@ public enum PosteriorKind: String, Codable, Sendable, CaseIterable {
 ///
 /// Objectives, evaluation and the benchmark use only this interface, so they take every family unchanged.
 /// Layouts: encoder output `parameters` rows × parameterCount; `noise`, `z`, `dz` samples × rows × latent.
-public protocol Posterior<Scalar>: Sendable {
+@usableFromInline package protocol Posterior<Scalar>: Sendable {
     associatedtype Scalar: BLASScalar
     var latent: Int { get }
     /// Encoder outputs per example.
@@ -40,7 +40,7 @@ public protocol Posterior<Scalar>: Sendable {
 extension Posterior {
     /// log q(z|x) for a z drawn by this posterior's own reparametrization: −½‖ε‖² − Σ log L_ii − (k/2) log 2π.
     @inlinable
-    public func logDensityOfOwnSample(noise: UnsafePointer<Scalar>, logDeterminant: Scalar) -> Scalar {
+    @usableFromInline package func logDensityOfOwnSample(noise: UnsafePointer<Scalar>, logDeterminant: Scalar) -> Scalar {
         var s: Scalar = 0
         for i in 0..<latent { s += noise[i] * noise[i] }
         return -s / 2 - logDeterminant - Scalar(latent) * Scalar.halfLogTwoPi
@@ -49,5 +49,5 @@ extension Posterior {
 
 extension BLASScalar {
     /// ½ log 2π.
-    @inlinable public static var halfLogTwoPi: Self { Self(0.918_938_533_204_672_741_780_329_736_4) }
+    @inlinable package static var halfLogTwoPi: Self { Self(0.918_938_533_204_672_741_780_329_736_4) }
 }

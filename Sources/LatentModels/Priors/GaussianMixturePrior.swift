@@ -2,13 +2,13 @@ import LatentCore
 
 /// p(z) = (1/K) Σ_j N(z; m_j, diag(exp(ℓ_j))) with learnable means m (K×k) and log-variances ℓ (K×k), uniform
 /// fixed weights (MATH.md §5). Gradients reach (m, ℓ) through the responsibilities softmax_j(log N_j).
-public struct GaussianMixturePrior: Sendable {
-    public let components: Int
-    public let latent: Int
-    public let means: ParameterView
-    public let logVariances: ParameterView
+@usableFromInline package struct GaussianMixturePrior: Sendable {
+    @usableFromInline package let components: Int
+    @usableFromInline package let latent: Int
+    @usableFromInline package let means: ParameterView
+    @usableFromInline package let logVariances: ParameterView
 
-    public init(components: Int, latent: Int, store: ParameterStore<some BLASScalar>) {
+    @usableFromInline package init(components: Int, latent: Int, store: ParameterStore<some BLASScalar>) {
         self.components = components
         self.latent = latent
         means = store.reserve("prior.means", count: components * latent)
@@ -22,7 +22,7 @@ public struct GaussianMixturePrior: Sendable {
     /// rounding-error bound, and the components that can matter to log p (within `relevanceMargin` nats of the row's
     /// best) whose bound exceeds `recomputeTolerance` are recomputed in the centered form Σᵢ (zᵢ − m_ji)²/v_ji.
     @inlinable
-    public func logDensity<T: BLASScalar>(
+    @usableFromInline package func logDensity<T: BLASScalar>(
         parameters p: UnsafePointer<T>, z: UnsafePointer<T>, rows: Int, out: UnsafeMutablePointer<T>,
         componentLogDensities logN: UnsafeMutablePointer<T>, scratch: MixtureScratch<T>? = nil
     ) {
@@ -81,9 +81,9 @@ public struct GaussianMixturePrior: Sendable {
     }
 
     /// Error bound (in units of the quadratic form) above which a relevant component is recomputed centered.
-    public static var recomputeTolerance: Double { 5e-4 }
+    @usableFromInline package static var recomputeTolerance: Double { 5e-4 }
     /// Components whose log-density lies more than this many nats below the row's best cannot change log p.
-    public static var relevanceMargin: Double { 40 }
+    @usableFromInline package static var relevanceMargin: Double { 40 }
 
     /// Adds `coefficient[r]` · ∂log p(z_r)/∂z_r to `dz` and · ∂log p/∂(m, ℓ) to the gradient buffer `g`, with
     /// c_rj = coefficient_r · softmax_j(log N_j(z_r)) and w = 1/v:
@@ -92,7 +92,7 @@ public struct GaussianMixturePrior: Sendable {
     /// Expects `logDensity` to have run with the same `scratch` (its weights) just before; overwrites
     /// `componentLogDensities` with the c_rj.
     @inlinable
-    public func backward<T: BLASScalar>(
+    @usableFromInline package func backward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>, z: UnsafePointer<T>, rows: Int,
         logDensity: UnsafePointer<T>, componentLogDensities logN: UnsafeMutablePointer<T>,
         coefficient: UnsafePointer<T>, dz: UnsafeMutablePointer<T>, scratch: MixtureScratch<T>? = nil
@@ -150,7 +150,7 @@ public struct GaussianMixturePrior: Sendable {
     }
 
     /// Means ~ N(0, 1/(K·k)) as in the CS236 GMVAE, log-variances 0 (unit variances).
-    public func initialize<T: BLASScalar>(parameters p: UnsafeMutablePointer<T>, rng: inout RandomStream) {
+    @usableFromInline package func initialize<T: BLASScalar>(parameters p: UnsafeMutablePointer<T>, rng: inout RandomStream) {
         let scale = 1 / Double(components * latent).squareRoot()
         for i in means.range { p[i] = T(rng.normal() * scale) }
         for i in logVariances.range { p[i] = 0 }
@@ -163,21 +163,21 @@ public enum PriorKind: String, Codable, Sendable, CaseIterable {
 }
 
 /// Buffers of the mixture prior's GEMM formulation for up to `rows` latent rows, allocated once per workspace.
-public final class MixtureScratch<T: BLASScalar>: @unchecked Sendable {
+@usableFromInline package final class MixtureScratch<T: BLASScalar>: @unchecked Sendable {
     /// [z², z] per row (rows × 2k).
-    public let features: Buffer<T>
+    @usableFromInline package let features: Buffer<T>
     /// [1/v_j, −2 m_j/v_j] per component (K × 2k), and [1/v_j, m_j/v_j] for the backward.
-    public let weights: Buffer<T>
-    public let mixed: Buffer<T>
+    @usableFromInline package let weights: Buffer<T>
+    @usableFromInline package let mixed: Buffer<T>
     /// Σᵢ (m²/v + ℓ) per component in the forward; Σ_r c_rj in the backward (K).
-    public let constants: Buffer<T>
+    @usableFromInline package let constants: Buffer<T>
     /// Σᵢ m²/v and Σᵢ ℓ per component (K), for the forward's error bounds and centered recomputation.
-    public let meanTerms: Buffer<T>
-    public let logVarianceSums: Buffer<T>
-    public let rowProducts: Buffer<T>
-    public let componentProducts: Buffer<T>
+    @usableFromInline package let meanTerms: Buffer<T>
+    @usableFromInline package let logVarianceSums: Buffer<T>
+    @usableFromInline package let rowProducts: Buffer<T>
+    @usableFromInline package let componentProducts: Buffer<T>
 
-    public init(prior: GaussianMixturePrior, rows: Int) {
+    @usableFromInline package init(prior: GaussianMixturePrior, rows: Int) {
         let k = prior.latent, K = prior.components
         features = Buffer(count: rows * 2 * k)
         weights = Buffer(count: K * 2 * k)
