@@ -30,10 +30,21 @@ func reportingErrors<R>(_ body: () throws -> R) throws -> R {
         // Stopped on request, as `train` reports it: the message and the signal's conventional status.
         printError("\(TrainingError.interrupted(step: step, directory: directory))")
         throw ExitCode(Interruption.exitStatus)
+    } catch let ConfigurationError.invalid(setting, requirement, value) {
+        // The library names its settings; the command line names the flags that set them.
+        FileHandle.standardError.write(Data("error: \(flag(for: setting)) \(requirement) (got \(value))\n".utf8))
+        throw ExitCode(1)
     } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(1)
     }
+}
+
+/// The flag that sets a `ModelConfiguration` or `TrainingOptions` setting.
+func flag(for setting: String) -> String {
+    let flags = ["learningRate": "--lr", "trainLimit": "--train-limit", "testLimit": "--test-limit",
+                 "checkpointEvery": "--checkpoint-every", "inputs": "the images' pixel count (--data)"]
+    return flags[setting] ?? "--" + setting
 }
 
 /// Writes a line to stderr.

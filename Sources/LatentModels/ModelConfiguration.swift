@@ -87,37 +87,42 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
     }
 
     /// Checks ranges; the message names the flag to change.
-    public func validate() throws {
-        func fail(_ s: String) -> ConfigurationError { ConfigurationError.invalid(s) }
-        guard inputs > 0 else { throw fail("inputs must be positive") }
-        guard samples <= ModelConfiguration.samplesLimit else {
-            throw fail("--samples must be at most \(ModelConfiguration.samplesLimit) (got \(samples)): each training "
-                + "step decodes batch × samples rows; estimate tighter bounds with `latent eval --iw 5000` instead")
+    /// Checks every setting's range and their combinations; the error names the setting and what it must be.
+    public func validate() throws(ConfigurationError) {
+        func fail(_ setting: String, _ requirement: String, _ value: Any) -> ConfigurationError {
+            .invalid(setting: setting, requirement: requirement, value: "\(value)")
         }
-        guard hasSaneSizes else {
-            throw fail("layer widths, --latent (≤ 4096) and --components must be at most \(ModelConfiguration.sizeLimit)")
+        let limit = ModelConfiguration.sizeLimit
+        guard (1...limit).contains(inputs) else { throw fail("inputs", "must be between 1 and \(limit)", inputs) }
+        guard (1...4096).contains(latent) else { throw fail("latent", "must be between 1 and 4096", latent) }
+        guard !hidden.isEmpty, hidden.count <= 64, hidden.allSatisfy({ (1...limit).contains($0) }) else {
+            throw fail("hidden", "must list 1 to 64 layer widths between 1 and \(limit), e.g. 300,300", hidden)
         }
-        guard latent > 0 else { throw fail("--latent must be at least 1 (got \(latent))") }
-        guard !hidden.isEmpty, hidden.allSatisfy({ $0 > 0 }) else {
-            throw fail("--hidden must list positive layer widths, e.g. 300,300 (got \(hidden))")
+        guard (1...ModelConfiguration.samplesLimit).contains(samples) else {
+            throw fail("samples", "must be between 1 and \(ModelConfiguration.samplesLimit) (each training step "
+                + "decodes batch × samples rows; tighter bounds come from the streamed IWAE evaluation)", samples)
         }
-        guard samples > 0 else { throw fail("--samples must be at least 1 (got \(samples))") }
-        guard jitter.isFinite, jitter >= 0 else { throw fail("--jitter must be a finite value ≥ 0 (got \(jitter))") }
-        guard components > 0 else { throw fail("--components must be at least 1 (got \(components))") }
+        guard jitter.isFinite, jitter >= 0 else { throw fail("jitter", "must be a finite value ≥ 0", jitter) }
+        guard (1...limit).contains(components) else {
+            throw fail("components", "must be between 1 and \(limit)", components)
+        }
         guard model == .iwae || samples == 1 else {
-            throw fail("--samples \(samples) needs --model iwae (the ELBO uses one sample)")
+            throw fail("samples", "must be 1 unless model is iwae (the ELBO uses one sample)", samples)
         }
-        guard model != .gmvae || prior == .mixture else { throw fail("--model gmvae uses --prior mixture") }
+        guard model != .gmvae || prior == .mixture else { throw fail("prior", "must be mixture for gmvae", prior) }
         guard model != .vae || prior == .normal else {
-            throw fail("--prior mixture with --model vae is --model gmvae; use that")
+            throw fail("prior", "must be normal for vae (a vae with the mixture prior is gmvae)", prior)
         }
     }
 }
 
-/// A configuration or flag value out of range.
+/// A setting of a model or a run out of range: which one (by its Swift name), what it must be, and the value given.
 public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
-    case invalid(String)
+    case invalid(setting: String, requirement: String, value: String)
+
     public var description: String {
-        switch self { case let .invalid(s): return s }
+        switch self {
+        case let .invalid(setting, requirement, value): return "\(setting) \(requirement) (got \(value))"
+        }
     }
 }

@@ -64,25 +64,24 @@ public struct TrainingOptions: Codable, Sendable {
         return Double(MemoryLayout<Float>.size) * (4 * weights + rows * 2 * Double(widths.reduce(0, +)))
     }
 
-    public func validate() throws {
+    public func validate() throws(ConfigurationError) {
         try configuration.validate()
-        func fail(_ s: String) -> TrainingError { .invalidOption(s) }
-        guard batch > 0 else { throw fail("--batch must be at least 1 (got \(batch))") }
+        func fail(_ setting: String, _ requirement: String, _ value: Any) -> ConfigurationError {
+            .invalid(setting: setting, requirement: requirement, value: "\(value)")
+        }
+        guard batch > 0 else { throw fail("batch", "must be at least 1", batch) }
         guard learningRate.isFinite, learningRate > 0 else {
-            throw fail("--lr must be a positive finite number (got \(learningRate))")
+            throw fail("learningRate", "must be a positive finite number", learningRate)
         }
-        if let epochs, epochs <= 0 { throw fail("--epochs must be at least 1 (got \(epochs))") }
-        if let iterations, iterations <= 0 { throw fail("--iterations must be at least 1 (got \(iterations))") }
-        if let epochs, epochs > TrainingOptions.lengthLimit {
-            throw fail("--epochs must be at most \(TrainingOptions.lengthLimit) (got \(epochs))")
+        let limit = TrainingOptions.lengthLimit
+        if let epochs, !(1...limit).contains(epochs) { throw fail("epochs", "must be between 1 and \(limit)", epochs) }
+        if let iterations, !(1...(limit * 1000)).contains(iterations) {
+            throw fail("iterations", "must be between 1 and \(limit * 1000)", iterations)
         }
-        if let iterations, iterations > TrainingOptions.lengthLimit * 1000 {
-            throw fail("--iterations must be at most \(TrainingOptions.lengthLimit * 1000) (got \(iterations))")
-        }
-        guard threads > 0 else { throw fail("--threads must be at least 1 (got \(threads))") }
-        if let trainLimit, trainLimit <= 0 { throw fail("--train-limit must be at least 1 (got \(trainLimit))") }
-        if let testLimit, testLimit <= 0 { throw fail("--test-limit must be at least 1 (got \(testLimit))") }
-        guard checkpointEvery >= 0 else { throw fail("--checkpoint-every must be ≥ 0 (got \(checkpointEvery))") }
+        guard threads > 0 else { throw fail("threads", "must be at least 1", threads) }
+        if let trainLimit, trainLimit <= 0 { throw fail("trainLimit", "must be at least 1", trainLimit) }
+        if let testLimit, testLimit <= 0 { throw fail("testLimit", "must be at least 1", testLimit) }
+        guard checkpointEvery >= 0 else { throw fail("checkpointEvery", "must be ≥ 0", checkpointEvery) }
     }
 }
 
