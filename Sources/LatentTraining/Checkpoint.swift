@@ -28,10 +28,12 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var parallelism: String?
     public var trainLimit: Int?
     public var testLimit: Int?
+    /// Processes that trained together (`mpirun -np`); nil in checkpoints written before it was recorded (one).
+    public var ranks: Int?
     public init(seed: UInt64, step: Int, epoch: Int, batch: Int, learningRate: Double, threads: Int, data: String,
                 optimizerStep: Int? = nil, epochSums: TermSums? = nil, skippedBatches: Int? = nil,
                 factorizationRetries: Int? = nil, parallelism: String? = nil, trainLimit: Int? = nil,
-                testLimit: Int? = nil) {
+                testLimit: Int? = nil, ranks: Int? = nil) {
         self.seed = seed
         self.step = step
         self.epoch = epoch
@@ -46,6 +48,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
         self.parallelism = parallelism
         self.trainLimit = trainLimit
         self.testLimit = testLimit
+        self.ranks = ranks
     }
 }
 

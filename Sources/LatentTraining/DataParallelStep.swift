@@ -101,7 +101,7 @@ package final class DataParallelStep: TrainingStrategy {
             sliceSums[w] = try Objective.evaluate(
                 objective, model: model, parameters: model.store.parameters.pointer, rows: slice.count,
                 samples: model.configuration.samples, workspace: ws, gradients: updates.workerGradients[w].pointer,
-                lossScale: 1 / Float(batch.rows), accumulate: true)
+                lossScale: batch.lossScale, accumulate: true)
             sliceFailures[w] = StepFailure.diagnose(ws, rows: slice.count, model: model)
         } catch {
             sliceFailures[w] = .factorization

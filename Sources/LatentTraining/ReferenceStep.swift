@@ -42,8 +42,8 @@ package final class ReferenceStep: TrainingStrategy {
     package func pass(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
         let p = UnsafePointer(model.store.parameters.pointer), g = gradient.pointer
         let ws = workspace, rows = batch.rows, m = model.configuration.samples
-        // The loss is the batch mean: every per-example gradient is scaled by 1/rows.
-        let lossScale = 1 / Float(rows)
+        // The loss is the (global) batch mean: every per-example gradient is scaled by 1/rows of the global batch.
+        let lossScale = batch.lossScale
         var failure: StepFailure?
         batch.prepare(rows: 0..<rows, model: model, into: ws)
 

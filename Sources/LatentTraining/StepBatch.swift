@@ -4,20 +4,42 @@ import LatentModels
 import LatentData
 
 /// The minibatch of one step: rows `start..<start + rows` of the epoch's order over the training images, with
-/// the pointers the step reads (valid while it runs). Every random draw is keyed by (seed, step, row in the batch),
-/// so what a row gets does not depend on which worker prepares it.
+/// the pointers the step reads (valid while it runs). Every random draw is keyed by (seed, step, row in the global
+/// batch), so what a row gets does not depend on which worker or which rank prepares it.
 package struct StepBatch {
     package let start: Int, rows: Int, step: Int, seed: UInt64
     package let order: UnsafePointer<Int>
     package let pixels: UnsafePointer<UInt8>
     package let thresholds: UnsafePointer<UInt32>
+    /// Row 0's row in the global batch (a rank's share starts inside it), which keys the random draws.
+    package let firstRow: Int
+    /// The global batch's rows: the loss is their mean, so every example's gradient is scaled by 1 / `lossRows`.
+    package let lossRows: Int
+
+    package init(start: Int, rows: Int, step: Int, seed: UInt64, order: UnsafePointer<Int>,
+                 pixels: UnsafePointer<UInt8>, thresholds: UnsafePointer<UInt32>, firstRow: Int = 0,
+                 lossRows: Int? = nil) {
+        (self.start, self.rows, self.step, self.seed) = (start, rows, step, seed)
+        (self.order, self.pixels, self.thresholds) = (order, pixels, thresholds)
+        self.firstRow = firstRow
+        self.lossRows = lossRows ?? rows
+    }
+
+    /// Rows `share` of this batch as a batch of their own, with the same keys and loss divisor (a rank's share).
+    package func share(_ share: Range<Int>) -> StepBatch {
+        StepBatch(start: start + share.lowerBound, rows: share.count, step: step, seed: seed, order: order,
+                  pixels: pixels, thresholds: thresholds, firstRow: firstRow + share.lowerBound, lossRows: lossRows)
+    }
+
+    /// The loss scale of every example's gradient.
+    package var lossScale: Float { 1 / Float(lossRows) }
 
     /// The inputs and the posterior's noise of batch rows `slice` into the first rows of `ws`.
     package func prepare(rows slice: Range<Int>, model: VariationalAutoencoder<Float>, into ws: StepWorkspace<Float>) {
         let k = model.configuration.latent, samples = model.configuration.samples
         inputs(rows: slice, model: model, into: ws.x.pointer)
         for (j, row) in slice.enumerated() {
-            var noise = RandomStream(seed: seed, purpose: .noise, step: UInt64(step), index: UInt64(row))
+            var noise = RandomStream(seed: seed, purpose: .noise, step: UInt64(step), index: UInt64(firstRow + row))
             for s in 0..<samples {
                 noise.fillNormal(ws.noise.pointer + (s * slice.count + j) * k, count: k)
             }
@@ -40,7 +62,7 @@ package struct StepBatch {
             return
         }
         func stream(_ row: Int) -> RandomStream {
-            RandomStream(seed: seed, purpose: .binarization, step: UInt64(step), index: UInt64(row))
+            RandomStream(seed: seed, purpose: .binarization, step: UInt64(step), index: UInt64(firstRow + row))
         }
         var row = rows.lowerBound
         while row + 8 <= rows.upperBound {

@@ -50,7 +50,7 @@ extension TensorParallelStep {
             guard rows > 0, let batch else { return }
             blockSums[u] = objective.afterDecoder(
                 model: model, parameters: p, rows: rows, samples: samples, workspace: ws,
-                gradients: updates.workerGradients[u].pointer, lossScale: 1 / Float(batch.rows), accumulate: true)
+                gradients: updates.workerGradients[u].pointer, lossScale: batch.lossScale, accumulate: true)
         case .afterDecoderBackward:
             guard rows > 0, let batch else { return }
             if gradientIsPartial[1][0] { addPartials(block: u, rows: rows * samples) }
@@ -58,7 +58,7 @@ extension TensorParallelStep {
                                                   rows: rows * samples, into: ws.dz.pointer)
             objective.afterDecoderBackward(model: model, parameters: p, rows: rows, samples: samples, workspace: ws,
                                            gradients: updates.workerGradients[u].pointer,
-                                           lossScale: 1 / Float(batch.rows), accumulate: true)
+                                           lossScale: batch.lossScale, accumulate: true)
             if blockFailures[u] == nil { blockFailures[u] = StepFailure.diagnose(ws, rows: rows, model: model) }
             if headByBlocks { encoderHead(forward: false, block: u) }
         }

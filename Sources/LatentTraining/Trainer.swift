@@ -52,24 +52,38 @@ public final class Trainer: @unchecked Sendable {
 
     /// A trainer of `model` on `images` with `threads` workers, split as `requested` says (`auto`, the default, is what
     /// `latent train --threads` does); `pool` is reused when it has the workers' count.
-    public init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int, learningRate: Double,
-                seed: UInt64, threads: Int, parallelism requested: Parallelism = .auto, pool: WorkerPool? = nil) {
+    public convenience init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int,
+                            learningRate: Double, seed: UInt64, threads: Int, parallelism requested: Parallelism = .auto,
+                            pool: WorkerPool? = nil) {
+        self.init(model: model, images: images, batchSize: batchSize, learningRate: learningRate, seed: seed,
+                  threads: threads, parallelism: requested, pool: pool, communicator: nil)
+    }
+
+    /// A trainer that is one rank of a data-parallel job when `communicator` is given: `batchSize` is the global
+    /// batch, and the local strategy runs on this rank's share of it (`DistributedStrategy`).
+    package init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int, learningRate: Double,
+                 seed: UInt64, threads: Int, parallelism requested: Parallelism = .auto, pool: WorkerPool? = nil,
+                 communicator: (any Communicator)?) {
         self.model = model
         self.images = images
         self.batchSize = batchSize
         self.seed = seed
         adam = Adam(count: model.parameterCount, learningRate: learningRate)
         permutation = Array(0..<images.count)
-        var parallelism = requested.resolved(batchSize: batchSize, threads: threads)
+        // A rank's strategy sees its share of the global batch (the first ranks' shares are the largest).
+        let rows = communicator.map { DistributedStrategy.share(of: batchSize, rank: 0, ranks: $0.size).count }
+            ?? batchSize
+        var parallelism = requested.resolved(batchSize: rows, threads: threads)
         // One worker of data or tensor parallelism is the reference step.
-        if (parallelism == .data || parallelism == .tensor) && min(threads, batchSize) <= 1 { parallelism = .reference }
+        if (parallelism == .data || parallelism == .tensor) && min(threads, rows) <= 1 { parallelism = .reference }
         self.parallelism = parallelism
-        switch parallelism {
-        case .auto, .reference: strategy = ReferenceStep(model: model, batchSize: batchSize, pool: pool)
-        case .data: strategy = DataParallelStep(model: model, batchSize: batchSize, threads: threads, pool: pool)
-        case .tensor: strategy = TensorParallelStep(model: model, batchSize: batchSize, threads: threads, pool: pool)
-        case .blas: strategy = BLASThreadedStep(model: model, batchSize: batchSize, threads: threads)
+        let local: any TrainingStrategy = switch parallelism {
+        case .auto, .reference: ReferenceStep(model: model, batchSize: rows, pool: pool)
+        case .data: DataParallelStep(model: model, batchSize: rows, threads: threads, pool: pool)
+        case .tensor: TensorParallelStep(model: model, batchSize: rows, threads: threads, pool: pool)
+        case .blas: BLASThreadedStep(model: model, batchSize: rows, threads: threads)
         }
+        strategy = communicator.map { DistributedStrategy(local: local, model: model, communicator: $0) } ?? local
     }
 
     /// Workers the step runs on.
