@@ -35,7 +35,8 @@ struct Train: ParsableCommand {
         let mpi = try reportingErrors { try OpenMPI.fromEnvironment() }
         do {
             try train(mpi)
-        } catch let exit as ExitCode {
+        } catch let exit as ExitCode where exit.rawValue > 128 {
+            // Stopped on a signal at the step every rank agreed on, after rank 0's checkpoint: leave together.
             mpi?.finalize()
             throw exit
         } catch {
