@@ -19,4 +19,15 @@ rm -rf "$example"
 # older x86-64 CPUs under qemu-user.
 scripts/check-consumer.sh
 scripts/check-portable.sh
+# Data parallelism over MPI (2 ranks on loopback, the release `latent`): CI installs Open MPI for them; elsewhere they
+# run when it is installed. mpirun refuses root without --allow-run-as-root, which the tests pass.
+if [ "${CI:-}" = true ]; then scripts/setup-mpi.sh; fi
+if command -v mpirun >/dev/null; then
+    swift build -c release --product latent
+    LATENT_DISTRIBUTED=1 LATENT_EXECUTABLE="$PWD/.build/release/latent" \
+        swift test --skip-build --disable-swift-testing --filter DistributedTests
+else
+    echo "distributed tests: not run (Open MPI not installed; scripts/setup-mpi.sh installs it)"
+fi
+# Every unit and CLI test.
 swift test --skip-build --disable-swift-testing "$@"

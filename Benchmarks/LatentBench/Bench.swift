@@ -15,14 +15,14 @@ struct Bench {
         + Section.allCases.map(\.rawValue).joined(separator: ", ")
 
     /// The benchmark's tables, each selectable with `--only` (to repeat one measurement without the whole run).
-    enum Section: String, CaseIterable { case gemm, cholesky, steps, strategies, pieces, scaling, eval }
+    enum Section: String, CaseIterable { case gemm, cholesky, steps, strategies, pieces, scaling, eval, distributed }
 
     static func main() throws {
         BLASKernel.selectForThisCPU()
         var arguments = Array(CommandLine.arguments.dropFirst())
         var mode = Mode.full
         var jsonPath: String?
-        var sections = Set(Section.allCases)
+        var sections = Set(Section.allCases).subtracting([.distributed])
         while let argument = arguments.first {
             arguments.removeFirst()
             switch argument {
@@ -49,17 +49,34 @@ struct Bench {
             }
         }
         if let jsonPath { prepareJSONPath(jsonPath) }
+        if sections.contains(.distributed) {
+            guard sections == [.distributed] else { fail("run --only distributed on its own (under mpirun)") }
+            guard let mpi = try OpenMPI.fromEnvironment() else {
+                fail("the distributed section runs under mpirun: mpirun -np 2 latent-bench --only distributed")
+            }
+            var bench = BenchRunner(mode: mode, sections: sections)
+            bench.distributed(mpi)
+            mpi.finalize()
+            if let jsonPath, mpi.rank == 0 { write(bench.rows, machine: Machine.describe(), to: jsonPath) }
+            return
+        }
         var bench = BenchRunner(mode: mode, sections: sections)
         bench.run()
         if let jsonPath {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            struct Output: Codable { var machine: Machine; var rows: [Row] }
-            let machine = Machine.describe(gemmPeakAtStart: bench.gemmPeakPerCore, atEnd: bench.gemmPeakAtEnd)
-            let data = try encoder.encode(Output(machine: machine, rows: bench.rows))
-            do { try data.write(to: URL(fileURLWithPath: jsonPath), options: .atomic) } catch {
-                fail("cannot write \(jsonPath) (\(error.localizedDescription)); choose a writable path for --json")
-            }
+            write(bench.rows, machine: Machine.describe(gemmPeakAtStart: bench.gemmPeakPerCore,
+                                                        atEnd: bench.gemmPeakAtEnd), to: jsonPath)
+        }
+    }
+
+    static func write(_ rows: [Row], machine: Machine, to jsonPath: String) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        struct Output: Codable { var machine: Machine; var rows: [Row] }
+        do {
+            try encoder.encode(Output(machine: machine, rows: rows)).write(to: URL(fileURLWithPath: jsonPath),
+                                                                            options: .atomic)
+        } catch {
+            fail("cannot write \(jsonPath) (\(error.localizedDescription)); choose a writable path for --json")
         }
     }
 
@@ -381,7 +398,7 @@ struct BenchRunner {
         return ImageSet(count: count, rows: 28, columns: 28, pixels: pixels)
     }
 
-    func makeTrainer(_ config: StepConfig, pool: WorkerPool? = nil) -> Trainer {
+    func makeTrainer(_ config: StepConfig, pool: WorkerPool? = nil, communicator: (any Communicator)? = nil) -> Trainer {
         // The smoke mode (run by the test suite in a debug build) checks that every row works on a tiny model, whose
         // 32 hidden units (K ≥ 32) still reach OpenBLAS's mallocing NN kernel for dz at k = 4, which the release
         // test's zero-allocation check would see.
@@ -393,7 +410,7 @@ struct BenchRunner {
         model.initialize(seed: 0)
         return Trainer(model: model, images: syntheticImages(count: max(config.batch * 8, 1024)),
                        batchSize: config.batch, learningRate: 1e-3, seed: 0, threads: config.threads,
-                       parallelism: config.parallelism, pool: pool)
+                       parallelism: config.parallelism, pool: pool, communicator: communicator)
     }
 
     func measureStep(_ config: StepConfig, competing: Bool = false) -> Row {

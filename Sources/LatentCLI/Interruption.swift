@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Synchronization
 
-/// SIGINT and SIGTERM ask a long run to stop at the next step boundary (after writing a checkpoint) instead of
+/// SIGINT, SIGTERM and SIGUSR1 (which mpirun forwards to its ranks at once) ask a long run to stop at the next step boundary (after writing a checkpoint) instead of
 /// killing it mid-write. A second signal of either kind ends the process at once, as does one while `immediate`.
 enum Interruption {
     /// The signal received (0: none). An atomic, so the handler only stores to it.
@@ -13,7 +13,7 @@ enum Interruption {
     static let immediate = Atomic<Bool>(false)
 
     static func install() {
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGINT, SIGTERM, SIGUSR1] {
             signal(sig) { number in
                 if Interruption.received.exchange(number, ordering: .relaxed) != 0
                     || Interruption.immediate.load(ordering: .relaxed) {

@@ -21,7 +21,8 @@ struct Latent: ParsableCommand {
 }
 
 /// Prints a library error as one line on stderr and exits non-zero, instead of a stack trace.
-func reportingErrors<R>(_ body: () throws -> R) throws -> R {
+/// Under mpirun the line names the rank (`rank`, nil for one process).
+func reportingErrors<R>(rank: Int? = nil, _ body: () throws -> R) throws -> R {
     do {
         return try body()
     } catch let exit as ExitCode {
@@ -35,7 +36,8 @@ func reportingErrors<R>(_ body: () throws -> R) throws -> R {
         FileHandle.standardError.write(Data("error: \(flag(for: setting)) \(requirement) (got \(value))\n".utf8))
         throw ExitCode(1)
     } catch {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        let prefix = rank.map { "error (rank \($0)): " } ?? "error: "
+        FileHandle.standardError.write(Data("\(prefix)\(error)\n".utf8))
         throw ExitCode(1)
     }
 }

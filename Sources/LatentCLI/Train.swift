@@ -19,31 +19,58 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Continue the run in DIR from its checkpoint, with the options it was started with; "
         + "--epochs or --iterations extends it, and no other flag may be given with it."))
     var resume: String?
+    @Option(help: .hidden) var logSteps: String?
 
     func validate() throws {
         // The run's options come from DIR/options.json: a flag that would change them must not be silently dropped.
         guard let resume else { return try flags.model.rejectIgnoredFlags(posteriors: [flags.model.posterior]) }
-        let ignored = givenFlags().subtracting(["--resume", "--epochs", "--iterations"])
+        let ignored = givenFlags().subtracting(["--resume", "--epochs", "--iterations", "--log-steps"])
         guard !ignored.isEmpty else { return }
         throw ValidationError("--resume continues with the options in \(TrainingOptions.path(in: resume)); drop "
             + "\(ignored.sorted().joined(separator: ", ")) (only --epochs or --iterations may extend the run)")
     }
 
     func run() throws {
-        try reportingErrors {
+        // Under mpirun, Open MPI is loaded and this process becomes one rank; without it nothing of MPI is touched.
+        let mpi = try reportingErrors { try OpenMPI.fromEnvironment() }
+        do {
+            try train(mpi)
+        } catch let exit as ExitCode where exit.rawValue > 128 {
+            // Stopped on a signal at the step every rank agreed on, after rank 0's checkpoint: leave together.
+            mpi?.finalize()
+            throw exit
+        } catch {
+            // One rank's error (after its line on stderr) must end every rank, not leave them waiting in a sum.
+            if let mpi { mpi.abort(status: 1) }
+            throw error
+        }
+        mpi?.finalize()
+    }
+
+    func train(_ mpi: OpenMPI?) throws {
+        try reportingErrors(rank: mpi.map { $0.size > 1 ? $0.rank : nil } ?? nil) {
             Interruption.install()
             let session = try resume.map {
-                try TrainingSession.resume(directory: $0, epochs: flags.epochs, iterations: flags.iterations)
+                try TrainingSession.resume(directory: $0, epochs: flags.epochs, iterations: flags.iterations,
+                                           communicator: mpi)
             }
-                ?? TrainingSession(options: flags.options)
+                ?? TrainingSession(options: flags.options, communicator: mpi)
+            session.stepLogPath = logSteps
             let options = session.options
+            let warnings = mpi.map { Ranks.launchWarnings($0, threads: options.threads) } ?? []
+            guard session.isWriter else { return try runSilently(session) }
+            warnings.forEach { printError($0) }
+            session.notes.forEach { printError($0) }
             let start = resume == nil ? "training" : "resuming at step \(session.trainer.step):"
             printError("\(start) \(options.configuration.model.rawValue) (\(options.configuration.posterior.rawValue) "
                 + "posterior, k = \(options.configuration.latent), \(session.model.parameterCount) parameters) on "
-                + "\(session.dataset.train.count) images, batch \(options.batch), \(options.threads) thread(s) "
+                + "\(session.dataset.train.count) images, batch \(options.batch)"
+                + (session.ranks > 1 ? " over \(session.ranks) ranks, " : ", ") + "\(options.threads) thread(s) "
                 + "(\(session.trainer.parallelism.rawValue) parallelism), \(session.totalSteps) steps, "
                 + "BLAS kernel \(BLASKernel.summary)")
-            if let warning = TrainingFlags.oversubscriptionWarning(threads: options.threads) { printError(warning) }
+            if mpi == nil, let warning = TrainingFlags.oversubscriptionWarning(threads: options.threads) {
+                printError(warning)
+            }
             if session.replacesPreviousRun { printError("note: replacing the previous run in \(options.out)") }
             if options.batch > session.dataset.train.count {
                 printError("note: --batch \(options.batch) is more than the \(session.dataset.train.count) training "
@@ -69,6 +96,13 @@ struct Train: ParsableCommand {
                              final.testNELBO, final.testKL, final.testRec, session.testCount, options.out))
             }
         }
+    }
+}
+
+/// A rank other than 0 trains without printing; it stops where rank 0 stops, with the same status.
+func runSilently(_ session: TrainingSession) throws {
+    if case .interrupted = try session.run(shouldStop: { Interruption.requested }) {
+        throw ExitCode(Interruption.requested ? Interruption.exitStatus : 128 + SIGTERM)
     }
 }
 

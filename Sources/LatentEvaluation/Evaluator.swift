@@ -35,15 +35,21 @@ public final class Evaluator: @unchecked Sendable {
 
     /// Mean-able sums of Rec and KL over `binarized` (count × inputs values in {0, 1}).
     public func evaluate(binarized: [Float], count: Int, seed: UInt64 = 0) -> TermSums {
+        evaluate(binarized: binarized, examples: 0..<count, seed: seed)
+    }
+
+    /// The sums over examples `examples` of `binarized` only (a rank's share of a test set); each example's noise is
+    /// keyed by its index in the whole set, so the shares' sums add up to the whole set's.
+    public func evaluate(binarized: [Float], examples: Range<Int>, seed: UInt64 = 0) -> TermSums {
         let d = model.configuration.inputs, k = model.configuration.latent
         let parameters = UnsafePointer(model.store.parameters.pointer)
         // The workers are the parallelism; BLAS threads inside them would oversubscribe the cores.
         if BLASThreads.current != 1 { BLASThreads.set(1) }
         var total = TermSums()
         binarized.withUnsafeBufferPointer { data in
-            var start = 0
-            while start < count {
-                let rows = min(batchSize, count - start)
+            var start = examples.lowerBound
+            while start < examples.upperBound {
+                let rows = min(batchSize, examples.upperBound - start)
                 pool.run { w in
                     let slice = Parallel.slice(rows, parts: workers, part: w)
                     let ws = workspaces[w]

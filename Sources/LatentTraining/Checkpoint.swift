@@ -28,10 +28,12 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var parallelism: String?
     public var trainLimit: Int?
     public var testLimit: Int?
+    /// Processes that trained together (`mpirun -np`); nil in checkpoints written before it was recorded (one).
+    public var ranks: Int?
     public init(seed: UInt64, step: Int, epoch: Int, batch: Int, learningRate: Double, threads: Int, data: String,
                 optimizerStep: Int? = nil, epochSums: TermSums? = nil, skippedBatches: Int? = nil,
                 factorizationRetries: Int? = nil, parallelism: String? = nil, trainLimit: Int? = nil,
-                testLimit: Int? = nil) {
+                testLimit: Int? = nil, ranks: Int? = nil) {
         self.seed = seed
         self.step = step
         self.epoch = epoch
@@ -46,6 +48,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
         self.parallelism = parallelism
         self.trainLimit = trainLimit
         self.testLimit = testLimit
+        self.ranks = ranks
     }
 }
 
@@ -102,8 +105,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 /// Saving writes `checkpoint.tmp`, flushes it to disk and renames it over `checkpoint`, so a crash at any moment
 /// leaves the previous complete checkpoint in place.
 public struct Checkpoint: Sendable {
-    @usableFromInline package static let magic: [UInt8] = Array("LATENTCK".utf8)
-    @usableFromInline package static let version: UInt32 = 1
+    package static let magic: [UInt8] = Array("LATENTCK".utf8)
+    package static let version: UInt32 = 1
     public static let fileName = "checkpoint"
     /// The checkpoint file of the run directory `directory`.
     public static func path(in directory: String) -> String {
@@ -122,7 +125,7 @@ public struct Checkpoint: Sendable {
     public var firstMoment: [Float]
     public var secondMoment: [Float]
 
-    @usableFromInline package init(configuration: ModelConfiguration, state: TrainingState, parameters: [Float],
+    package init(configuration: ModelConfiguration, state: TrainingState, parameters: [Float],
                 firstMoment: [Float], secondMoment: [Float]) {
         self.configuration = configuration
         self.state = state
@@ -132,7 +135,7 @@ public struct Checkpoint: Sendable {
     }
 
     /// The serialized bytes, checksum included.
-    @usableFromInline package func encoded() throws -> [UInt8] {
+    package func encoded() throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]  // identical runs must write identical files
         let header = try encoder.encode(Header(configuration: configuration, state: state,
@@ -150,7 +153,7 @@ public struct Checkpoint: Sendable {
     }
 
     /// Parses and verifies bytes read from `path` (magic, version, header, sizes, checksum).
-    @usableFromInline package static func decode(_ bytes: [UInt8], path: String) throws -> Checkpoint {
+    package static func decode(_ bytes: [UInt8], path: String) throws -> Checkpoint {
         guard bytes.count >= magic.count + 12 else {
             if bytes.starts(with: magic.prefix(bytes.count)) || bytes.isEmpty { throw CheckpointError.truncated(path: path) }
             throw CheckpointError.badMagic(path: path)
@@ -222,7 +225,7 @@ public struct Checkpoint: Sendable {
     }
 
     /// The CRC-32 of `bytes` (`CRC32`, the same as zlib's).
-    @usableFromInline package static func crc32(_ bytes: [UInt8]) -> UInt32 { CRC32.checksum(bytes) }
+    package static func crc32(_ bytes: [UInt8]) -> UInt32 { CRC32.checksum(bytes) }
 }
 
 private func append(_ v: UInt32, to bytes: inout [UInt8]) {
@@ -240,7 +243,7 @@ private func readUInt32(_ bytes: [UInt8], _ cursor: inout Int) -> UInt32 {
 
 extension VariationalAutoencoder {
     /// The flat parameter count a configuration implies (without allocating a model).
-    @usableFromInline package static func parameterCount(_ c: ModelConfiguration) -> Int {
+    package static func parameterCount(_ c: ModelConfiguration) -> Int {
         let enc = [c.inputs] + c.hidden + [c.posteriorParameterCount]
         let dec = [c.latent] + c.hidden.reversed() + [c.inputs]
         func count(_ w: [Int]) -> Int { (0..<(w.count - 1)).reduce(0) { $0 + w[$1] * w[$1 + 1] + w[$1 + 1] } }
@@ -249,7 +252,7 @@ extension VariationalAutoencoder {
     }
 
     /// A checkpoint of this Float model with its optimizer.
-    @usableFromInline package func checkpoint(adam: Adam<Float>, state: TrainingState) -> Checkpoint where T == Float {
+    package func checkpoint(adam: Adam<Float>, state: TrainingState) -> Checkpoint where T == Float {
         Checkpoint(configuration: configuration, state: state, parameters: store.parameters.array,
                    firstMoment: adam.firstMoment.array, secondMoment: adam.secondMoment.array)
     }
@@ -258,7 +261,7 @@ extension VariationalAutoencoder {
     public func load(_ checkpoint: Checkpoint) where T == Float { load(checkpoint, adam: nil) }
 
     /// Copies a checkpoint's parameters in (and its moments into `adam` when given).
-    @usableFromInline package func load(_ checkpoint: Checkpoint, adam: Adam<Float>?) where T == Float {
+    package func load(_ checkpoint: Checkpoint, adam: Adam<Float>?) where T == Float {
         for i in 0..<parameterCount { store.parameters[i] = checkpoint.parameters[i] }
         if let adam {
             for i in 0..<parameterCount {

@@ -11,28 +11,28 @@ import Synchronization
 /// 2. `WeightUpdates`: the workers take blocks of output rows of the layers from a shared queue (largest first),
 ///    form each block of dW = Σ_slices dyᵀx from every slice in slice order, so the result does not depend on who
 ///    takes the block, and hand it to Adam.
-@usableFromInline package final class DataParallelStep: TrainingStrategy {
-    @usableFromInline package let model: VariationalAutoencoder<Float>
-    @usableFromInline package let objective: any TrainingObjective
-    @usableFromInline package let pool: WorkerPool
-    @usableFromInline package let workers: Int
-    @usableFromInline package var blasThreads: Int { 1 }
+package final class DataParallelStep: TrainingStrategy {
+    package let model: VariationalAutoencoder<Float>
+    package let objective: any TrainingObjective
+    package let pool: WorkerPool
+    package let workers: Int
+    package var blasThreads: Int { 1 }
     /// Per slice: every buffer of its pass, its weight gradients deferred to the second region.
-    @usableFromInline package let workspaces: [StepWorkspace<Float>]
-    @usableFromInline package let updates: WeightUpdates
-    @usableFromInline package let updateBlocks: [UpdateBlock]
-    @usableFromInline package let nextSlice = Atomic<Int>(0)
-    @usableFromInline package let nextUpdateBlock = Atomic<Int>(0)
+    package let workspaces: [StepWorkspace<Float>]
+    package let updates: WeightUpdates
+    package let updateBlocks: [UpdateBlock]
+    package let nextSlice = Atomic<Int>(0)
+    package let nextUpdateBlock = Atomic<Int>(0)
     let regions = (pass: StepRegion<DataParallelStep> { $0.pass(part: $1) },
                    update: StepRegion<DataParallelStep> { $0.update(part: $1) })
     /// Per slice: its term sums and failure.
-    @usableFromInline package let sliceSums: UnsafeMutablePointer<TermSums>
-    @usableFromInline package let sliceFailures: UnsafeMutablePointer<StepFailure?>
+    package let sliceSums: UnsafeMutablePointer<TermSums>
+    package let sliceFailures: UnsafeMutablePointer<StepFailure?>
     /// The current step's batch and gradient consumer, set while its regions run.
-    @usableFromInline package var batch: StepBatch?
-    @usableFromInline package var consumer: (any GradientConsumer)?
+    package var batch: StepBatch?
+    package var consumer: (any GradientConsumer)?
 
-    @usableFromInline package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int, pool: WorkerPool?) {
+    package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int, pool: WorkerPool?) {
         self.model = model
         objective = model.objective
         let workers = max(1, min(threads, batchSize))
@@ -64,7 +64,7 @@ import Synchronization
         sliceFailures.deallocate()
     }
 
-    @usableFromInline package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
+    package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
         self.batch = batch
         nextSlice.store(0, ordering: .relaxed)
         pool.run(regions.pass)
@@ -73,23 +73,23 @@ import Synchronization
         return (sums, StepFailure.failedTerm(sums, UnsafeBufferPointer(start: sliceFailures, count: workers)))
     }
 
-    @usableFromInline package func apply(_ consumer: any GradientConsumer) {
+    package func apply(_ consumer: any GradientConsumer) {
         self.consumer = consumer
         nextUpdateBlock.store(0, ordering: .relaxed)
         pool.run(regions.update)
         self.consumer = nil
     }
 
-    @usableFromInline package func discard() { updates.discard() }
+    package func discard() { updates.discard() }
 
     /// Region 1, part `w`: the slices it takes from the queue.
-    @usableFromInline package func pass(part _: Int) {
+    package func pass(part _: Int) {
         takeInTurn(from: nextSlice, count: workers) { pass(slice: $0) }
     }
 
     /// Slice `w` of the batch: its inputs and noise, then the objective's forward pass and the backward pass of the
     /// activations. Everything it writes is the slice's own, so the result does not depend on who computes it.
-    @usableFromInline package func pass(slice w: Int) {
+    package func pass(slice w: Int) {
         let batch = batch!
         let slice = Parallel.slice(batch.rows, parts: workers, part: w)
         let ws = workspaces[w]
@@ -101,7 +101,7 @@ import Synchronization
             sliceSums[w] = try Objective.evaluate(
                 objective, model: model, parameters: model.store.parameters.pointer, rows: slice.count,
                 samples: model.configuration.samples, workspace: ws, gradients: updates.workerGradients[w].pointer,
-                lossScale: 1 / Float(batch.rows), accumulate: true)
+                lossScale: batch.lossScale, accumulate: true)
             sliceFailures[w] = StepFailure.diagnose(ws, rows: slice.count, model: model)
         } catch {
             sliceFailures[w] = .factorization
@@ -109,7 +109,7 @@ import Synchronization
     }
 
     /// Region 2, part `w`: the blocks it takes from the queue, then its share of the other parameters.
-    @usableFromInline package func update(part w: Int) {
+    package func update(part w: Int) {
         let consumer = consumer!
         takeInTurn(from: nextUpdateBlock, count: updateBlocks.count) { i in
             let block = updateBlocks[i]
@@ -120,7 +120,7 @@ import Synchronization
     }
 
     /// A layer's weight-gradient operands, one stretch per slice (times the importance samples in the decoder).
-    @usableFromInline package func operands(of task: LayerTask, _ body: (UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool) -> Void) {
+    package func operands(of task: LayerTask, _ body: (UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool) -> Void) {
         let rowsPerExample = task.isDecoder ? model.configuration.samples : 1
         var first = true
         for v in 0..<workers {

@@ -14,18 +14,18 @@ import LatentModels
 ///
 /// It is what `latent train --threads 1` runs. The parallel strategies (`DataParallelStep`, `TensorParallelStep`,
 /// `BLASThreadedStep`) run the same phases and are tested against it; a change to the model starts here.
-@usableFromInline package final class ReferenceStep: TrainingStrategy {
-    @usableFromInline package let model: VariationalAutoencoder<Float>
-    @usableFromInline package let objective: any TrainingObjective
+package final class ReferenceStep: TrainingStrategy {
+    package let model: VariationalAutoencoder<Float>
+    package let objective: any TrainingObjective
     /// Every activation and per-example buffer of a full batch, allocated once.
-    @usableFromInline package let workspace: StepWorkspace<Float>
+    package let workspace: StepWorkspace<Float>
     /// dLoss/dθ for every parameter, laid out like the parameters.
-    @usableFromInline package let gradient: Buffer<Float>
-    @usableFromInline package let pool: WorkerPool
-    @usableFromInline package let blasThreads: Int
-    @usableFromInline package var workers: Int { 1 }
+    package let gradient: Buffer<Float>
+    package let pool: WorkerPool
+    package let blasThreads: Int
+    package var workers: Int { 1 }
 
-    @usableFromInline package init(model: VariationalAutoencoder<Float>, batchSize: Int, blasThreads: Int = 1, pool: WorkerPool? = nil) {
+    package init(model: VariationalAutoencoder<Float>, batchSize: Int, blasThreads: Int = 1, pool: WorkerPool? = nil) {
         self.model = model
         objective = model.objective
         workspace = StepWorkspace(model: model, capacity: batchSize)
@@ -35,15 +35,15 @@ import LatentModels
     }
 
     /// Runs with subnormals flushed to zero, as every part of a parallel region does (`WorkerPool`).
-    @usableFromInline package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
+    package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
         SubnormalFlushing.during { pass(batch) }
     }
 
-    @usableFromInline package func pass(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
+    package func pass(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
         let p = UnsafePointer(model.store.parameters.pointer), g = gradient.pointer
         let ws = workspace, rows = batch.rows, m = model.configuration.samples
-        // The loss is the batch mean: every per-example gradient is scaled by 1/rows.
-        let lossScale = 1 / Float(rows)
+        // The loss is the (global) batch mean: every per-example gradient is scaled by 1/rows of the global batch.
+        let lossScale = batch.lossScale
         var failure: StepFailure?
         batch.prepare(rows: 0..<rows, model: model, into: ws)
 
@@ -70,7 +70,7 @@ import LatentModels
         })
     }
 
-    @usableFromInline package func apply(_ consumer: any GradientConsumer) {
+    package func apply(_ consumer: any GradientConsumer) {
         SubnormalFlushing.during {
             consumer.consume(parameters: model.store.parameters.pointer, range: 0..<model.parameterCount,
                              gradient: gradient.pointer)
@@ -78,23 +78,23 @@ import LatentModels
     }
 
     /// The gradient is overwritten by the next step: nothing to drop.
-    @usableFromInline package func discard() {}
+    package func discard() {}
 }
 
 /// The reference step with OpenBLAS's own threads inside each GEMM (`--parallelism blas`).
-@usableFromInline package final class BLASThreadedStep: TrainingStrategy {
-    @usableFromInline package let reference: ReferenceStep
-    @usableFromInline package var workers: Int { 1 }
-    @usableFromInline package var blasThreads: Int { reference.blasThreads }
-    @usableFromInline package var pool: WorkerPool { reference.pool }
+package final class BLASThreadedStep: TrainingStrategy {
+    package let reference: ReferenceStep
+    package var workers: Int { 1 }
+    package var blasThreads: Int { reference.blasThreads }
+    package var pool: WorkerPool { reference.pool }
 
-    @usableFromInline package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int) {
+    package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int) {
         reference = ReferenceStep(model: model, batchSize: batchSize, blasThreads: max(1, threads))
     }
 
-    @usableFromInline package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
+    package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
         reference.computeGradients(batch)
     }
-    @usableFromInline package func apply(_ consumer: any GradientConsumer) { reference.apply(consumer) }
-    @usableFromInline package func discard() {}
+    package func apply(_ consumer: any GradientConsumer) { reference.apply(consumer) }
+    package func discard() {}
 }

@@ -33,12 +33,12 @@ public enum ReportError: Error, CustomStringConvertible, Equatable {
 /// A comparison directory (it holds `compare.json`) shows one curve per posterior family in each plot.
 public enum Report {
     /// The plots every report has, in order: train and test NELBO, test KL, test Rec, samples/s.
-    @usableFromInline package static let plotTitles = ["NELBO per epoch (solid: test, dashed: train)", "Test KL per epoch",
+    package static let plotTitles = ["NELBO per epoch (solid: test, dashed: train)", "Test KL per epoch",
                                     "Test Rec per epoch", "Training throughput per epoch"]
     /// Prior samples in each run's sample grid.
-    @usableFromInline package static let sampleCount = 64
+    package static let sampleCount = 64
     /// Test images (each beside its reconstruction) in each run's reconstruction grid.
-    @usableFromInline package static let reconstructionCount = 16
+    package static let reconstructionCount = 16
 
     /// The HTML of the report on `directory`. `data` overrides the dataset the checkpoint names (for the
     /// reconstructions); `warning` hears about parts left out (e.g. images when the dataset is missing).

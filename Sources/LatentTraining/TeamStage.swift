@@ -4,7 +4,7 @@ import LatentModels
 
 /// One stage of the tensor-parallel step (`ColumnTeam`): per-example work on each block of the batch, or one layer's
 /// pass split into column blocks.
-@usableFromInline package enum TeamStage: Equatable {
+package enum TeamStage: Equatable {
     /// Binarized inputs and noise of block u.
     case prepare
     /// Column block u of a layer's forward pass.
@@ -30,7 +30,7 @@ import LatentModels
     /// columns for a diagonal posterior) runs by blocks of the batch instead: a column split would leave a worker
     /// nearly idle, and two barriers fall away. An MLP's backward pass runs as partial sums
     /// (`splitsInnerDimension(rows:)`) over up to `partialSumRows` rows, else by column blocks.
-    @usableFromInline package static func schedule(_ model: VariationalAutoencoder<Float>, workers: Int, batchSize: Int) -> [TeamStage] {
+    package static func schedule(_ model: VariationalAutoencoder<Float>, workers: Int, batchSize: Int) -> [TeamStage] {
         let encoder = model.encoder.layers.count, decoder = model.decoder.layers.count
         let headByBlocks = model.encoder.layers.last!.outputs < 16 * workers
         let encoderColumns = headByBlocks ? encoder - 1 : encoder
@@ -48,14 +48,14 @@ import LatentModels
     }
 
     /// The most rows of an MLP's pass whose backward pass runs as partial sums.
-    @usableFromInline package static let partialSumRows = 64
+    package static let partialSumRows = 64
 
     /// Whether an MLP's backward pass over `rows` rows runs as partial sums (`partialBackward`): each worker's GEMMs
     /// then read only its own rows of the weights, as its forward pass and its Adam update do, and only the columns
     /// of the gradient it formed itself, at the cost of writing a whole-width partial sum that the next stage adds
     /// up (docs/PERFORMANCE.md § Tensor parallelism says where that pays).
-    @usableFromInline package static func splitsInnerDimension(rows: Int) -> Bool { rows <= partialSumRows }
+    package static func splitsInnerDimension(rows: Int) -> Bool { rows <= partialSumRows }
 
     /// Whether this is the encoder head's stage (the schedule put the head on blocks of the batch).
-    @usableFromInline package var isEncoderHead: Bool { if case .encoderHead = self { true } else { false } }
+    package var isEncoderHead: Bool { if case .encoderHead = self { true } else { false } }
 }

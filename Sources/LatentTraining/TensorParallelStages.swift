@@ -4,7 +4,7 @@ import LatentModels
 
 extension TensorParallelStep {
     /// Task `u` of `stage`: block u's per-example work, or column block u of a layer over the whole batch.
-    @usableFromInline package func run(_ stage: TeamStage, task u: Int) {
+    package func run(_ stage: TeamStage, task u: Int) {
         let p = UnsafePointer(model.store.parameters.pointer)
         let samples = model.configuration.samples
         let ws = blocks[u]
@@ -50,7 +50,7 @@ extension TensorParallelStep {
             guard rows > 0, let batch else { return }
             blockSums[u] = objective.afterDecoder(
                 model: model, parameters: p, rows: rows, samples: samples, workspace: ws,
-                gradients: updates.workerGradients[u].pointer, lossScale: 1 / Float(batch.rows), accumulate: true)
+                gradients: updates.workerGradients[u].pointer, lossScale: batch.lossScale, accumulate: true)
         case .afterDecoderBackward:
             guard rows > 0, let batch else { return }
             if gradientIsPartial[1][0] { addPartials(block: u, rows: rows * samples) }
@@ -58,7 +58,7 @@ extension TensorParallelStep {
                                                   rows: rows * samples, into: ws.dz.pointer)
             objective.afterDecoderBackward(model: model, parameters: p, rows: rows, samples: samples, workspace: ws,
                                            gradients: updates.workerGradients[u].pointer,
-                                           lossScale: 1 / Float(batch.rows), accumulate: true)
+                                           lossScale: batch.lossScale, accumulate: true)
             if blockFailures[u] == nil { blockFailures[u] = StepFailure.diagnose(ws, rows: rows, model: model) }
             if headByBlocks { encoderHead(forward: false, block: u) }
         }
@@ -66,7 +66,7 @@ extension TensorParallelStep {
 
     /// The columns task `u` computes in a layer stage: output columns forward, input columns backward, its own rows
     /// of W (output columns) in a partial-sum stage.
-    @usableFromInline package func columns(of stage: TeamStage, task u: Int) -> Range<Int> {
+    package func columns(of stage: TeamStage, task u: Int) -> Range<Int> {
         let samples = model.configuration.samples
         switch stage {
         case let .forward(decoder, l), let .backward(decoder, l), let .partialBackward(decoder, l):
@@ -83,7 +83,7 @@ extension TensorParallelStep {
 
     /// Task u's partial sum of the gradient of layer l − 1's output: dy W over its own columns of dy (the rows of W
     /// it owns), into its own buffer.
-    @usableFromInline package func partialProducts(decoder: Bool, layer l: Int, task u: Int) {
+    package func partialProducts(decoder: Bool, layer l: Int, task u: Int) {
         let p = UnsafePointer(model.store.parameters.pointer)
         let layer = (decoder ? model.decoder : model.encoder).layers[l]
         let buffers = decoder ? shared.decoder : shared.encoder
@@ -101,7 +101,7 @@ extension TensorParallelStep {
 
     /// The encoder's last layer on block u's rows (`TeamStage.encoderHead`): its forward pass with bias and
     /// activation, or (`forward: false`) the gradient through it to the layer below's pre-activation.
-    @usableFromInline package func encoderHead(forward: Bool, block u: Int) {
+    package func encoderHead(forward: Bool, block u: Int) {
         let p = UnsafePointer(model.store.parameters.pointer)
         let ws = blocks[u], rows = team.examples[u]
         let encoder = model.encoder, top = encoder.layers.count - 1
@@ -121,14 +121,14 @@ extension TensorParallelStep {
     }
 
     /// Task u's buffer for its partial sum of layer l's output gradient: task 0's is the shared workspace's own.
-    @usableFromInline package func partialGradient(task u: Int, decoder: Bool, layer l: Int) -> UnsafeMutablePointer<Float> {
+    package func partialGradient(task u: Int, decoder: Bool, layer l: Int) -> UnsafeMutablePointer<Float> {
         u == 0 ? (decoder ? shared.decoder : shared.encoder).gradients[l].pointer
             : partialGradients[u - 1][decoder ? 1 : 0][l].pointer
     }
 
     /// Layer l's output gradient on `columns` over the whole batch from its partial sums (in task order, so the sum
     /// is the same whoever adds it up), times the derivative of l's activation: its pre-activation gradient.
-    @usableFromInline package func addPartials(decoder: Bool, layer l: Int, columns: Range<Int>) {
+    package func addPartials(decoder: Bool, layer l: Int, columns: Range<Int>) {
         guard !columns.isEmpty else { return }
         let width = (decoder ? model.decoder : model.encoder).layers[l].outputs
         team.forEachRun(rowsPerExample: decoder ? model.configuration.samples : 1) { first, rows in
@@ -140,7 +140,7 @@ extension TensorParallelStep {
 
     /// The decoder's first layer's output gradient on block u's `rows` rows from its partial sums, times the
     /// activation's derivative.
-    @usableFromInline package func addPartials(block u: Int, rows: Int) {
+    package func addPartials(block u: Int, rows: Int) {
         let width = model.decoder.layers[0].outputs
         addPartials(decoder: true, layer: 0, start: u * team.capacity * model.configuration.samples * width,
                     count: rows * width)
@@ -149,7 +149,7 @@ extension TensorParallelStep {
     /// Elements `start..<start + count` of layer l's output gradient: task 0's partial sum plus the others' in task
     /// order, times the derivative of l's activation (the last sum added in the same pass).
     @inline(__always)
-    @usableFromInline package func addPartials(decoder: Bool, layer l: Int, start: Int, count: Int) {
+    package func addPartials(decoder: Bool, layer l: Int, start: Int, count: Int) {
         let mlp = decoder ? model.decoder : model.encoder
         let buffers = decoder ? shared.decoder : shared.encoder
         let g = buffers.gradients[l].pointer + start

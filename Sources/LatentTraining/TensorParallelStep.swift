@@ -9,37 +9,37 @@ import Synchronization
 /// phases run on each worker's block of the batch. At small batches the backward pass forms partial sums over the
 /// rows of W each worker owns (`TeamStage.partialBackward`) instead of column blocks of dx, which read every
 /// worker's rows. Every task computes the same thing whoever runs it: results depend on the worker count only.
-@usableFromInline package final class TensorParallelStep: TrainingStrategy {
-    @usableFromInline package let model: VariationalAutoencoder<Float>
-    @usableFromInline package let objective: any TrainingObjective
-    @usableFromInline package let pool: WorkerPool
-    @usableFromInline package let workers: Int
-    @usableFromInline package var blasThreads: Int { 1 }
-    @usableFromInline package let team: ColumnTeam
-    @usableFromInline package let stages: [TeamStage]
+package final class TensorParallelStep: TrainingStrategy {
+    package let model: VariationalAutoencoder<Float>
+    package let objective: any TrainingObjective
+    package let pool: WorkerPool
+    package let workers: Int
+    package var blasThreads: Int { 1 }
+    package let team: ColumnTeam
+    package let stages: [TeamStage]
     /// The batch-sized workspace, and per block of the batch a view of it.
-    @usableFromInline package let shared: StepWorkspace<Float>
-    @usableFromInline package let blocks: [StepWorkspace<Float>]
+    package let shared: StepWorkspace<Float>
+    package let blocks: [StepWorkspace<Float>]
     /// Whether the encoder's last layer runs by blocks of the batch (the schedule has a `TeamStage.encoderHead`).
-    @usableFromInline package let headByBlocks: Bool
+    package let headByBlocks: Bool
     /// Task u ≥ 1's partial sums of the backward pass's output gradients, per MLP (encoder, decoder) and layer,
     /// empty where `gradientIsPartial` is false; task 0's are the shared workspace's own.
-    @usableFromInline package let partialGradients: [[[Buffer<Float>]]]
+    package let partialGradients: [[[Buffer<Float>]]]
     /// Per MLP and layer: whether the layer's output gradient comes as partial sums, added up by its first reader.
-    @usableFromInline package let gradientIsPartial: [[Bool]]
-    @usableFromInline package let updates: WeightUpdates
+    package let gradientIsPartial: [[Bool]]
+    package let updates: WeightUpdates
     /// The second region's blocks per owner (the rows of W each worker computes in the forward pass), and how many
     /// of each owner's blocks have been taken.
-    @usableFromInline package let ownedBlocks: [[UpdateBlock]]
-    @usableFromInline package let ownedTaken: [ColumnTeam.Claims]
+    package let ownedBlocks: [[UpdateBlock]]
+    package let ownedTaken: [ColumnTeam.Claims]
     let regions = (pass: StepRegion<TensorParallelStep> { $0.pass(part: $1) },
                    update: StepRegion<TensorParallelStep> { $0.update(part: $1) })
-    @usableFromInline package let blockSums: UnsafeMutablePointer<TermSums>
-    @usableFromInline package let blockFailures: UnsafeMutablePointer<StepFailure?>
-    @usableFromInline package var batch: StepBatch?
-    @usableFromInline package var consumer: (any GradientConsumer)?
+    package let blockSums: UnsafeMutablePointer<TermSums>
+    package let blockFailures: UnsafeMutablePointer<StepFailure?>
+    package var batch: StepBatch?
+    package var consumer: (any GradientConsumer)?
 
-    @usableFromInline package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int, pool: WorkerPool?) {
+    package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int, pool: WorkerPool?) {
         self.model = model
         objective = model.objective
         let workers = max(1, min(threads, batchSize, ColumnTeam.maximumWorkers))
@@ -93,7 +93,7 @@ import Synchronization
         blockFailures.deallocate()
     }
 
-    @usableFromInline package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
+    package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {
         self.batch = batch
         team.beginStep(rows: batch.rows)
         pool.run(regions.pass)
@@ -102,17 +102,17 @@ import Synchronization
         return (sums, StepFailure.failedTerm(sums, UnsafeBufferPointer(start: blockFailures, count: workers)))
     }
 
-    @usableFromInline package func apply(_ consumer: any GradientConsumer) {
+    package func apply(_ consumer: any GradientConsumer) {
         self.consumer = consumer
         for taken in ownedTaken { taken.bits.store(0, ordering: .relaxed) }
         pool.run(regions.update)
         self.consumer = nil
     }
 
-    @usableFromInline package func discard() { updates.discard() }
+    package func discard() { updates.discard() }
 
     /// Region 1, worker `w`: every stage's tasks it claims, a barrier after each stage but the last.
-    @usableFromInline package func pass(part w: Int) {
+    package func pass(part w: Int) {
         for (index, stage) in stages.enumerated() {
             team.forEachTask(stage: index, worker: w) { run(stage, task: $0) }
             if index < stages.count - 1 { team.barrier.wait() }
@@ -121,7 +121,7 @@ import Synchronization
 
     /// Region 2, worker `w`: the blocks it owns, then any of the others' not yet taken (each block's update is the
     /// same whoever computes it), then its share of the other parameters.
-    @usableFromInline package func update(part w: Int) {
+    package func update(part w: Int) {
         let consumer = consumer!
         forEachOwnedBlock(worker: w) { block in
             let task = updates.layerTasks[block.task]
@@ -135,7 +135,7 @@ import Synchronization
     }
 
     /// The owned blocks for worker `w`: its own first, then the others' in turn.
-    @usableFromInline package func forEachOwnedBlock(worker w: Int, _ body: (UpdateBlock) -> Void) {
+    package func forEachOwnedBlock(worker w: Int, _ body: (UpdateBlock) -> Void) {
         for i in 0..<workers {
             let owner = (w + i) % workers
             takeInTurn(from: ownedTaken[owner].bits, count: ownedBlocks[owner].count) { body(ownedBlocks[owner][$0]) }
@@ -144,7 +144,7 @@ import Synchronization
 
     /// A layer's weight-gradient operands: the runs of adjacent full blocks of the shared workspace, usually the
     /// whole batch in one GEMM.
-    @usableFromInline package func operands(of task: LayerTask,
+    package func operands(of task: LayerTask,
                           _ body: (UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool) -> Void) {
         let mlp = task.isDecoder ? shared.decoder : shared.encoder
         let x = UnsafePointer(task.index > 0 ? mlp.outputs[task.index - 1].pointer

@@ -38,22 +38,32 @@ public final class Trainer: @unchecked Sendable {
     /// The strategy this trainer runs (`auto` resolved).
     public let parallelism: Parallelism
     public let model: VariationalAutoencoder<Float>
-    @usableFromInline package let adam: Adam<Float>
+    package let adam: Adam<Float>
     public let batchSize: Int
     public let seed: UInt64
     public var nonFinitePolicy = NonFinitePolicy.stop
     public private(set) var step = 0
     public private(set) var epoch = 0
     public private(set) var skippedBatches = 0
-    @usableFromInline package let strategy: any TrainingStrategy
+    package let strategy: any TrainingStrategy
     let images: ImageSet
     var permutation: [Int]
     let thresholds = Binarization.thresholds
 
     /// A trainer of `model` on `images` with `threads` workers, split as `requested` says (`auto`, the default, is what
     /// `latent train --threads` does); `pool` is reused when it has the workers' count.
-    public init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int, learningRate: Double,
-                seed: UInt64, threads: Int, parallelism requested: Parallelism = .auto, pool: WorkerPool? = nil) {
+    public convenience init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int,
+                            learningRate: Double, seed: UInt64, threads: Int, parallelism requested: Parallelism = .auto,
+                            pool: WorkerPool? = nil) {
+        self.init(model: model, images: images, batchSize: batchSize, learningRate: learningRate, seed: seed,
+                  threads: threads, parallelism: requested, pool: pool, communicator: nil)
+    }
+
+    /// A trainer that is one rank of a data-parallel job when `communicator` is given: `batchSize` is the global
+    /// batch, and the local strategy runs on this rank's share of it (`DistributedStrategy`).
+    package init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int, learningRate: Double,
+                 seed: UInt64, threads: Int, parallelism requested: Parallelism = .auto, pool: WorkerPool? = nil,
+                 communicator: (any Communicator)?) {
         BLASKernel.noteIfFallback()
         self.model = model
         self.images = images
@@ -61,39 +71,43 @@ public final class Trainer: @unchecked Sendable {
         self.seed = seed
         adam = Adam(count: model.parameterCount, learningRate: learningRate)
         permutation = Array(0..<images.count)
-        var parallelism = requested.resolved(batchSize: batchSize, threads: threads)
+        // A rank's strategy sees its share of the global batch (the first ranks' shares are the largest).
+        let rows = communicator.map { DistributedStrategy.share(of: batchSize, rank: 0, ranks: $0.size).count }
+            ?? batchSize
+        var parallelism = requested.resolved(batchSize: rows, threads: threads)
         // One worker of data or tensor parallelism is the reference step.
-        if (parallelism == .data || parallelism == .tensor) && min(threads, batchSize) <= 1 { parallelism = .reference }
+        if (parallelism == .data || parallelism == .tensor) && min(threads, rows) <= 1 { parallelism = .reference }
         self.parallelism = parallelism
-        switch parallelism {
-        case .auto, .reference: strategy = ReferenceStep(model: model, batchSize: batchSize, pool: pool)
-        case .data: strategy = DataParallelStep(model: model, batchSize: batchSize, threads: threads, pool: pool)
-        case .tensor: strategy = TensorParallelStep(model: model, batchSize: batchSize, threads: threads, pool: pool)
-        case .blas: strategy = BLASThreadedStep(model: model, batchSize: batchSize, threads: threads)
+        let local: any TrainingStrategy = switch parallelism {
+        case .auto, .reference: ReferenceStep(model: model, batchSize: rows, pool: pool)
+        case .data: DataParallelStep(model: model, batchSize: rows, threads: threads, pool: pool)
+        case .tensor: TensorParallelStep(model: model, batchSize: rows, threads: threads, pool: pool)
+        case .blas: BLASThreadedStep(model: model, batchSize: rows, threads: threads)
         }
+        strategy = communicator.map { DistributedStrategy(local: local, model: model, communicator: $0) } ?? local
     }
 
     /// Workers the step runs on.
     public var workers: Int { strategy.workers }
     /// OpenBLAS threads inside each GEMM during a step.
-    @usableFromInline package var blasThreads: Int { strategy.blasThreads }
+    package var blasThreads: Int { strategy.blasThreads }
     /// The threads that run the workers' parts (shared with other evaluators of the same run).
-    @usableFromInline package var pool: WorkerPool { strategy.pool }
+    package var pool: WorkerPool { strategy.pool }
     /// Steps per epoch (the last, smaller batch included).
     public var stepsPerEpoch: Int { (images.count + batchSize - 1) / batchSize }
 
     /// Restores counters after loading a checkpoint; the permutation of the current epoch is recomputed from the seed.
-    @usableFromInline package func restore(step: Int, epoch: Int, optimizerStep: Int? = nil) {
+    package func restore(step: Int, epoch: Int, optimizerStep: Int? = nil) {
         self.step = step
         self.epoch = epoch
         adam.restore(step: optimizerStep ?? step)
     }
 
     /// Restores the skipped-batch count from a checkpoint.
-    @usableFromInline package func restore(skippedBatches: Int) { self.skippedBatches = skippedBatches }
+    package func restore(skippedBatches: Int) { self.skippedBatches = skippedBatches }
 
     /// The shuffled example order of an epoch: a Fisher–Yates shuffle keyed by (seed, epoch).
-    @usableFromInline package static func permutation(count: Int, seed: UInt64, epoch: Int) -> [Int] {
+    package static func permutation(count: Int, seed: UInt64, epoch: Int) -> [Int] {
         var order = Array(0..<count)
         var rng = RandomStream(seed: seed, purpose: .shuffle, step: UInt64(epoch))
         if count > 1 {
@@ -129,7 +143,7 @@ public final class Trainer: @unchecked Sendable {
 
     /// The gradient of batch `index` of the current epoch at the current step, handed to `consumer` instead of Adam
     /// (nothing is updated): what the strategies' tests compare with the reference step's.
-    @usableFromInline package func gradient(batch index: Int, into consumer: any GradientConsumer) throws -> TermSums {
+    package func gradient(batch index: Int, into consumer: any GradientConsumer) throws -> TermSums {
         let result = try computeGradients(batch: index)
         strategy.apply(consumer)
         return result.sums

@@ -4,6 +4,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case invalidOption(String)
     case allBatchesSkipped(epoch: Int)
     case interrupted(step: Int, directory: String)
+    /// The ranks of a data-parallel job hold different parameters (a fault: they all apply the same sums).
+    case ranksDiverged(step: Int)
 
     public var description: String {
         switch self {
@@ -16,6 +18,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return "interrupted at step \(step); checkpoint saved, continue with `latent train --resume \(directory)`"
         case let .allBatchesSkipped(epoch):
             return "every batch of epoch \(epoch) was non-finite and skipped; lower --lr (e.g. 1e-4)"
+        case let .ranksDiverged(step):
+            return "the ranks' parameters differ at step \(step) (checksums disagree): a rank computed something else "
+                + "or its memory is faulty; stopped, resume from the last checkpoint with `latent train --resume DIR`"
         case let .invalidOption(message):
             return message
         }

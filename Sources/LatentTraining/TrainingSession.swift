@@ -4,123 +4,6 @@ import LatentEvaluation
 import LatentModels
 import LatentData
 
-/// Everything `latent train` is asked to do.
-public struct TrainingOptions: Codable, Sendable {
-    public var configuration = ModelConfiguration()
-    public var batch = 100
-    public var learningRate = 1e-3
-    public var epochs: Int? = 20
-    public var iterations: Int?
-    public var seed: UInt64 = 0
-    public var threads = ProcessInfo.processInfo.activeProcessorCount
-    /// How the threads are used (DESIGN.md § The training step); `auto` (the faster strategy for the batch size) unless
-    /// asked otherwise.
-    public var parallelism: Trainer.Parallelism = .auto
-    public var data = Dataset.defaultDirectory
-    public var out = "runs/latest"
-    public var trainLimit: Int?
-    public var testLimit: Int?
-    /// Also write a checkpoint every N steps within an epoch (0: only at the end of each epoch).
-    public var checkpointEvery = 0
-    /// What a non-finite loss or gradient does: stop with an error, or skip the batch and count it.
-    public var onNonFinite: Trainer.NonFinitePolicy = .stop
-    public init() {}
-
-    /// Decodes `options.json`; keys added later default to their original behaviour.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        configuration = try c.decode(ModelConfiguration.self, forKey: .configuration)
-        batch = try c.decode(Int.self, forKey: .batch)
-        learningRate = try c.decode(Double.self, forKey: .learningRate)
-        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs)
-        iterations = try c.decodeIfPresent(Int.self, forKey: .iterations)
-        seed = try c.decode(UInt64.self, forKey: .seed)
-        threads = try c.decode(Int.self, forKey: .threads)
-        // Options written before the key existed come from runs that split the batch.
-        parallelism = try c.decodeIfPresent(Trainer.Parallelism.self, forKey: .parallelism) ?? .data
-        data = try c.decode(String.self, forKey: .data)
-        out = try c.decode(String.self, forKey: .out)
-        trainLimit = try c.decodeIfPresent(Int.self, forKey: .trainLimit)
-        testLimit = try c.decodeIfPresent(Int.self, forKey: .testLimit)
-        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? 0
-        onNonFinite = try c.decodeIfPresent(Trainer.NonFinitePolicy.self, forKey: .onNonFinite) ?? .stop
-    }
-
-    /// The options file of the run directory `directory`, which `--resume` continues from.
-    public static func path(in directory: String) -> String {
-        (directory as NSString).appendingPathComponent("options.json")
-    }
-
-    /// The most epochs a run may ask for (and a thousand times as many iterations): far beyond any real run, and
-    /// small enough that step counts never overflow.
-    @usableFromInline package static let lengthLimit = 1_000_000
-
-    /// A lower bound on the bytes a run's buffers take: the hidden layers' weights (encoder and decoder) with their
-    /// gradients and Adam's two moments, and one step's decoder activations and gradients (batch × samples rows).
-    @usableFromInline package func minimumBytes(trainingImages: Int) -> Double {
-        let widths = [configuration.inputs] + configuration.hidden
-        let weights = 2 * zip(widths, widths.dropFirst()).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-        let rows = Double(min(batch, trainingImages)) * Double(configuration.samples)
-        return Double(MemoryLayout<Float>.size) * (4 * weights + rows * 2 * Double(widths.reduce(0, +)))
-    }
-
-    public func validate() throws(ConfigurationError) {
-        try configuration.validate()
-        func fail(_ setting: String, _ requirement: String, _ value: Any) -> ConfigurationError {
-            .invalid(setting: setting, requirement: requirement, value: "\(value)")
-        }
-        guard batch > 0 else { throw fail("batch", "must be at least 1", batch) }
-        guard learningRate.isFinite, learningRate > 0 else {
-            throw fail("learningRate", "must be a positive finite number", learningRate)
-        }
-        let limit = TrainingOptions.lengthLimit
-        if let epochs, !(1...limit).contains(epochs) { throw fail("epochs", "must be between 1 and \(limit)", epochs) }
-        if let iterations, !(1...(limit * 1000)).contains(iterations) {
-            throw fail("iterations", "must be between 1 and \(limit * 1000)", iterations)
-        }
-        guard threads > 0 else { throw fail("threads", "must be at least 1", threads) }
-        if let trainLimit, trainLimit <= 0 { throw fail("trainLimit", "must be at least 1", trainLimit) }
-        if let testLimit, testLimit <= 0 { throw fail("testLimit", "must be at least 1", testLimit) }
-        guard checkpointEvery >= 0 else { throw fail("checkpointEvery", "must be ≥ 0", checkpointEvery) }
-    }
-}
-
-/// One line of `metrics.jsonl`: the state after an epoch (or after the last step of an `--iterations` run).
-public struct EpochMetrics: Codable, Sendable {
-    /// The metrics file of the run directory `directory`: one JSON object per epoch.
-    public static func path(in directory: String) -> String {
-        (directory as NSString).appendingPathComponent("metrics.jsonl")
-    }
-
-    public var epoch: Int
-    public var step: Int
-    public var trainNELBO: Double
-    public var testNELBO: Double
-    public var testKL: Double
-    public var testRec: Double
-    public var seconds: Double
-    public var samplesPerSecond: Double
-    public var evalSeconds: Double
-    /// Batches skipped as non-finite so far (`--on-nan skip-batch`).
-    public var skippedBatches: Int
-    /// Cholesky factorizations retried with a raised δ so far, training and evaluation (covariance posterior only).
-    public var factorizationRetries: Int?
-
-    enum CodingKeys: String, CodingKey {
-        case epoch
-        case step
-        case trainNELBO = "train_nelbo"
-        case testNELBO = "test_nelbo"
-        case testKL = "test_kl"
-        case testRec = "test_rec"
-        case seconds
-        case samplesPerSecond = "samples_per_second"
-        case evalSeconds = "eval_seconds"
-        case skippedBatches = "skipped_batches"
-        case factorizationRetries = "factorization_retries"
-    }
-}
-
 /// How a run ended.
 public enum TrainingOutcome: Sendable {
     /// Every step done; the last epoch's metrics.
@@ -152,18 +35,35 @@ public final class TrainingSession {
     public private(set) var history: [EpochMetrics] = []
 
     /// Seed of the static test binarization (fixed, independent of the training seed).
-    @usableFromInline package static let testBinarizationSeed = Evaluator.testBinarizationSeed
+    package static let testBinarizationSeed = Evaluator.testBinarizationSeed
 
     /// Partial sums of the epoch in progress when resuming mid-epoch.
     var resumedEpochSums: TermSums?
     var resuming = false
     /// A resumed run that was extended: its `options.json` gets the new length, so a later resume keeps it.
     var rewritesOptions = false
+    /// The other processes of a data-parallel job (`mpirun`), nil for one process: rank 0 alone writes the run's files.
+    package let communicator: (any Communicator)?
+    /// Where rank 0 appends one line per step, "step mean-loss" (`--log-steps`), when set.
+    public var stepLogPath: String?
+    /// What the command line should tell the user before the run starts (e.g. that a resume changes the sums' order).
+    public private(set) var notes: [String] = []
+
+    /// Processes that train together (1 without `mpirun`).
+    public var ranks: Int { communicator?.size ?? 1 }
+    /// Whether this process writes the run's files and progress: the only process, or rank 0 of a job.
+    public var isWriter: Bool { (communicator?.rank ?? 0) == 0 }
 
     /// Continues the run in `directory` from its checkpoint, with the options it was started with; `epochs` or
     /// `iterations` extends it (nothing depends on the run's length, so the result is the longer run's, bit for bit).
     public static func resume(directory: String, dataset: Dataset? = nil, epochs: Int? = nil,
                               iterations: Int? = nil) throws -> TrainingSession {
+        try resume(directory: directory, dataset: dataset, epochs: epochs, iterations: iterations, communicator: nil)
+    }
+
+    /// `resume` as one rank of a data-parallel job: every rank reads the same run directory.
+    package static func resume(directory: String, dataset: Dataset? = nil, epochs: Int? = nil, iterations: Int? = nil,
+                               communicator: (any Communicator)?) throws -> TrainingSession {
         let optionsPath = TrainingOptions.path(in: directory)
         guard let data = FileManager.default.contents(atPath: optionsPath) else {
             throw FileManager.default.fileExists(atPath: directory)
@@ -194,7 +94,12 @@ public final class TrainingSession {
         for (field, agrees) in agreement where !agrees {
             throw CheckpointError.optionsMismatch(path: directory, field: field)
         }
-        let session = try TrainingSession(options: options, dataset: dataset)
+        let session = try TrainingSession(options: options, dataset: dataset, communicator: communicator)
+        if (state.ranks ?? 1) != session.ranks {
+            session.notes.append("note: the run in \(directory) was trained by \(state.ranks ?? 1) process(es) and "
+                + "continues on \(session.ranks): the gradient's sums are added in another order, so the result is "
+                + "close to, not bit-identical with, an uninterrupted run")
+        }
         session.model.load(checkpoint, adam: session.trainer.adam)
         session.trainer.restore(step: state.step, epoch: state.epoch, optimizerStep: state.optimizerStep)
         session.trainer.restore(skippedBatches: state.skippedBatches ?? 0)
@@ -217,9 +122,15 @@ public final class TrainingSession {
         return session
     }
 
-    public init(options: TrainingOptions, dataset: Dataset? = nil) throws {
+    public convenience init(options: TrainingOptions, dataset: Dataset? = nil) throws {
+        try self.init(options: options, dataset: dataset, communicator: nil)
+    }
+
+    /// A session that is one rank of a data-parallel job when `communicator` is given (`--batch` is the global batch).
+    package init(options: TrainingOptions, dataset: Dataset? = nil, communicator: (any Communicator)?) throws {
         try options.validate()
         self.options = options
+        self.communicator = communicator
         var data = try dataset ?? Dataset.load(directory: options.data, expectedPixels: options.configuration.inputs)
         guard data.train.pixelsPerImage == options.configuration.inputs else {
             throw DataError.wrongImageSize(path: options.data, rows: data.train.rows, columns: data.train.columns,
@@ -243,7 +154,7 @@ public final class TrainingSession {
         model.initialize(seed: options.seed)
         trainer = Trainer(model: model, images: data.train, batchSize: options.batch,
                           learningRate: options.learningRate, seed: options.seed, threads: options.threads,
-                          parallelism: options.parallelism)
+                          parallelism: options.parallelism, communicator: communicator)
         trainer.nonFinitePolicy = options.onNonFinite
         evaluator = Evaluator(model: model, threads: options.threads,
                               pool: trainer.parallelism == .blas ? nil : trainer.pool)
@@ -264,7 +175,12 @@ public final class TrainingSession {
     public func run(progress: (TrainingProgress) -> Void = { _ in },
                     shouldStop: () -> Bool = { false }) throws -> TrainingOutcome {
         let metricsPath = EpochMetrics.path(in: options.out)
-        if resuming {
+        try verifyParameters()
+        let stepLog = try openStepLog()
+        defer { try? stepLog?.close() }
+        if !isWriter {
+            // Only rank 0 touches the run's files.
+        } else if resuming {
             try keepMetrics(throughEpoch: trainer.epoch, at: metricsPath)
             if rewritesOptions { try writeOptions() }
         } else {
@@ -288,19 +204,21 @@ public final class TrainingSession {
             var lastReport = Date.distantPast
             var batch = trainer.step - epoch * perEpoch
             while batch < perEpoch && trainer.step < total {
-                if shouldStop() {
+                if agreedStop(shouldStop) {
                     try saveCheckpoint(completedEpochs: epoch, partial: sums)
                     return .interrupted(step: trainer.step)
                 }
                 let batchSums = try trainer.trainStep(batch: batch)
                 sums = sums + batchSums
+                try logStep(batchSums, to: stepLog)
+                if trainer.step % TrainingSession.parameterCheckInterval == 0 { try verifyParameters() }
                 examplesHere += min(options.batch, trainer.images.count - batch * options.batch)
                 batch += 1
                 if options.checkpointEvery > 0 && trainer.step % options.checkpointEvery == 0 && batch < perEpoch {
                     try saveCheckpoint(completedEpochs: epoch, partial: sums)
                 }
                 let now = Date()
-                if now.timeIntervalSince(lastReport) >= 0.5 || trainer.step == total {
+                if isWriter && (now.timeIntervalSince(lastReport) >= 0.5 || trainer.step == total) {
                     lastReport = now
                     let rate = Double(examplesHere) / max(now.timeIntervalSince(epochStart), 1e-9)
                     let eta = now.timeIntervalSince(runStart) / Double(max(1, trainer.step - firstStep))
@@ -312,7 +230,7 @@ public final class TrainingSession {
             }
             let seconds = Date().timeIntervalSince(epochStart)
             let evalStart = Date()
-            let test = evaluator.evaluate(binarized: testBinarized, count: testCount)
+            let test = evaluateTest()
             let evalSeconds = Date().timeIntervalSince(evalStart)
             guard test.nelbo.isFinite else {
                 throw TrainingError.nonFinite(step: trainer.step, term: "test NELBO (Rec or KL)")
@@ -325,10 +243,10 @@ public final class TrainingSession {
                 samplesPerSecond: Double(examplesHere) / seconds, evalSeconds: evalSeconds,
                 skippedBatches: trainer.skippedBatches,
                 factorizationRetries: model.configuration.posterior == .covariance
-                    ? model.factorizationRetries.value : nil)
+                    ? model.factorizationRetries.value : nil, ranks: ranks)
             history.append(metrics)
             // Metrics before the checkpoint: after a crash between the two, resuming drops the extra line.
-            try appendLine(metrics, to: metricsPath)
+            if isWriter { try appendLine(metrics, to: metricsPath) }
             try saveCheckpoint(completedEpochs: epoch + 1, partial: nil)
             last = metrics
             epoch += 1
@@ -366,7 +284,7 @@ public final class TrainingSession {
     }
 
     /// Whether `options.out` holds a checkpoint that a new run there will replace (`run` removes it first).
-    @usableFromInline package var replacesPreviousRun: Bool {
+    package var replacesPreviousRun: Bool {
         !resuming && FileManager.default.fileExists(atPath: Checkpoint.path(in: options.out))
     }
 
@@ -405,14 +323,15 @@ public final class TrainingSession {
     }
 
     /// Writes the checkpoint atomically; `partial` carries the sums of an epoch in progress.
-    @usableFromInline package func saveCheckpoint(completedEpochs: Int, partial: TermSums?) throws {
+    package func saveCheckpoint(completedEpochs: Int, partial: TermSums?) throws {
         let state = TrainingState(seed: options.seed, step: trainer.step, epoch: completedEpochs, batch: options.batch,
                                   learningRate: options.learningRate, threads: options.threads, data: options.data,
                                   optimizerStep: trainer.adam.step, epochSums: partial,
                                   skippedBatches: trainer.skippedBatches,
                                   factorizationRetries: model.factorizationRetries.value,
                                   parallelism: options.parallelism.rawValue, trainLimit: options.trainLimit,
-                                  testLimit: options.testLimit)
+                                  testLimit: options.testLimit, ranks: communicator.map { $0.size })
+        guard isWriter else { return }
         try model.checkpoint(adam: trainer.adam, state: state).save(to: options.out)
     }
 }

@@ -5,7 +5,7 @@ import LatentModels
 /// One way of running the training step on the cores (DESIGN.md § The training step). Every strategy computes the
 /// mathematics of `ReferenceStep`; they differ only in how the floating-point sums are cut and ordered, which the
 /// strategies' tests bound against the reference.
-@usableFromInline package protocol TrainingStrategy: AnyObject {
+package protocol TrainingStrategy: AnyObject {
     /// Workers (threads of the pool) the step runs on.
     var workers: Int { get }
     /// OpenBLAS threads inside each GEMM.
@@ -25,23 +25,23 @@ import LatentModels
 }
 
 /// What receives a step's gradient, range by range: Adam in training, a flat buffer in the strategies' tests.
-@usableFromInline package protocol GradientConsumer: AnyObject {
+package protocol GradientConsumer: AnyObject {
     /// `gradient[i]` is the gradient of parameter `range.lowerBound + i` of `parameters`.
     func consume(parameters: UnsafeMutablePointer<Float>, range: Range<Int>, gradient: UnsafePointer<Float>)
 }
 
 extension Adam: GradientConsumer where T == Float {
-    @usableFromInline package func consume(parameters: UnsafeMutablePointer<Float>, range: Range<Int>, gradient: UnsafePointer<Float>) {
+    package func consume(parameters: UnsafeMutablePointer<Float>, range: Range<Int>, gradient: UnsafePointer<Float>) {
         update(parameters: parameters, range: range, blockGradient: gradient)
     }
 }
 
 /// A parallel region as an object made once, so that starting it allocates nothing; it refers to its strategy
 /// without owning it (the strategy owns it).
-@usableFromInline package final class StepRegion<Owner: AnyObject>: ParallelRegion {
-    @usableFromInline package unowned(unsafe) var owner: Owner?
+package final class StepRegion<Owner: AnyObject>: ParallelRegion {
+    package unowned(unsafe) var owner: Owner?
     /// What part `part` does (replaceable by tests, e.g. to make a worker late).
-    @usableFromInline package var body: (Owner, Int) -> Void
-    @usableFromInline package init(_ body: @escaping (Owner, Int) -> Void) { self.body = body }
-    @usableFromInline package func run(part: Int) { body(owner!, part) }
+    package var body: (Owner, Int) -> Void
+    package init(_ body: @escaping (Owner, Int) -> Void) { self.body = body }
+    package func run(part: Int) { body(owner!, part) }
 }

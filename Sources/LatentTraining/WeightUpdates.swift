@@ -8,18 +8,18 @@ import Synchronization
 /// (Adam), then the parameters outside the layers (the prior's and the likelihood's) summed over the workers'
 /// buffers. No worker holds a copy of the whole gradient, so there is nothing to sum for the layers, and a block
 /// stays in cache until Adam has read it.
-@usableFromInline package final class WeightUpdates {
-    @usableFromInline package let model: VariationalAutoencoder<Float>
-    @usableFromInline package let workers: Int
+package final class WeightUpdates {
+    package let model: VariationalAutoencoder<Float>
+    package let workers: Int
     /// The layers whose weight gradients this region forms, and the parameters after them.
-    @usableFromInline package let layerTasks: [LayerTask]
-    @usableFromInline package let otherParameters: Range<Int>
+    package let layerTasks: [LayerTask]
+    package let otherParameters: Range<Int>
     /// Per worker: the gradients of `otherParameters`, accumulated by the first region and summed here.
-    @usableFromInline package let workerGradients: [Buffer<Float>]
+    package let workerGradients: [Buffer<Float>]
     /// Per worker: the block of dW and db being formed.
-    @usableFromInline package let blockGradients: [Buffer<Float>]
+    package let blockGradients: [Buffer<Float>]
 
-    @usableFromInline package init(model: VariationalAutoencoder<Float>, workers: Int, largestBlock: (([LayerTask]) -> Int)) {
+    package init(model: VariationalAutoencoder<Float>, workers: Int, largestBlock: (([LayerTask]) -> Int)) {
         self.model = model
         self.workers = workers
         layerTasks = model.encoder.layers.enumerated().map { LayerTask(layer: $1, index: $0, isDecoder: false) }
@@ -36,7 +36,7 @@ import Synchronization
     /// The rows `share` of `task`'s dW and db from `operands` (which calls its body with each stretch of the batch:
     /// input x, pre-activation gradient dy, rows, first), handed to `consumer` by worker `w`.
     @inline(__always)
-    @usableFromInline package func update(_ task: LayerTask, _ share: Range<Int>, worker w: Int, consumer: any GradientConsumer,
+    package func update(_ task: LayerTask, _ share: Range<Int>, worker w: Int, consumer: any GradientConsumer,
                 operands: (LayerTask, (UnsafePointer<Float>, UnsafePointer<Float>, Int, Bool) -> Void) -> Void) {
         let layer = task.layer, block = blockGradients[w].pointer
         let bias = block + share.count * layer.inputs
@@ -53,7 +53,7 @@ import Synchronization
 
     /// Worker `w`'s part of the parameters outside the layers: the workers' gradients summed in worker order into
     /// worker 0's buffer, handed to `consumer`, and every buffer cleared for the next step.
-    @usableFromInline package func updateOtherParameters(part w: Int, consumer: any GradientConsumer) {
+    package func updateOtherParameters(part w: Int, consumer: any GradientConsumer) {
         guard !otherParameters.isEmpty else { return }
         let part = Parallel.slice(otherParameters.count, parts: workers, part: w)
         let range = (otherParameters.lowerBound + part.lowerBound)..<(otherParameters.lowerBound + part.upperBound)
@@ -71,20 +71,20 @@ import Synchronization
     }
 
     /// Clears the gradients of a batch that is dropped.
-    @usableFromInline package func discard() {
+    package func discard() {
         for buffer in workerGradients { buffer.zero() }
     }
 }
 
 /// A block of output rows of one layer: the second region's unit of work.
-@usableFromInline package struct UpdateBlock {
-    @usableFromInline package let task: Int
-    @usableFromInline package let outputs: Range<Int>
+package struct UpdateBlock {
+    package let task: Int
+    package let outputs: Range<Int>
 
     /// Each layer split into up to two blocks per worker (at least 32 rows each, so the GEMMs stay efficient),
     /// ordered by their GEMM work, largest first: the queue then ends on small blocks that even out the workers.
     /// One worker takes each layer whole.
-    @usableFromInline package static func queue(_ tasks: [LayerTask], workers: Int) -> [UpdateBlock] {
+    package static func queue(_ tasks: [LayerTask], workers: Int) -> [UpdateBlock] {
         var blocks: [UpdateBlock] = []
         for (i, task) in tasks.enumerated() {
             let outputs = task.layer.outputs
@@ -100,7 +100,7 @@ import Synchronization
     /// Tensor parallelism's blocks per owner: worker w's are the rows of W it computes in the forward pass of a full
     /// batch (its column block of y), so in the quiet case each weight, its gradient and its Adam moments stay with
     /// one core. Split into blocks of at most 64 Ki gradients, so a block buffer stays in cache until Adam has read it.
-    @usableFromInline package static func owned(_ tasks: [LayerTask], team: ColumnTeam, batchSize: Int, samples: Int) -> [[UpdateBlock]] {
+    package static func owned(_ tasks: [LayerTask], team: ColumnTeam, batchSize: Int, samples: Int) -> [[UpdateBlock]] {
         (0..<team.workers).map { w in
             tasks.enumerated().flatMap { i, task -> [UpdateBlock] in
                 let layer = task.layer
@@ -118,23 +118,23 @@ import Synchronization
     }
 
     /// The largest block of `blocks` as gradients (its rows of dW and db).
-    @usableFromInline package static func largest(_ blocks: [UpdateBlock], _ tasks: [LayerTask]) -> Int {
+    package static func largest(_ blocks: [UpdateBlock], _ tasks: [LayerTask]) -> Int {
         blocks.map { $0.outputs.count * (tasks[$0.task].layer.inputs + 1) }.max() ?? 0
     }
 }
 
 /// A layer whose weight gradient the second region forms.
-@usableFromInline package struct LayerTask {
-    @usableFromInline package let layer: Linear
+package struct LayerTask {
+    package let layer: Linear
     /// Position in its MLP (its input is the previous layer's output, or x / z for the first).
-    @usableFromInline package let index: Int
-    @usableFromInline package let isDecoder: Bool
+    package let index: Int
+    package let isDecoder: Bool
 }
 
 /// Calls `body` with the indices 0..<count taken in turn from `counter` (set to 0 before the region starts) until
 /// none is left: each index goes to exactly one of the workers drawing on the same counter.
 @inline(__always)
-@usableFromInline package func takeInTurn(from counter: borrowing Atomic<Int>, count: Int, _ body: (Int) -> Void) {
+package func takeInTurn(from counter: borrowing Atomic<Int>, count: Int, _ body: (Int) -> Void) {
     while true {
         let i = counter.add(1, ordering: .relaxed).oldValue
         guard i < count else { return }
