@@ -92,6 +92,16 @@ public struct CholeskyFactorGaussian<Scalar: BLASScalar>: Posterior {
     }
 }
 
+extension CholeskyFactorGaussian {
+    /// −L⁻ᵀε by a triangular solve with Lᵀ.
+    @inlinable
+    public func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
+                                   rows: Int, out: UnsafeMutablePointer<Scalar>) {
+        CholeskyKernels.logDensityGradient(factors: scratch, noise: noise, latent: latent, samples: samples,
+                                           rows: rows, out: out)
+    }
+}
+
 /// The parts of sampling and density that every family with an explicit factor L shares.
 public enum CholeskyKernels {
     /// z = μ + Lε per sample and row; L row-major k×k lower, one every `factorStride` scalars (default k²).
@@ -131,6 +141,23 @@ public enum CholeskyKernels {
             var q: T = 0
             for i in 0..<k { q += u[i] * u[i] }
             out[r] = -q / 2 - logDeterminant[r] - T(k) * T.halfLogTwoPi
+        }
+    }
+
+    /// −L⁻ᵀε per sample and row (∂log q/∂z at an own sample, MATH.md §10): ε copied, then `trsv` with Lᵀ in place.
+    @inlinable
+    public static func logDensityGradient<T: BLASScalar>(
+        factors: UnsafePointer<T>, factorStride: Int? = nil, noise: UnsafePointer<T>, latent k: Int, samples: Int,
+        rows: Int, out: UnsafeMutablePointer<T>
+    ) {
+        let stride = factorStride ?? k * k
+        for s in 0..<samples {
+            for r in 0..<rows {
+                let g = out + (s * rows + r) * k, e = noise + (s * rows + r) * k
+                for i in 0..<k { g[i] = -e[i] }
+                T.trsv(triangle: .lower, transpose: .transpose, order: k, triangular: factors + r * stride, ldt: k,
+                       x: g, increment: 1)
+            }
         }
     }
 }
