@@ -144,19 +144,23 @@ public enum CholeskyKernels {
         }
     }
 
-    /// −L⁻ᵀε per sample and row (∂log q/∂z at an own sample, MATH.md §10): ε copied, then `trsv` with Lᵀ in place.
+    /// −L⁻ᵀε per sample and row (∂log q/∂z at an own sample, MATH.md §10): back substitution with Lᵀ in place, a
+    /// loop rather than one `trsv` call per sample, since k is small and the step calls it m·B times.
     @inlinable
     public static func logDensityGradient<T: BLASScalar>(
         factors: UnsafePointer<T>, factorStride: Int? = nil, noise: UnsafePointer<T>, latent k: Int, samples: Int,
         rows: Int, out: UnsafeMutablePointer<T>
     ) {
-        let stride = factorStride ?? k * k
+        let factorStep = factorStride ?? k * k
         for s in 0..<samples {
             for r in 0..<rows {
                 let g = out + (s * rows + r) * k, e = noise + (s * rows + r) * k
-                for i in 0..<k { g[i] = -e[i] }
-                T.trsv(triangle: .lower, transpose: .transpose, order: k, triangular: factors + r * stride, ldt: k,
-                       x: g, increment: 1)
+                let l = factors + r * factorStep
+                for i in stride(from: k - 1, through: 0, by: -1) {
+                    var v = -e[i]
+                    for j in (i + 1)..<max(i + 1, k) { v -= l[j * k + i] * g[j] }
+                    g[i] = v / l[i * k + i]
+                }
             }
         }
     }
