@@ -15,7 +15,7 @@ struct Bench {
         + Section.allCases.map(\.rawValue).joined(separator: ", ")
 
     /// The benchmark's tables, each selectable with `--only` (to repeat one measurement without the whole run).
-    enum Section: String, CaseIterable { case gemm, cholesky, steps, strategies, pieces, scaling, eval, distributed }
+    enum Section: String, CaseIterable { case gemm, cholesky, steps, strategies, pieces, scaling, eval, estimators, distributed }
 
     static func main() throws {
         BLASKernel.selectForThisCPU()
@@ -151,6 +151,7 @@ struct BenchRunner {
         if sections.contains(.pieces) { smallMatrixPieces() }
         if sections.contains(.scaling) { threadScaling() }
         if sections.contains(.eval) { evaluation() }
+        if sections.contains(.estimators) { estimatorCosts() }
         machineDrift()
     }
 
@@ -265,6 +266,10 @@ struct BenchRunner {
         var parallelism: Trainer.Parallelism = .auto
         /// The hidden widths; by default the CS236 model's, or a tiny one in the smoke mode.
         var hidden: [Int]? = nil
+        /// The training gradient (MATH.md §10).
+        var estimator: PathwiseEstimator = .standard
+        /// The prior (the mixture's K = 500 components, as in `latent train`).
+        var prior: PriorKind = .normal
     }
 
     var stepConfigs: [StepConfig] {
@@ -402,10 +407,12 @@ struct BenchRunner {
         // The smoke mode (run by the test suite in a debug build) checks that every row works on a tiny model, whose
         // 32 hidden units (K ≥ 32) still reach OpenBLAS's mallocing NN kernel for dz at k = 4, which the release
         // test's zero-allocation check would see.
-        let configuration = ModelConfiguration(model: config.samples > 1 ? .iwae : .vae, posterior: config.posterior,
+        let kind: ModelKind = config.samples > 1 || config.estimator == .dreg ? .iwae
+            : (config.prior == .mixture ? .gmvae : .vae)
+        let configuration = ModelConfiguration(model: kind, posterior: config.posterior,
                                                hidden: config.hidden ?? (mode == .smoke ? [32] : [300, 300]),
-                                               latent: config.latent,
-                                               samples: config.samples)
+                                               latent: config.latent, samples: config.samples, prior: config.prior,
+                                               components: mode == .smoke ? 8 : 500, estimator: config.estimator)
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 0)
         return Trainer(model: model, images: syntheticImages(count: max(config.batch * 8, 1024)),

@@ -43,6 +43,7 @@ struct Compare: ParsableCommand {
             var base = flags.options
             if flags.out == "runs/latest" { base.out = "runs/compare" }
             if let warning = TrainingFlags.oversubscriptionWarning(threads: base.threads) { printError(warning) }
+            if let note = flags.model.estimatorNote { printError(note) }
             Interruption.install()
             let bar = ProgressLine()
             var current: PosteriorKind?

@@ -11,6 +11,7 @@ extension Activation: ExpressibleByArgument {}
 extension PriorKind: ExpressibleByArgument {}
 extension LikelihoodKind: ExpressibleByArgument {}
 extension BinarizationMode: ExpressibleByArgument {}
+extension PathwiseEstimator: ExpressibleByArgument {}
 extension Trainer.Parallelism: ExpressibleByArgument {}
 extension Trainer.NonFinitePolicy: ExpressibleByArgument {}
 
@@ -79,11 +80,22 @@ struct ModelOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Training inputs: dynamic (fresh binary draws every step; a fixed draw for "
         + "evaluation) or none (the images' intensities as they are, e.g. with --likelihood gaussian)."))
     var binarize: BinarizationMode = .dynamic
+    @Option(help: ArgumentHelp("Training gradient (MATH.md §10): standard, stl (sticking the landing; the VAE then "
+        + "trains the Monte Carlo KL form) or dreg (doubly reparameterized, --model iwae)."))
+    var estimator: PathwiseEstimator = .standard
 
     var configuration: ModelConfiguration {
         ModelConfiguration(model: model, posterior: posterior, hidden: hidden.values, latent: latent,
                            activation: activation, samples: samples ?? (model == .iwae ? 10 : 1), jitter: jitter,
-                           prior: prior, components: components, likelihood: likelihood, binarization: binarize)
+                           prior: prior, components: components, likelihood: likelihood, binarization: binarize,
+                           estimator: estimator)
+    }
+
+    /// A one-line note when the estimator is biased for this objective (STL with m > 1, MATH.md §10), else nil.
+    var estimatorNote: String? {
+        guard estimator == .stl, configuration.samples > 1 else { return nil }
+        return "note: --estimator stl is biased for the importance-weighted bound with --samples > 1 (MATH.md §10); "
+            + "--estimator dreg is its unbiased form"
     }
 
     func validate() throws {
@@ -102,6 +114,10 @@ struct ModelOptions: ParsableArguments {
             throw ValidationError("--prior mixture with --model vae is --model gmvae; use that")
         }
         guard hidden.values.allSatisfy({ $0 > 0 }) else { throw ValidationError("--hidden widths must be positive") }
+        if estimator == .dreg && model != .iwae {
+            throw ValidationError("--estimator dreg is for the importance-weighted bound (--model iwae); with "
+                + "\(model.rawValue) use --estimator stl (DReG with one sample is STL)")
+        }
     }
 
     /// Rejects flags that would change nothing for models with these posterior families (`train` trains one,

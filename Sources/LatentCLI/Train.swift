@@ -63,7 +63,8 @@ struct Train: ParsableCommand {
             session.notes.forEach { printError($0) }
             let start = resume == nil ? "training" : "resuming at step \(session.trainer.step):"
             printError("\(start) \(options.configuration.model.rawValue) (\(options.configuration.posterior.rawValue) "
-                + "posterior, k = \(options.configuration.latent), \(session.model.parameterCount) parameters) on "
+                + "posterior, \(options.configuration.estimator.rawValue) gradient, k = \(options.configuration.latent), "
+                + "\(session.model.parameterCount) parameters) on "
                 + "\(session.dataset.train.count) images, batch \(options.batch)"
                 + (session.ranks > 1 ? " over \(session.ranks) ranks, " : ", ") + "\(options.threads) thread(s) "
                 + "(\(session.trainer.parallelism.rawValue) parallelism), \(session.totalSteps) steps, "
@@ -71,6 +72,7 @@ struct Train: ParsableCommand {
             if mpi == nil, let warning = TrainingFlags.oversubscriptionWarning(threads: options.threads) {
                 printError(warning)
             }
+            if resume == nil, let note = flags.model.estimatorNote { printError(note) }
             if session.replacesPreviousRun { printError("note: replacing the previous run in \(options.out)") }
             if options.batch > session.dataset.train.count {
                 printError("note: --batch \(options.batch) is more than the \(session.dataset.train.count) training "

@@ -5,10 +5,12 @@ import LatentModels
 
 // MARK: - Estimators, groups, errors
 
-/// The gradient estimators that `latent grad-variance` compares (MATH.md §6); the raw values are the `--json` names.
+/// The gradient estimators that `latent grad-variance` compares (MATH.md §6, §10); the raw values are the `--json`
+/// names.
 ///
-/// Every estimator estimates the gradient of the same objective: the mean NELBO (1/B) Σ_r [Rec_r + KL_r] of one fixed
-/// minibatch, with the analytic KL (MATH.md §3) — the loss the trainer minimizes, with that sign.
+/// The first three estimate the gradient of the mean NELBO (1/B) Σ_r [Rec_r + KL_r] of one fixed minibatch, with the
+/// analytic KL (MATH.md §3); the last three that of the mean −L_m (MATH.md §4) with m samples — the losses the trainer
+/// minimizes, with that sign.
 public enum GradientEstimator: String, CaseIterable, Codable, Sendable {
     /// Pathwise: the gradient of the one-sample NELBO through z = μ + σ ⊙ ε, exactly what `ELBO.evaluate` computes.
     case reparametrization
@@ -16,6 +18,24 @@ public enum GradientEstimator: String, CaseIterable, Codable, Sendable {
     case scoreFunction = "score_function"
     /// REINFORCE with a per-example baseline b subtracted from −log p(x|z); b is fixed before the draws, so unbiased.
     case scoreFunctionBaseline = "score_function_baseline"
+    /// The importance-weighted bound's training gradients of MATH.md §10, by `ImportanceWeighted`.
+    case standard, stl, dreg
+
+    /// The estimators of the score-function experiment (MATH.md §6), the pathwise one first.
+    package static let scoreFunctionComparison: [GradientEstimator] = [.reparametrization, .scoreFunction,
+                                                                      .scoreFunctionBaseline]
+    /// The estimators of the signal-to-noise experiment over m (MATH.md §10), the standard one first.
+    package static let importanceWeightedComparison: [GradientEstimator] = [.standard, .stl, .dreg]
+
+    /// The training estimator this one is, for the importance-weighted estimators (nil for the others).
+    package var pathwise: PathwiseEstimator? {
+        switch self {
+        case .standard: return .standard
+        case .stl: return .stl
+        case .dreg: return .dreg
+        case .reparametrization, .scoreFunction, .scoreFunctionBaseline: return nil
+        }
+    }
 }
 
 /// A named set of parameter ranges of one model whose gradient is summarized together (encoder φ, decoder θ).
@@ -52,6 +72,9 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
     case invalidCount(flag: String, value: Int, minimum: Int)
     case tooManyDraws(flag: String, value: Int, maximum: Int)
     case nonFinite(group: String, estimator: GradientEstimator)
+    case invalidSamples(Int, maximum: Int)
+    /// A score-function estimator asked for with importance samples, or an importance-weighted one without.
+    case estimatorNeedsSamples(GradientEstimator)
 
     /// One line: what went wrong and what to do.
     public var description: String {
@@ -71,15 +94,21 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
         case let .nonFinite(group, estimator):
             return "the \(estimator.rawValue) gradient variance of the \(group) is not finite for this checkpoint "
                 + "(or the reparametrization variance is 0); check the model with `latent eval`"
+        case let .invalidSamples(value, maximum):
+            return "--samples must list sample counts between 1 and \(maximum) (got \(value))"
+        case let .estimatorNeedsSamples(estimator):
+            return estimator.pathwise == nil
+                ? "the \(estimator.rawValue) estimator is measured without --samples (one sample, analytic KL)"
+                : "the \(estimator.rawValue) estimator needs --samples (the importance-weighted bound's m)"
         }
     }
 }
 
 // MARK: - Single draws
 
-/// Independent gradient estimates of the mean NELBO (1/B) Σ_r NELBO_r of one fixed minibatch, for a model with the
-/// diagonal posterior and the N(0, I) prior, by any estimator of MATH.md §6 (gradients of the loss, as the trainer
-/// minimizes it).
+/// Independent gradient estimates of one fixed minibatch's loss (gradients of the loss, as the trainer minimizes it):
+/// of the mean NELBO by the estimators of MATH.md §6, for a model with the diagonal posterior and the N(0, I) prior;
+/// or, given `samples` m, of the mean −L_m by the estimators of MATH.md §10, for any model.
 ///
 /// The minibatch and the parameters stay fixed; each draw takes its noise ε (rows × latent) from the caller, so the
 /// estimators can be compared on the same ε. A draw overwrites every encoder and decoder entry of the flat gradient
@@ -90,15 +119,25 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
     @usableFromInline package let rows: Int
     /// Per example, the b_r that `.scoreFunctionBaseline` subtracts from −log p(x_r|z_r); zero until
     /// `estimateBaseline`.
-    @usableFromInline package let baseline: Buffer<T>
-    let family: DiagonalGaussian<T>
+    package let baseline: Buffer<T>
+    /// Importance samples m of the §10 estimators; nil for the score-function experiment (one sample, analytic KL).
+    package let samples: Int?
+    let family: DiagonalGaussian<T>?
     let workspace: StepWorkspace<T>
 
     /// Copies the first `rows` images (each `inputs` values in {0, 1}) of `images` as the fixed minibatch.
-    @usableFromInline package init(model: VariationalAutoencoder<T>, images: [T], rows: Int) throws {
-        try GradientVariance.checkSupported(model.configuration)
-        guard case let .diagonal(family) = model.posterior else {
-            throw GradientVarianceError.unsupportedPosterior(model.configuration.posterior)
+    package init(model: VariationalAutoencoder<T>, images: [T], rows: Int, samples: Int? = nil) throws {
+        if let samples {
+            guard (1...ModelConfiguration.samplesLimit).contains(samples) else {
+                throw GradientVarianceError.invalidSamples(samples, maximum: ModelConfiguration.samplesLimit)
+            }
+            family = nil
+        } else {
+            try GradientVariance.checkSupported(model.configuration)
+            guard case let .diagonal(family) = model.posterior else {
+                throw GradientVarianceError.unsupportedPosterior(model.configuration.posterior)
+            }
+            self.family = family
         }
         let d = model.configuration.inputs
         guard rows >= 1, images.count >= rows * d else {
@@ -106,14 +145,14 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
         }
         self.model = model
         self.rows = rows
-        self.family = family
+        self.samples = samples
         baseline = Buffer(count: rows)
-        workspace = StepWorkspace(model: model, capacity: rows, samples: 1)
+        workspace = StepWorkspace(model: model, capacity: rows, samples: samples ?? 1)
         for i in 0..<(rows * d) { workspace.x[i] = images[i] }
     }
 
-    /// Values of ε one draw reads: rows × latent, row-major.
-    @usableFromInline package var noiseCount: Int { rows * model.configuration.latent }
+    /// Values of ε one draw reads: samples × rows × latent, row-major.
+    package var noiseCount: Int { (samples ?? 1) * rows * model.configuration.latent }
 
     /// Sets b_r = (1/S) Σ_s −log p(x_r|z_s), z_s ~ q(z|x_r), from `samples` draws keyed by `seed` on a noise stream of
     /// its own, so the baseline is independent of every experiment draw and the estimator stays unbiased.
@@ -139,6 +178,15 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
         let ws = workspace
         ws.noise.pointer.update(from: noise, count: noiseCount)
         let parameters = UnsafePointer(model.store.parameters.pointer)
+        guard (estimator.pathwise != nil) == (samples != nil) else {
+            throw GradientVarianceError.estimatorNeedsSamples(estimator)
+        }
+        if let pathwise = estimator.pathwise, let m = samples {
+            _ = try ImportanceWeighted.evaluate(model: model, parameters: parameters, rows: rows, samples: m,
+                                                workspace: ws, gradients: gradients, lossScale: 1 / T(rows),
+                                                estimator: pathwise)
+            return
+        }
         switch estimator {
         case .reparametrization:
             _ = try ELBO.evaluate(model: model, parameters: parameters, rows: rows, workspace: ws,
@@ -147,6 +195,8 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
             scoreFunction(parameters: parameters, subtractBaseline: false, into: gradients)
         case .scoreFunctionBaseline:
             scoreFunction(parameters: parameters, subtractBaseline: true, into: gradients)
+        case .standard, .stl, .dreg:
+            break
         }
     }
 
@@ -159,6 +209,7 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
     /// ∂ log q/∂μ = (z − μ)/σ² and ∂ log q/∂s = ½((z − μ)²/σ² − 1); with ∂KL/∂μ = μ and ∂KL/∂s = ½(σ² − 1) these give
     /// the encoder's output gradient row by row, and one encoder backward over the batch gives ∇φ.
     func scoreFunction(parameters p: UnsafePointer<T>, subtractBaseline: Bool, into gradients: UnsafeMutablePointer<T>) {
+        guard let family else { return }
         let ws = workspace
         let k = model.configuration.latent, d = model.configuration.inputs
         let scale = 1 / T(rows)

@@ -5,45 +5,56 @@ import LatentModels
 
 // MARK: - The experiment
 
-/// One line of the experiment's table: one parameter group under one estimator.
+/// One line of the experiment's table: one parameter group under one estimator and sample count.
 public struct GradientVarianceRow: Codable, Sendable, Equatable {
     public var group: String
     public var estimator: GradientEstimator
+    /// Importance samples m of the objective (1 for the score-function experiment's NELBO).
+    public var samples: Int
     /// tr Cov of the N draws: Σ over the group's parameters of the per-parameter sample variance.
     public var variance: Double
     /// (1/N) Σ_draws ‖ĝ − g_ref‖² over the group.
     public var mse: Double
-    /// variance / the reparametrization variance of the same group.
+    /// variance / the variance of the experiment's first estimator (reparametrization, or standard) for the same
+    /// group and m.
     public var ratio: Double
+    public var snr: SignalToNoise
 
-    public init(group: String, estimator: GradientEstimator, variance: Double, mse: Double, ratio: Double) {
+    public init(group: String, estimator: GradientEstimator, samples: Int = 1, variance: Double, mse: Double,
+                ratio: Double, snr: SignalToNoise) {
         self.group = group
         self.estimator = estimator
+        self.samples = samples
         self.variance = variance
         self.mse = mse
         self.ratio = ratio
+        self.snr = snr
     }
 }
 
 /// What `latent grad-variance` reports; `--json` encodes exactly `{"groups": [...]}`.
 public struct GradientVarianceReport: Codable, Sendable, Equatable {
-    /// Encoder rows first, then decoder; within a group, the estimators in `GradientEstimator.allCases` order.
+    /// Per sample count (in the order asked), encoder rows first, then decoder; within a group, the estimators in
+    /// the experiment's order.
     public var groups: [GradientVarianceRow]
 
     public init(groups: [GradientVarianceRow]) { self.groups = groups }
 
-    /// The row of one group and estimator.
-    public func row(group: String, estimator: GradientEstimator) -> GradientVarianceRow? {
-        groups.first { $0.group == group && $0.estimator == estimator }
+    /// The row of one group, estimator and sample count.
+    public func row(group: String, estimator: GradientEstimator, samples: Int = 1) -> GradientVarianceRow? {
+        groups.first { $0.group == group && $0.estimator == estimator && $0.samples == samples }
     }
 
     /// The rows as a Markdown table.
     public var markdown: String {
-        var lines = ["| group | estimator | variance (tr Cov) | MSE vs reference | ratio to reparametrization |",
-                     "|---|---|---:|---:|---:|"]
+        let first = groups.first?.estimator.pathwise == nil ? "reparametrization" : "standard"
+        var lines = ["| group | estimator | m | variance (tr Cov) | MSE vs reference | ratio to \(first) "
+                     + "| SNR (mean over coordinates) | SNR (ratio of norms) |",
+                     "|---|---|---:|---:|---:|---:|---:|---:|"]
         for row in groups {
-            lines.append("| \(row.group) | \(row.estimator.rawValue) | "
-                         + String(format: "%.4e | %.4e | %.4g |", row.variance, row.mse, row.ratio))
+            lines.append("| \(row.group) | \(row.estimator.rawValue) | \(row.samples) | "
+                         + String(format: "%.4e | %.4e | %.4g | %.4g | %.4g |", row.variance, row.mse, row.ratio,
+                                  row.snr.mean_over_coordinates, row.snr.ratio_of_norms))
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -104,7 +115,7 @@ public enum GradientVariance {
         model: VariationalAutoencoder<T>, images: [T], rows: Int, draws: Int, referenceDraws: Int? = nil,
         baselineSamples: Int = defaultBaselineSamples, seed: UInt64 = 0, threads: Int = 1
     ) throws -> GradientVarianceReport {
-        try run(model: model, images: images, rows: rows, draws: draws,
+        try run(model: model, images: images, rows: rows, samples: nil, draws: draws,
                 referenceDraws: referenceDraws ?? defaultReferenceDraws(draws: draws),
                 baselineSamples: baselineSamples, seed: seed, threads: threads)
     }
@@ -115,9 +126,44 @@ public enum GradientVariance {
         model: VariationalAutoencoder<Float>, images: [Float], rows: Int, draws: Int, referenceDraws: Int? = nil,
         baselineSamples: Int = defaultBaselineSamples, seed: UInt64 = 0, threads: Int = 1
     ) throws -> GradientVarianceReport {
-        try run(model: model, images: images, rows: rows, draws: draws,
+        try run(model: model, images: images, rows: rows, samples: nil, draws: draws,
                 referenceDraws: referenceDraws ?? defaultReferenceDraws(draws: draws),
                 baselineSamples: baselineSamples, seed: seed, threads: threads)
+    }
+
+    /// DReG draws averaged into g_ref of the importance-weighted experiment: 2N (its draws cost m decoder rows each).
+    package static func defaultImportanceWeightedReferenceDraws(draws: Int) -> Int { 2 * min(draws, maximumDraws) }
+
+    /// The importance-weighted experiment (MATH.md §10): for each m of `samples`, N draws of the standard, STL and
+    /// DReG gradients of the mean −L_m on the same ε, with g_ref the mean of `referenceDraws` DReG draws (unbiased
+    /// like the standard gradient, and the least noisy for the encoder). Any posterior family and prior.
+    package static func measureImportanceWeighted<T: BLASScalar>(
+        model: VariationalAutoencoder<T>, images: [T], rows: Int, samples: [Int], draws: Int,
+        referenceDraws: Int? = nil, seed: UInt64 = 0, threads: Int = 1
+    ) throws -> GradientVarianceReport {
+        var report = GradientVarianceReport(groups: [])
+        for m in samples {
+            report.groups += try run(
+                model: model, images: images, rows: rows, samples: m, draws: draws,
+                referenceDraws: referenceDraws ?? defaultImportanceWeightedReferenceDraws(draws: draws),
+                baselineSamples: 0, seed: seed, threads: threads).groups
+        }
+        return report
+    }
+
+    /// `measureImportanceWeighted` for Float models, specialized inside this module.
+    public static func measureImportanceWeighted(
+        model: VariationalAutoencoder<Float>, images: [Float], rows: Int, samples: [Int], draws: Int,
+        referenceDraws: Int? = nil, seed: UInt64 = 0, threads: Int = 1
+    ) throws -> GradientVarianceReport {
+        var report = GradientVarianceReport(groups: [])
+        for m in samples {
+            report.groups += try run(
+                model: model, images: images, rows: rows, samples: m, draws: draws,
+                referenceDraws: referenceDraws ?? defaultImportanceWeightedReferenceDraws(draws: draws),
+                baselineSamples: 0, seed: seed, threads: threads).groups
+        }
+        return report
     }
 
     /// Independent noise streams of one experiment.
@@ -145,31 +191,39 @@ public enum GradientVariance {
         return total
     }
 
+    /// One experiment: the score-function comparison (`samples` nil) or the importance-weighted one with m samples.
     static func run<T: BLASScalar>(
-        model: VariationalAutoencoder<T>, images: [T], rows: Int, draws: Int, referenceDraws: Int,
+        model: VariationalAutoencoder<T>, images: [T], rows: Int, samples: Int?, draws: Int, referenceDraws: Int,
         baselineSamples: Int, seed: UInt64, threads: Int
     ) throws -> GradientVarianceReport {
         try checkDraws(draws, referenceDraws: referenceDraws)
+        let estimators = samples == nil ? GradientEstimator.scoreFunctionComparison
+            : GradientEstimator.importanceWeightedComparison
+        let referenceEstimator: GradientEstimator = samples == nil ? .reparametrization : .dreg
         let workers = max(1, min(threads, draws))
-        let states = try (0..<workers).map { _ in try GradientVarianceWorker(model: model, images: images, rows: rows) }
+        let states = try (0..<workers).map { _ in
+            try GradientVarianceWorker(model: model, images: images, rows: rows, samples: samples,
+                                       estimators: estimators.count)
+        }
         let groups = [ParameterGroup.encoder(of: model), ParameterGroup.decoder(of: model)]
-        let estimators = GradientEstimator.allCases
         let pool = WorkerPool(size: workers)
         // The workers are the parallelism; BLAS threads inside them would oversubscribe the cores.
         if workers > 1 && BLASThreads.current != 1 { BLASThreads.set(1) }
 
-        // Every worker draws the same keyed baseline samples, so all hold the same b.
-        pool.run { w in
-            states[w].attempt { try states[w].draws.estimateBaseline(samples: baselineSamples, seed: seed) }
+        if samples == nil {
+            // Every worker draws the same keyed baseline samples, so all hold the same b.
+            pool.run { w in
+                states[w].attempt { try states[w].draws.estimateBaseline(samples: baselineSamples, seed: seed) }
+            }
+            try throwFirstFailure(states)
         }
-        try throwFirstFailure(states)
 
         pool.run { w in
             let state = states[w]
             for draw in Parallel.slice(referenceDraws, parts: workers, part: w) {
                 fillNoise(state.noise.pointer, count: state.draws.noiseCount, seed: seed, stream: .reference, draw: draw)
                 state.attempt {
-                    try state.draws.draw(.reparametrization, noise: state.noise.pointer, into: state.gradient.pointer)
+                    try state.draws.draw(referenceEstimator, noise: state.noise.pointer, into: state.gradient.pointer)
                 }
                 state.accumulateReference()
             }
@@ -212,9 +266,11 @@ public enum GradientVariance {
                     squaredError += state.squaredErrors[e][g]
                 }
                 variances.append(moments.traceOfCovariance(over: group))
-                let row = GradientVarianceRow(group: group.name, estimator: estimators[e], variance: variances[e],
-                                              mse: squaredError / Double(draws), ratio: variances[e] / variances[0])
-                guard row.variance.isFinite, row.mse.isFinite, row.ratio.isFinite else {
+                let row = GradientVarianceRow(group: group.name, estimator: estimators[e], samples: samples ?? 1,
+                                              variance: variances[e], mse: squaredError / Double(draws),
+                                              ratio: variances[e] / variances[0],
+                                              snr: moments.signalToNoise(over: group))
+                guard row.variance.isFinite, row.mse.isFinite, row.ratio.isFinite, row.snr.isFinite else {
                     throw GradientVarianceError.nonFinite(group: group.name, estimator: estimators[e])
                 }
                 report.groups.append(row)
@@ -235,19 +291,19 @@ private final class GradientVarianceWorker<T: BLASScalar>: @unchecked Sendable {
     let gradient: Buffer<T>
     let noise: Buffer<T>
     var referenceSum: [Double]
-    /// Per estimator (`GradientEstimator.allCases` order).
+    /// Per estimator, in the experiment's order.
     var moments: [GradientMoments]
     /// Per estimator and group: Σ_draws ‖ĝ − g_ref‖².
     var squaredErrors: [[Double]]
     var failure: (any Error)?
 
-    init(model: VariationalAutoencoder<T>, images: [T], rows: Int) throws {
-        draws = try GradientDraws(model: model, images: images, rows: rows)
+    init(model: VariationalAutoencoder<T>, images: [T], rows: Int, samples: Int?, estimators: Int) throws {
+        draws = try GradientDraws(model: model, images: images, rows: rows, samples: samples)
         gradient = Buffer(count: model.parameterCount)
         noise = Buffer(count: draws.noiseCount)
         referenceSum = [Double](repeating: 0, count: model.parameterCount)
-        moments = GradientEstimator.allCases.map { _ in GradientMoments(dimension: model.parameterCount) }
-        squaredErrors = GradientEstimator.allCases.map { _ in [0, 0] }
+        moments = (0..<estimators).map { _ in GradientMoments(dimension: model.parameterCount) }
+        squaredErrors = (0..<estimators).map { _ in [0, 0] }
     }
 
     /// Runs `body`, keeping the first error (a parallel region cannot throw).

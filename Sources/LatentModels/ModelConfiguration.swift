@@ -25,11 +25,14 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
     public var likelihood: LikelihoodKind = .bernoulli
     /// How training images become inputs: fresh binary draws every step, or the intensities as they are.
     public var binarization: BinarizationMode = .dynamic
+    /// How the training gradient treats log q (MATH.md §10); evaluation never depends on it.
+    public var estimator: PathwiseEstimator = .standard
 
     public init(model: ModelKind = .vae, posterior: PosteriorKind = .diagonal, inputs: Int = 784,
                 hidden: [Int] = [300, 300], latent: Int = 10, activation: Activation = .elu, samples: Int = 1,
                 jitter: Double = 1e-3, prior: PriorKind? = nil, components: Int = 500,
-                likelihood: LikelihoodKind = .bernoulli, binarization: BinarizationMode = .dynamic) {
+                likelihood: LikelihoodKind = .bernoulli, binarization: BinarizationMode = .dynamic,
+                estimator: PathwiseEstimator = .standard) {
         self.model = model
         self.posterior = posterior
         self.inputs = inputs
@@ -42,6 +45,7 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
         self.components = components
         self.likelihood = likelihood
         self.binarization = binarization
+        self.estimator = estimator
     }
 
     /// Decodes a checkpoint header; keys added after format 1 was first written default to their old meaning.
@@ -59,6 +63,7 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
         components = try c.decodeIfPresent(Int.self, forKey: .components) ?? 500
         likelihood = try c.decodeIfPresent(LikelihoodKind.self, forKey: .likelihood) ?? .bernoulli
         binarization = try c.decodeIfPresent(BinarizationMode.self, forKey: .binarization) ?? .dynamic
+        estimator = try c.decodeIfPresent(PathwiseEstimator.self, forKey: .estimator) ?? .standard
     }
 
     /// Encoder outputs per example for the configured posterior family.
@@ -112,6 +117,10 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
         guard model != .gmvae || prior == .mixture else { throw fail("prior", "must be mixture for gmvae", prior) }
         guard model != .vae || prior == .normal else {
             throw fail("prior", "must be normal for vae (a vae with the mixture prior is gmvae)", prior)
+        }
+        guard estimator != .dreg || model == .iwae else {
+            throw fail("estimator", "must not be dreg unless model is iwae (DReG is for the importance-weighted bound; "
+                + "with one sample it is STL: use stl)", estimator)
         }
     }
 }

@@ -32,8 +32,10 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
 
     public var parameterCount: Int { store.count }
 
-    /// The objective this model trains (`Objective.of`).
-    @usableFromInline package var objective: any TrainingObjective { Objective.of(self, samples: configuration.samples) }
+    /// The objective this model trains (`Objective.of`), with the configured gradient estimator.
+    @usableFromInline package var objective: any TrainingObjective {
+        Objective.of(self, samples: configuration.samples, estimator: configuration.estimator)
+    }
 
     /// PyTorch's default Linear initialization: weights and biases uniform in ±1/√fan_in.
     public func initialize(seed: UInt64) {

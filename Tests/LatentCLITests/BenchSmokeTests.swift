@@ -35,7 +35,7 @@ final class BenchSmokeTests: XCTestCase {
     func testBenchSmokeModePrintsEveryRow() throws {
         let (text, object) = try runSmoke(try debugBench())
         for heading in ["## GEMM", "## Cholesky", "## Training step", "## Strategies", "## Small-matrix pieces",
-                        "## Thread scaling", "## Evaluation", "## Machine drift"] {
+                        "## Thread scaling", "## Evaluation", "## Estimators", "## Machine drift"] {
             XCTAssertTrue(text.contains(heading), "missing section \(heading)")
         }
         let machine = try XCTUnwrap(object["machine"] as? [String: Any])
@@ -52,8 +52,11 @@ final class BenchSmokeTests: XCTestCase {
         // The pieces table times the step both ways only where OpenBLAS's kernel has small-matrix kernels.
         let kernel = machine["blas_kernel"] as? String ?? ""
         let smallKernels = ["SkylakeX", "Cooperlake", "SapphireRapids"].contains(kernel)
-        XCTAssertEqual(kinds, Set(["gemm", "potrf", "train_step", "strategy", "scaling", "eval_iwae"]
+        XCTAssertEqual(kinds, Set(["gemm", "potrf", "train_step", "strategy", "scaling", "eval_iwae", "estimator_cost"]
             + (smallKernels ? ["small_matrix_pieces"] : [])))
+        let estimatorRows = rows.filter { $0["kind"] as? String == "estimator_cost" }
+        XCTAssertEqual(Set(estimatorRows.compactMap { $0["name"] as? String }), ["stl", "dreg"])
+        for row in estimatorRows { XCTAssertGreaterThan(row["speedup"] as? Double ?? 0, 0, "a paired estimator row") }
         for row in rows where row["kind"] as? String == "small_matrix_pieces" {
             XCTAssertGreaterThan(row["speedup"] as? Double ?? 0, 0, "a pieces row times both ways")
         }
@@ -167,12 +170,13 @@ final class BenchSmokeTests: XCTestCase {
         }
         let rows = try runSmoke(bench).object["rows"] as! [[String: Any]]
         let steps = rows.filter {
-            ["train_step", "scaling", "small_matrix_pieces"].contains($0["kind"] as? String)
+            ["train_step", "scaling", "small_matrix_pieces", "estimator_cost"].contains($0["kind"] as? String)
                 && (["data", "tensor"].contains($0["parallelism"] as? String) || $0["threads"] as? Int == 1)
         }
         XCTAssertGreaterThanOrEqual(steps.count, 10)
         XCTAssertTrue(steps.contains { $0["threads"] as? Int == 2 }, "a 2-thread row")
         XCTAssertTrue(steps.contains { $0["parallelism"] as? String == "tensor" }, "a tensor-parallel row")
+        XCTAssertTrue(steps.contains { $0["kind"] as? String == "estimator_cost" }, "STL and DReG steps")
         for row in steps {
             let what = "\(row["kind"]!) batch \(row["batch"]!) \(row["posterior"]!) m = \(row["samples"]!) " +
                 "\(row["threads"]!) threads \(row["parallelism"]!)"

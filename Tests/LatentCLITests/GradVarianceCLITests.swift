@@ -13,10 +13,10 @@ final class GradVarianceCLITests: XCTestCase {
 
     override func tearDown() { try? FileManager.default.removeItem(at: root) }
 
-    func train(posterior: String) throws -> URL {
+    func train(posterior: String, extra: [String] = []) throws -> URL {
         let out = root.appendingPathComponent(posterior)
         let r = try LatentCommand.run(["train", "--data", data.path, "--hidden", "8", "--latent", "2", "--batch", "10",
-                                       "--iterations", "5", "--posterior", posterior, "--out", out.path])
+                                       "--iterations", "5", "--posterior", posterior, "--out", out.path] + extra)
         XCTAssertEqual(r.status, 0, r.stderr)
         return out
     }
@@ -33,6 +33,9 @@ final class GradVarianceCLITests: XCTestCase {
             seen.insert("\(g["group"]!)/\(g["estimator"]!)")
             XCTAssertGreaterThanOrEqual(g["variance"] as! Double, 0)
             XCTAssertNotNil(g["mse"])
+            XCTAssertEqual(g["samples"] as? Int, 1)
+            let snr = g["snr"] as! [String: Double]
+            XCTAssertEqual(Set(snr.keys), ["mean_over_coordinates", "ratio_of_norms"])
         }
         for group in ["encoder", "decoder"] {
             for estimator in ["reparametrization", "score_function", "score_function_baseline"] {
@@ -67,5 +70,43 @@ final class GradVarianceCLITests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertEqual(r.stderrLines.count, 1, r.stderr)
         XCTAssertTrue(r.stderr.contains("diagonal"), r.stderr)
+    }
+
+    /// `--samples 1,3`: the standard, stl and dreg rows for every m and group, with "samples" and "snr", for a
+    /// dense posterior and the mixture prior too.
+    func testSamplesListMeasuresTheImportanceWeightedEstimators() throws {
+        let run = try train(posterior: "full", extra: ["--model", "iwae", "--samples", "3", "--prior", "mixture",
+                                                       "--components", "3", "--estimator", "dreg"])
+        let r = try LatentCommand.run(["grad-variance", "--checkpoint", run.path, "--data", data.path, "--draws", "12",
+                                       "--batch", "5", "--samples", "1,3", "--threads", "2", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let groups = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any])["groups"]
+            as! [[String: Any]]
+        var seen = [String]()
+        for g in groups {
+            seen.append("\(g["samples"]!)/\(g["group"]!)/\(g["estimator"]!)")
+            let snr = g["snr"] as! [String: Double]
+            XCTAssertGreaterThan(snr["ratio_of_norms"]!, 0)
+            XCTAssertGreaterThan(snr["mean_over_coordinates"]!, 0)
+            for key in ["variance", "mse", "ratio"] { XCTAssertNotNil(g[key] as? Double, key) }
+        }
+        XCTAssertEqual(seen, ["1", "3"].flatMap { m in
+            ["encoder", "decoder"].flatMap { g in ["standard", "stl", "dreg"].map { "\(m)/\(g)/\($0)" } }
+        })
+        let table = try LatentCommand.run(["grad-variance", "--checkpoint", run.path, "--data", data.path, "--draws",
+                                           "4", "--batch", "2", "--samples", "2"])
+        XCTAssertEqual(table.status, 0, table.stderr)
+        XCTAssertTrue(table.stdout.contains("SNR (ratio of norms)"), table.stdout)
+    }
+
+    func testBadSampleListsAreRefused() throws {
+        let run = try train(posterior: "diagonal")
+        for (list, expected) in [("0,10", "--samples must list sample counts between 1 and 1000 (got 0)"),
+                                 ("10,10", "--samples lists 10 twice"), ("1,,2", "--samples")] {
+            let r = try LatentCommand.run(["grad-variance", "--checkpoint", run.path, "--data", data.path,
+                                           "--samples", list])
+            XCTAssertNotEqual(r.status, 0, list)
+            XCTAssertTrue(r.stderrLines.first?.contains(expected) ?? false, "\(list): \(r.stderr)")
+        }
     }
 }

@@ -27,39 +27,10 @@ final class GradientVarianceTests: XCTestCase {
         return (0..<count).map { _ in rng.normal() }
     }
 
-    /// Nodes and weights with E_{ε~N(0,1)}[f(ε)] ≈ Σ_i w_i f(x_i): Gauss–Hermite (weight e^{−x²}, Newton on the
-    /// orthonormal recurrence, as in Numerical Recipes' gauher), rescaled by x → √2 x, w → w/√π.
+    /// Nodes and weights with E_{ε~N(0,1)}[f(ε)] ≈ Σ_i w_i f(x_i) (`GaussHermite`).
     func gaussHermite(_ n: Int) -> (nodes: [Double], weights: [Double]) {
-        var x = [Double](repeating: 0, count: n), w = [Double](repeating: 0, count: n)
-        let piToMinusQuarter = 0.751_125_544_464_942_5
-        var z = 0.0
-        for i in 0..<((n + 1) / 2) {
-            switch i {
-            case 0: z = Double(2 * n + 1).squareRoot() - 1.855_75 * pow(Double(2 * n + 1), -0.166_67)
-            case 1: z -= 1.14 * pow(Double(n), 0.426) / z
-            case 2: z = 1.86 * z - 0.86 * x[0]
-            case 3: z = 1.91 * z - 0.91 * x[1]
-            default: z = 2 * z - x[i - 2]
-            }
-            var derivative = 0.0
-            for _ in 0..<100 {
-                var p1 = piToMinusQuarter, p2 = 0.0
-                for j in 0..<n {
-                    let p3 = p2
-                    p2 = p1
-                    p1 = z * (2 / Double(j + 1)).squareRoot() * p2 - (Double(j) / Double(j + 1)).squareRoot() * p3
-                }
-                derivative = (2 * Double(n)).squareRoot() * p2
-                let previous = z
-                z = previous - p1 / derivative
-                if abs(z - previous) <= 1e-15 * max(1, abs(z)) { break }
-            }
-            x[i] = z
-            x[n - 1 - i] = -z
-            w[i] = 2 / (derivative * derivative)
-            w[n - 1 - i] = w[i]
-        }
-        return (x.map { $0 * 2.0.squareRoot() }, w.map { $0 / Double.pi.squareRoot() })
+        let rule = GaussHermite(points: n)
+        return (rule.nodes, rule.weights)
     }
 
     /// E_ε[∇ (1/B) Σ_r NELBO_r] by tensor-product quadrature over the 2-D ε of each row. The batch gradient is a sum
@@ -119,7 +90,7 @@ final class GradientVarianceTests: XCTestCase {
         let count = 20_000, n = model.parameterCount
         let g = Buffer<Double>(count: n)
         var moments: [GradientEstimator: GradientMoments] = [:]
-        for (e, estimator) in GradientEstimator.allCases.enumerated() {
+        for (e, estimator) in GradientEstimator.scoreFunctionComparison.enumerated() {
             var m = GradientMoments(dimension: n)
             for draw in 0..<count {
                 let noise = normals(draws.noiseCount, seed: 100 + UInt64(e), draw: draw)
@@ -158,7 +129,7 @@ final class GradientVarianceTests: XCTestCase {
         let report = try GradientVariance.measure(model: model, images: images, rows: rows, draws: 2000,
                                                   referenceDraws: 4000, seed: 3)
         XCTAssertEqual(report.groups.map(\.group), ["encoder", "encoder", "encoder", "decoder", "decoder", "decoder"])
-        XCTAssertEqual(report.groups.map(\.estimator), GradientEstimator.allCases + GradientEstimator.allCases)
+        XCTAssertEqual(report.groups.map(\.estimator), GradientEstimator.scoreFunctionComparison + GradientEstimator.scoreFunctionComparison)
         let encoder = try XCTUnwrap(report.row(group: "encoder", estimator: .scoreFunction))
         XCTAssertGreaterThan(encoder.ratio, 1, "score function / reparametrization variance of the encoder")
         XCTAssertGreaterThan(encoder.variance, try XCTUnwrap(report.row(group: "encoder", estimator: .reparametrization)).variance)
@@ -206,8 +177,8 @@ final class GradientVarianceTests: XCTestCase {
         let draws = try GradientDraws(model: model, images: images, rows: rows)
         try draws.estimateBaseline(samples: 10, seed: 5)
         let noise = normals(draws.noiseCount, seed: 6, draw: 0)
-        let gradients = GradientEstimator.allCases.map { _ in Buffer<Double>(count: model.parameterCount) }
-        for (estimator, g) in zip(GradientEstimator.allCases, gradients) {
+        let gradients = GradientEstimator.scoreFunctionComparison.map { _ in Buffer<Double>(count: model.parameterCount) }
+        for (estimator, g) in zip(GradientEstimator.scoreFunctionComparison, gradients) {
             try draws.draw(estimator, noise: noise, into: g.pointer)
         }
         let decoder = ParameterGroup.decoder(of: model).ranges.flatMap { $0 }

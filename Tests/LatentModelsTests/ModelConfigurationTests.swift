@@ -22,6 +22,30 @@ final class ModelConfigurationTests: XCTestCase {
         }
     }
 
+    /// A header written before `estimator` existed decodes as the standard estimator; a new one round-trips it.
+    func testEstimatorDefaultsToStandardWhenAbsent() throws {
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(ModelConfiguration())) as! [String: Any]
+        XCTAssertEqual(json["estimator"] as? String, "standard")
+        json["estimator"] = nil
+        let old = try JSONDecoder().decode(ModelConfiguration.self, from: JSONSerialization.data(withJSONObject: json))
+        XCTAssertEqual(old.estimator, .standard)
+        let dreg = ModelConfiguration(model: .iwae, samples: 5, estimator: .dreg)
+        XCTAssertEqual(try JSONDecoder().decode(ModelConfiguration.self, from: JSONEncoder().encode(dreg)), dreg)
+    }
+
+    /// DReG is the importance-weighted bound's estimator; elsewhere the message names the flag and the alternative.
+    func testDReGNeedsTheImportanceWeightedBound() {
+        XCTAssertNoThrow(try ModelConfiguration(model: .iwae, samples: 3, estimator: .dreg).validate())
+        XCTAssertNoThrow(try ModelConfiguration(model: .vae, estimator: .stl).validate())
+        XCTAssertNoThrow(try ModelConfiguration(model: .gmvae, estimator: .stl).validate())
+        for model in [ModelKind.vae, .gmvae] {
+            XCTAssertThrowsError(try ModelConfiguration(model: model, estimator: .dreg).validate()) { error in
+                XCTAssertTrue("\(error)".hasPrefix("estimator must not be dreg unless model is iwae"), "\(error)")
+                XCTAssertTrue("\(error)".contains("use stl"), "\(error)")
+            }
+        }
+    }
+
     /// A value below the range is reported as too small, not as too large.
     func testTooSmallIsReportedAsTooSmall() {
         XCTAssertThrowsError(try ModelConfiguration(latent: 0).validate()) { error in

@@ -30,12 +30,14 @@ struct ReferenceVector {
     var prior: PriorKind { PriorKind(rawValue: json["prior"] as! String)! }
     var priorParameters: [String: Any]? { json["prior_params"] as? [String: Any] }
     var components: Int { priorParameters.map { flatten($0["means"]!).count / latent } ?? 1 }
+    /// The gradient estimator of the case (absent: standard).
+    var estimator: PathwiseEstimator { (json["estimator"] as? String).map { PathwiseEstimator(rawValue: $0)! } ?? .standard }
 
     var configuration: ModelConfiguration {
         let kind: ModelKind = samples > 1 ? .iwae : (prior == .mixture ? .gmvae : .vae)
         return ModelConfiguration(model: kind, posterior: posterior, inputs: inputs, hidden: hidden, latent: latent,
                                   activation: .elu, samples: samples, jitter: json["delta"] as? Double ?? 1e-3,
-                                  prior: prior, components: components)
+                                  prior: prior, components: components, estimator: estimator)
     }
 
     /// A Double model holding the case's weights.

@@ -16,6 +16,16 @@ final class ReferenceVectorTests: XCTestCase {
     func testIWAECovarianceM3ReproducesReference() throws { try checkIWAE("iwae_covariance_m3") }
     func testIWAEGMVAEFullM3ReproducesReference() throws { try checkIWAE("iwae_gmvae_full_m3") }
 
+    // MATH.md §10: the same losses, gradients by sticking the landing and by DReG.
+    func testSTLVAEDiagonalReproducesReference() throws { try checkELBO("stl_vae_diagonal") }
+    func testSTLGMVAEFullReproducesReference() throws { try checkELBO("stl_gmvae_full") }
+    func testSTLVAECovarianceReproducesReference() throws { try checkELBO("stl_vae_covariance") }
+    func testSTLIWAEDiagonalM3ReproducesReference() throws { try checkIWAE("stl_iwae_diagonal_m3") }
+    func testDReGIWAEDiagonalM3ReproducesReference() throws { try checkIWAE("dreg_iwae_diagonal_m3") }
+    func testDReGIWAEFullM3ReproducesReference() throws { try checkIWAE("dreg_iwae_full_m3") }
+    func testDReGIWAECovarianceM3ReproducesReference() throws { try checkIWAE("dreg_iwae_covariance_m3") }
+    func testDReGIWAEGMVAEFullM3ReproducesReference() throws { try checkIWAE("dreg_iwae_gmvae_full_m3") }
+
     /// Log-weights, per-example bounds, loss and every gradient of an importance-weighted case.
     func checkIWAE(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let v = try ReferenceVector(name)
@@ -23,9 +33,9 @@ final class ReferenceVectorTests: XCTestCase {
         let ws = StepWorkspace(model: model, capacity: v.batch)
         for (i, x) in v.x.enumerated() { ws.x[i] = x }
         for (i, e) in v.eps.enumerated() { ws.noise[i] = e }
-        let sums = try Objective.evaluate(model: model, parameters: model.store.parameters.pointer, rows: v.batch,
-                                          samples: v.samples, workspace: ws, gradients: model.store.gradients.pointer,
-                                          lossScale: 1 / Double(v.batch))
+        let sums = try Objective.evaluate(model.objective, model: model, parameters: model.store.parameters.pointer,
+                                          rows: v.batch, samples: v.samples, workspace: ws,
+                                          gradients: model.store.gradients.pointer, lossScale: 1 / Double(v.batch))
         let expected = v.expected
         XCTAssertLessThan(relativeError(sums.loss / Double(v.batch), expected["loss"] as! Double), 1e-9,
                           "\(name): loss", file: file, line: line)
@@ -49,9 +59,9 @@ final class ReferenceVectorTests: XCTestCase {
         let ws = StepWorkspace(model: model, capacity: v.batch)
         for (i, x) in v.x.enumerated() { ws.x[i] = x }
         for (i, e) in v.eps.enumerated() { ws.noise[i] = e }
-        let sums = try Objective.evaluate(model: model, parameters: model.store.parameters.pointer, rows: v.batch,
-                                          samples: 1, workspace: ws, gradients: model.store.gradients.pointer,
-                                          lossScale: 1 / Double(v.batch))
+        let sums = try Objective.evaluate(model.objective, model: model, parameters: model.store.parameters.pointer,
+                                          rows: v.batch, samples: 1, workspace: ws,
+                                          gradients: model.store.gradients.pointer, lossScale: 1 / Double(v.batch))
         let expected = v.expected
         XCTAssertLessThan(relativeError(sums.nelbo / Double(v.batch), expected["loss"] as! Double), 1e-9,
                           "\(name): loss", file: file, line: line)

@@ -32,6 +32,12 @@ final class StrategyTests: XCTestCase {
         ModelConfiguration(model: .iwae, inputs: 16, hidden: [20], latent: 2, samples: 10, likelihood: .gaussian,
                            binarization: .none),
         ModelConfiguration(inputs: 36, hidden: [24], latent: 4, likelihood: .gaussian, binarization: .none),
+        // The estimators of MATH.md §10: STL on the one-sample ELBO, DReG on IWAE with both priors.
+        ModelConfiguration(inputs: 36, hidden: [24], latent: 4, estimator: .stl),
+        ModelConfiguration(model: .iwae, posterior: .full, inputs: 16, hidden: [20, 18], latent: 3, samples: 5,
+                           prior: .mixture, components: 4, estimator: .dreg),
+        ModelConfiguration(model: .iwae, posterior: .covariance, inputs: 16, hidden: [20], latent: 2, samples: 3,
+                           estimator: .dreg),
     ]
 
     func trainer(_ configuration: ModelConfiguration, _ parallelism: Trainer.Parallelism, threads: Int,
@@ -84,9 +90,9 @@ final class StrategyTests: XCTestCase {
             // Its workspace still holds the batch's inputs and noise: run the objective over them again.
             let g = Buffer<Float>(count: trainer.model.parameterCount)
             let again = try Objective.evaluate(
-                model: trainer.model, parameters: trainer.model.store.parameters.pointer, rows: 30,
+                trainer.model.objective, model: trainer.model, parameters: trainer.model.store.parameters.pointer, rows: 30,
                 samples: configuration.samples, workspace: step.workspace, gradients: g.pointer, lossScale: 1 / 30)
-            XCTAssertEqual(sums, again, "\(configuration.model) \(configuration.likelihood)")
+            XCTAssertEqual(sums, again, "\(configuration.model) \(configuration.likelihood) \(configuration.estimator)")
             XCTAssertEqual(collector.gradient.map(\.bitPattern), g.array.map(\.bitPattern))
         }
     }

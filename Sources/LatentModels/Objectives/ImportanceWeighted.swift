@@ -5,18 +5,21 @@ import LatentCore
 /// Monte Carlo KL, which is how the mixture prior's KL is estimated (MATH.md §5).
 ///
 /// The m·rows samples go through the decoder as one batch (one GEMM per layer). Its per-example work comes in the
-/// same three phases as `ELBO`'s.
+/// same three phases as `ELBO`'s. The estimator changes only the encoder's gradient (MATH.md §10).
 @usableFromInline package struct ImportanceWeighted: TrainingObjective {
-    @usableFromInline package init() {}
+    @usableFromInline package let estimator: PathwiseEstimator
+    @usableFromInline package init(estimator: PathwiseEstimator = .standard) { self.estimator = estimator }
 
     /// `TrainingObjective.evaluate` of the m-sample bound.
     @inlinable
     @usableFromInline package static func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples m: Int,
-        workspace ws: StepWorkspace<T>, gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
+        workspace ws: StepWorkspace<T>, gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false,
+        estimator: PathwiseEstimator = .standard
     ) throws -> TermSums {
-        try ImportanceWeighted().evaluate(model: model, parameters: p, rows: rows, samples: m, workspace: ws,
-                                          gradients: gradients, lossScale: lossScale, accumulate: accumulate)
+        try ImportanceWeighted(estimator: estimator).evaluate(
+            model: model, parameters: p, rows: rows, samples: m, workspace: ws, gradients: gradients,
+            lossScale: lossScale, accumulate: accumulate)
     }
 
     /// The posterior's state from the encoder output, and its m samples z_s = μ + Lε_s.
@@ -74,7 +77,9 @@ import LatentCore
             sums.loss -= Double(ws.bound[r])
             for s in 0..<m {
                 let i = s * rows + r
-                ws.coefficient[i] = lossScale * T.exp(ws.logWeights[i] - logSum)
+                let weight = T.exp(ws.logWeights[i] - logSum)
+                ws.coefficient[i] = lossScale * weight
+                ws.normalizedWeights[i] = weight
             }
         }
         guard let g else { return sums }
@@ -121,12 +126,35 @@ import LatentCore
                 for j in 0..<k { ws.dz[i * k + j] += c * ws.z[i * k + j] }
             }
         }
-        // −log q = ½‖ε‖² + Σ log L_ii + const: the weights sum to one, so d/dlogdet = −lossScale per example.
-        for r in 0..<rows { ws.dLogDeterminant[r] = -lossScale }
+        if estimator == .standard {
+            // −log q = ½‖ε‖² + Σ log L_ii + const: the weights sum to one, so d/dlogdet = −lossScale per example.
+            for r in 0..<rows { ws.dLogDeterminant[r] = -lossScale }
+        } else {
+            addStoppedLogDensity(model: model, rows: rows, samples: m, workspace: ws, lossScale: lossScale)
+        }
         model.posterior.backward(parameters: UnsafePointer(ws.encoder.output), scratch: ws.scratch.pointer,
                                  noise: ws.noise.pointer, samples: m, rows: rows, dz: ws.dz.pointer,
                                  dLogDeterminant: ws.dLogDeterminant.pointer, klWeight: 0,
                                  dParameters: ws.encoder.outputGradient)
+    }
+
+    /// STL and DReG (MATH.md §10): log q's parameters are stopped, so Σ log L_ii gets no gradient and dz_s gains
+    /// lossScale·w̃_s·∂log q/∂z_s; DReG then weights each sample's whole dz_s by w̃_s once more (w̃_s² in all).
+    func addStoppedLogDensity<T: BLASScalar>(model: VariationalAutoencoder<T>, rows: Int, samples m: Int,
+                                             workspace ws: StepWorkspace<T>, lossScale: T) {
+        let k = model.configuration.latent
+        model.posterior.logDensityGradient(scratch: ws.scratch.pointer, noise: ws.noise.pointer, samples: m,
+                                           rows: rows, out: ws.logDensityGradient.pointer)
+        let squared = estimator == .dreg
+        for i in 0..<(m * rows) {
+            let weight = ws.normalizedWeights[i], c = lossScale * weight
+            let dz = ws.dz.pointer + i * k, g = ws.logDensityGradient.pointer + i * k
+            for j in 0..<k {
+                let v = dz[j] + c * g[j]
+                dz[j] = squared ? weight * v : v
+            }
+        }
+        for r in 0..<rows { ws.dLogDeterminant[r] = 0 }
     }
 
     /// log p(z) for `rows` latent rows into `ws.logPrior`.

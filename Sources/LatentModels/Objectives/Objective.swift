@@ -51,12 +51,15 @@ extension TrainingObjective {
     }
 }
 
-/// The objective for a model and a sample count: the analytic-KL ELBO when m = 1 under N(0, I) (lower variance
-/// than the Monte Carlo KL, same expectation), the importance-weighted bound otherwise (m > 1, or the mixture prior).
+/// The objective for a model, a sample count and an estimator: the analytic-KL ELBO when m = 1 under N(0, I) with
+/// the standard estimator (lower variance than the Monte Carlo KL, same expectation), the importance-weighted bound
+/// otherwise (m > 1, the mixture prior, or STL and DReG, which need log q's Monte Carlo form: MATH.md §10).
 @usableFromInline package enum Objective {
     @inlinable
-    @usableFromInline package static func of<T: BLASScalar>(_ model: VariationalAutoencoder<T>, samples: Int) -> any TrainingObjective {
-        usesAnalyticKL(model.configuration, samples: samples) ? ELBO() : ImportanceWeighted()
+    @usableFromInline package static func of<T: BLASScalar>(_ model: VariationalAutoencoder<T>, samples: Int,
+                                         estimator: PathwiseEstimator = .standard) -> any TrainingObjective {
+        estimator == .standard && usesAnalyticKL(model.configuration, samples: samples)
+            ? ELBO() : ImportanceWeighted(estimator: estimator)
     }
 
     /// Forward (and, with `gradients`, backward) for `rows` examples whose inputs and noise are already in `ws.x`

@@ -25,6 +25,10 @@ import LatentCore
     @usableFromInline package let logPrior: Buffer<T>
     @usableFromInline package let logWeights: Buffer<T>
     @usableFromInline package let coefficient: Buffer<T>
+    /// Per sample and example: the normalized importance weight w̃ (STL and DReG).
+    @usableFromInline package let normalizedWeights: Buffer<T>
+    /// ∂log q/∂z at each sample with q's parameters fixed (samples × capacity × latent; STL and DReG).
+    @usableFromInline package let logDensityGradient: Buffer<T>
     /// Per example: the importance-weighted bound's log-sum-exp.
     @usableFromInline package let bound: Buffer<T>
     /// log N_j(z) of every mixture component (samples × capacity × K); empty without a mixture prior.
@@ -56,6 +60,8 @@ import LatentCore
         logPrior = Buffer(count: m * capacity)
         logWeights = Buffer(count: m * capacity)
         coefficient = Buffer(count: m * capacity)
+        normalizedWeights = Buffer(count: m * capacity)
+        logDensityGradient = Buffer(count: m * capacity * k)
         bound = Buffer(count: capacity)
         componentLogDensities = Buffer(count: model.mixture == nil ? 0 : m * capacity * model.configuration.components)
         mixture = model.mixture.map { MixtureScratch(prior: $0, rows: m * capacity) }
@@ -88,6 +94,8 @@ import LatentCore
         logPrior = view(shared.logPrior, m)
         logWeights = view(shared.logWeights, m)
         coefficient = view(shared.coefficient, m)
+        normalizedWeights = view(shared.normalizedWeights, m)
+        logDensityGradient = view(shared.logDensityGradient, m * k)
         bound = view(shared.bound, 1)
         componentLogDensities = view(shared.componentLogDensities, model.mixture == nil ? 0 : m * model.configuration.components)
         mixture = model.mixture.map { MixtureScratch(prior: $0, rows: m * n) }

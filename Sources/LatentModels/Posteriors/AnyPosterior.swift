@@ -109,6 +109,19 @@ import LatentCore
         }
     }
 
+    @inlinable
+    @usableFromInline package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
+                                   rows: Int, out: UnsafeMutablePointer<Scalar>) {
+        switch self {
+        case let .diagonal(p):
+            p.logDensityGradient(scratch: scratch, noise: noise, samples: samples, rows: rows, out: out)
+        case let .full(p):
+            p.logDensityGradient(scratch: scratch, noise: noise, samples: samples, rows: rows, out: out)
+        case let .covariance(p):
+            p.logDensityGradient(scratch: scratch, noise: noise, samples: samples, rows: rows, out: out)
+        }
+    }
+
     /// The factor L of one row (row-major k×k lower) into `out`: the covariance is L Lᵀ.
     @usableFromInline package func factor(scratch: UnsafePointer<Scalar>, row: Int, into out: UnsafeMutablePointer<Scalar>) {
         let k = latent

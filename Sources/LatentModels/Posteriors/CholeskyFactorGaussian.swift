@@ -92,6 +92,16 @@ import LatentCore
     }
 }
 
+extension CholeskyFactorGaussian {
+    /// −L⁻ᵀε by a triangular solve with Lᵀ.
+    @inlinable
+    @usableFromInline package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
+                                   rows: Int, out: UnsafeMutablePointer<Scalar>) {
+        CholeskyKernels.logDensityGradient(factors: scratch, noise: noise, latent: latent, samples: samples,
+                                           rows: rows, out: out)
+    }
+}
+
 /// The parts of sampling and density that every family with an explicit factor L shares.
 @usableFromInline package enum CholeskyKernels {
     /// z = μ + Lε per sample and row; L row-major k×k lower, one every `factorStride` scalars (default k²).
@@ -131,6 +141,27 @@ import LatentCore
             var q: T = 0
             for i in 0..<k { q += u[i] * u[i] }
             out[r] = -q / 2 - logDeterminant[r] - T(k) * T.halfLogTwoPi
+        }
+    }
+
+    /// −L⁻ᵀε per sample and row (∂log q/∂z at an own sample, MATH.md §10): back substitution with Lᵀ in place, a
+    /// loop rather than one `trsv` call per sample, since k is small and the step calls it m·B times.
+    @inlinable
+    @usableFromInline package static func logDensityGradient<T: BLASScalar>(
+        factors: UnsafePointer<T>, factorStride: Int? = nil, noise: UnsafePointer<T>, latent k: Int, samples: Int,
+        rows: Int, out: UnsafeMutablePointer<T>
+    ) {
+        let factorStep = factorStride ?? k * k
+        for s in 0..<samples {
+            for r in 0..<rows {
+                let g = out + (s * rows + r) * k, e = noise + (s * rows + r) * k
+                let l = factors + r * factorStep
+                for i in stride(from: k - 1, through: 0, by: -1) {
+                    var v = -e[i]
+                    for j in (i + 1)..<max(i + 1, k) { v -= l[j * k + i] * g[j] }
+                    g[i] = v / l[i * k + i]
+                }
+            }
         }
     }
 }

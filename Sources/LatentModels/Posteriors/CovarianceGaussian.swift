@@ -165,6 +165,16 @@ import LatentCore
     }
 }
 
+extension CovarianceGaussian {
+    /// −L⁻ᵀε with L = chol(AAᵀ + δI) as `prepare` left it (MATH.md §10).
+    @inlinable
+    @usableFromInline package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
+                                   rows: Int, out: UnsafeMutablePointer<Scalar>) {
+        CholeskyKernels.logDensityGradient(factors: scratch, factorStride: scratchPerRow, noise: noise, latent: latent,
+                                           samples: samples, rows: rows, out: out)
+    }
+}
+
 /// Counts Cholesky factorizations that needed a larger jitter, once each; shared by the workers of one run (a model
 /// keeps one for training and one for evaluation).
 @usableFromInline package final class FactorizationCounter: @unchecked Sendable {

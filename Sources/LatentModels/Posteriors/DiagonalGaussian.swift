@@ -87,4 +87,17 @@ import LatentCore
             }
         }
     }
+
+    /// −ε/σ per coordinate.
+    @inlinable
+    @usableFromInline package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
+                                   rows: Int, out: UnsafeMutablePointer<Scalar>) {
+        let k = latent
+        for m in 0..<samples {
+            for r in 0..<rows {
+                let sigma = scratch + r * k, e = noise + (m * rows + r) * k, g = out + (m * rows + r) * k
+                for i in 0..<k { g[i] = -e[i] / sigma[i] }
+            }
+        }
+    }
 }

@@ -35,6 +35,10 @@ public enum PosteriorKind: String, Codable, Sendable, CaseIterable {
     func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                   samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                   klWeight: Scalar, dParameters: UnsafeMutablePointer<Scalar>)
+    /// ∂log q(z|x)/∂z = −L⁻ᵀε at each own sample z = μ + Lε with (μ, L) held fixed (MATH.md §10), into `out`
+    /// (samples × rows × latent): the pathwise part of log q that STL and DReG keep.
+    func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int, rows: Int,
+                            out: UnsafeMutablePointer<Scalar>)
 }
 
 extension Posterior {
