@@ -1,10 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import LatentCore
 
-/// q = N(μ, Σ) with Σ = A Aᵀ + δI: the encoder emits μ (k) and A (k×k, row-major); L = chol(Σ) by LAPACK's potrf,
-/// and the backward goes through the factorization (MATH.md §2, "covariance").
+/// q = N(μ, Σ) with Σ = A Aᵀ + δI and A lower triangular with a positive diagonal: the encoder emits μ (k), d (k)
+/// with A_ii = exp(dᵢ), then A's k(k−1)/2 strictly lower entries in row-major order (1,0), (2,0), (2,1), …; L = chol(Σ)
+/// by LAPACK's potrf, and the backward goes through the factorization (MATH.md §2, "covariance").
 ///
 /// A factorization that fails (possible in Float for a nearly singular AAᵀ) is retried with δ raised tenfold (the
 /// first raise from at least k·u·s, u the unit roundoff, s the largest diagonal entry of AAᵀ), at most
@@ -22,15 +20,82 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
         self.retries = retries
     }
 
-    public var parameterCount: Int { latent + latent * latent }
-    /// L (k²), then the δ actually used (1), then 3k² of working space for the row's backward (so the step
-    /// allocates nothing).
-    public var scratchPerRow: Int { 4 * latent * latent + 1 }
+    public var parameterCount: Int { 2 * latent + latent * (latent - 1) / 2 }
+    /// L (k²), then the δ actually used (1), then three work regions (A, Σ̄ and the solves) for the row's prepare and
+    /// backward, so that the step allocates nothing.
+    public var scratchPerRow: Int { latent * latent + 1 + 3 * region }
+    /// Scalars of one work region: a k×k matrix.
+    @inlinable var region: Int { latent * latent }
 
     /// Tenfold raises of δ one factorization may try.
     public static var maximumRaises: Int { 6 }
     /// The ceiling of a raised δ relative to s, the largest diagonal entry of AAᵀ (δ never exceeds max(jitter, c·s)).
     public static var ceilingRelativeToScale: Double { 1e-3 }
+
+    /// Work region `index` (0, 1, 2) of row r.
+    @inlinable @inline(__always)
+    func work(_ scratch: UnsafeMutablePointer<Scalar>, row r: Int, _ index: Int) -> UnsafeMutablePointer<Scalar> {
+        scratch + r * scratchPerRow + latent * latent + 1 + index * region
+    }
+
+    /// Offset of A_ij (i > j) among the strictly lower entries.
+    @inlinable @inline(__always)
+    func lowerIndex(_ i: Int, _ j: Int) -> Int { i * (i - 1) / 2 + j }
+
+    /// A of one row (its encoder outputs at `row`) as a dense row-major k×k matrix, zeros above the diagonal.
+    @inlinable
+    func expand(_ row: UnsafePointer<Scalar>, into a: UnsafeMutablePointer<Scalar>) {
+        let k = latent, d = row + k, off = d + k
+        for i in 0..<k {
+            for j in 0..<k { a[i * k + j] = j < i ? off[lowerIndex(i, j)] : (j == i ? Scalar.exp(d[i]) : 0) }
+        }
+    }
+
+    /// Σ = A Aᵀ + δI of row r into its L slot (A expanded into work region 0); returns s, the largest diagonal entry
+    /// of A Aᵀ. A NaN or infinity in A reaches that diagonal and fails as non-finite.
+    @inlinable
+    func formCovariance(_ parameters: UnsafePointer<Scalar>, row r: Int, scratch: UnsafeMutablePointer<Scalar>,
+                        delta: Scalar) throws -> Scalar {
+        let k = latent, a = work(scratch, row: r, 0), sigma = scratch + r * scratchPerRow
+        expand(parameters + r * parameterCount, into: a)
+        Scalar.gemm(.none, .transpose, rows: k, columns: k, inner: k, alpha: 1, a: a, lda: k, b: a, ldb: k, beta: 0,
+                    c: sigma, ldc: k)
+        var s: Scalar = 0
+        for i in 0..<k {
+            let v = sigma[i * k + i]
+            guard v.isFinite else { throw LinearAlgebraError.nonFinite(order: k) }
+            s = max(s, v)
+            sigma[i * k + i] = v + delta
+        }
+        return s
+    }
+
+    /// L = chol(A Aᵀ + δI) of row r by `potrf`, raising δ as the type's comment says; records the δ used.
+    @inlinable
+    func factorRow(_ parameters: UnsafePointer<Scalar>, row r: Int, scratch: UnsafeMutablePointer<Scalar>,
+                   retries counter: FactorizationCounter?) throws {
+        let k = latent, l = scratch + r * scratchPerRow
+        var delta = jitter, raises = 0, floor: Scalar = 0, ceiling = jitter
+        while true {
+            let s = try formCovariance(parameters, row: r, scratch: scratch, delta: delta)
+            if raises == 0 {
+                floor = Scalar(k) * Scalar.ulpOfOne * s
+                ceiling = max(jitter, Scalar(Self.ceilingRelativeToScale) * s)
+            }
+            do {
+                try choleskyLower(l, order: k)
+                break
+            } catch let error as LinearAlgebraError {
+                guard case .notPositiveDefinite = error else { throw error }
+                let next = 10 * max(delta, floor)
+                guard raises < Self.maximumRaises, next > delta, next <= ceiling else { throw error }
+                raises += 1
+                delta = next
+            }
+        }
+        if raises > 0 { counter?.record() }
+        l[k * k] = delta
+    }
 
     @inlinable
     public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
@@ -43,40 +108,10 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     @inlinable
     public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>, retries counter: FactorizationCounter?) throws {
-        let k = latent, width = parameterCount
+        let k = latent
+        for r in 0..<rows { try factorRow(parameters, row: r, scratch: scratch, retries: counter) }
         for r in 0..<rows {
-            let a = parameters + r * width + k
             let l = scratch + r * scratchPerRow
-            var delta = jitter, raises = 0, floor: Scalar = 0, ceiling = jitter
-            while true {
-                // Σ = A Aᵀ + δI, then L = chol(Σ) in place.
-                Scalar.gemm(.none, .transpose, rows: k, columns: k, inner: k, alpha: 1, a: a, lda: k, b: a, ldb: k,
-                            beta: 0, c: l, ldc: k)
-                if raises == 0 {
-                    // A NaN or infinity in A reaches the diagonal of AAᵀ; s sets the raises' floor and ceiling.
-                    var s: Scalar = 0
-                    for i in 0..<k {
-                        let v = l[i * k + i]
-                        guard v.isFinite else { throw LinearAlgebraError.nonFinite(order: k) }
-                        s = max(s, v)
-                    }
-                    floor = Scalar(k) * Scalar.ulpOfOne * s
-                    ceiling = max(jitter, Scalar(Self.ceilingRelativeToScale) * s)
-                }
-                for i in 0..<k { l[i * k + i] += delta }
-                do {
-                    try choleskyLower(l, order: k)
-                    break
-                } catch let error as LinearAlgebraError {
-                    guard case .notPositiveDefinite = error else { throw error }
-                    let next = 10 * max(delta, floor)
-                    guard raises < Self.maximumRaises, next > delta, next <= ceiling else { throw error }
-                    raises += 1
-                    delta = next
-                }
-            }
-            if raises > 0 { counter?.record() }
-            l[k * k] = delta
             var logDet: Scalar = 0
             for i in 0..<k { logDet += Scalar.log(l[i * k + i]) }
             logDeterminant[r] = logDet
@@ -91,17 +126,20 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
                                z: z)
     }
 
-    /// KL = ½(tr Σ + ‖μ‖² − k) − Σᵢ log L_ii, with tr Σ = ‖A‖_F² + kδ.
+    /// KL = ½(tr Σ + ‖μ‖² − k) − Σᵢ log L_ii, with tr Σ = ‖A‖_F² + kδ = Σᵢ e^{2dᵢ} + Σ_{i>j} A_ij² + kδ.
     @inlinable
     public func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                                    logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>) {
         let k = latent
         for r in 0..<rows {
-            let mu = parameters + r * parameterCount, a = mu + k
+            let mu = parameters + r * parameterCount, d = mu + k, off = d + k
             let delta = scratch[r * scratchPerRow + k * k]
             var total: Scalar = Scalar(k) * delta - Scalar(k)
-            for i in 0..<k { total += mu[i] * mu[i] }
-            for i in 0..<(k * k) { total += a[i] * a[i] }
+            for i in 0..<k {
+                let diagonal = Scalar.exp(d[i])
+                total += mu[i] * mu[i] + diagonal * diagonal
+            }
+            for i in 0..<(k * (k - 1) / 2) { total += off[i] * off[i] }
             kl[r] = total / 2 - logDeterminant[r]
         }
     }
@@ -115,79 +153,78 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
                                    rows: rows, out: out)
     }
 
-    /// L̄ from sampling, log det and KL; Σ̄ = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹ (two triangular solves) + (w/2) I; Ā = (Σ̄ + Σ̄ᵀ) A.
+    /// L̄ from sampling, log det and KL; S = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹ (two triangular solves); Ā = (S + Sᵀ + wI) A, of which
+    /// the lower triangle is A's gradient, its diagonal times A_ii that of d.
     @inlinable
     public func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
-        let k = latent, width = parameterCount
+        let k = latent, scratch = UnsafeMutablePointer(mutating: scratch)
         for r in 0..<rows {
-            let work = UnsafeMutablePointer(mutating: scratch + r * scratchPerRow + k * k + 1)
-            let lBar = work, p = work + k * k, sigmaBar = work + 2 * k * k
-            let mu = parameters + r * width, a = mu + k
-            let l = scratch + r * scratchPerRow
-            let dmu = dParameters + r * width, da = dmu + k
-            for i in 0..<k {
-                var gm = w * mu[i]
-                for s in 0..<samples { gm += dz[(s * rows + r) * k + i] }
-                dmu[i] = gm
-                for j in 0..<k {
-                    guard j <= i else { lBar[i * k + j] = 0; continue }
-                    var g: Scalar = 0
-                    for s in 0..<samples {
-                        let base = (s * rows + r) * k
-                        g += dz[base + i] * noise[base + j]
-                    }
-                    if i == j { g += (dLogDeterminant[r] - w) / l[i * k + i] }
-                    lBar[i * k + j] = g
-                }
-            }
-            // P = Lᵀ L̄, then Φ: keep the lower triangle, halve the diagonal.
-            Scalar.gemm(.transpose, .none, rows: k, columns: k, inner: k, alpha: 1, a: l, lda: k, b: lBar, ldb: k,
-                        beta: 0, c: p, ldc: k)
-            for i in 0..<k {
-                p[i * k + i] /= 2
-                for j in (i + 1)..<max(i + 1, k) { p[i * k + j] = 0 }
-            }
-            // Σ̄ = L⁻ᵀ Φ(P) L⁻¹: solve Lᵀ Y = Φ(P), then Σ̄ L = Y.
+            backwardToSolves(parameters, row: r, scratch: scratch, noise: noise, samples: samples, rows: rows, dz: dz,
+                             dLogDeterminant: dLogDeterminant, klWeight: w, dParameters: dParameters)
+            // S = L⁻ᵀ Φ L⁻¹: solve Lᵀ Y = Φ, then S L = Y.
+            let l = scratch + r * scratchPerRow, p = work(scratch, row: r, 1)
             Scalar.trsm(side: .left, triangle: .lower, transpose: .transpose, unitDiagonal: false, rows: k, columns: k,
                         alpha: 1, triangular: l, ldt: k, b: p, ldb: k)
             Scalar.trsm(side: .right, triangle: .lower, transpose: .none, unitDiagonal: false, rows: k, columns: k,
                         alpha: 1, triangular: l, ldt: k, b: p, ldb: k)
-            for i in 0..<k {
-                for j in 0..<k { sigmaBar[i * k + j] = p[i * k + j] + p[j * k + i] }
-                sigmaBar[i * k + i] += w
-            }
-            // Ā = (Σ̄ + Σ̄ᵀ) A, the KL's ½ w tr Σ contributing w I to the symmetrized Σ̄.
-            Scalar.gemm(.none, .none, rows: k, columns: k, inner: k, alpha: 1, a: sigmaBar, lda: k, b: a, ldb: k,
-                        beta: 0, c: da, ldc: k)
+            backwardFromSolves(parameters, row: r, scratch: scratch, klWeight: w, dParameters: dParameters)
         }
     }
-}
 
-/// Counts Cholesky factorizations that needed a larger jitter, once each; shared by the workers of one run (a model
-/// keeps one for training and one for evaluation).
-public final class FactorizationCounter: @unchecked Sendable {
-    private var count = 0
-    private let lock = NSLockLike()
-    public init() {}
-    public func record() { lock.withLock { count += 1 } }
-    /// Continues the count of a resumed run.
-    public func restore(_ value: Int) { lock.withLock { count = value } }
-    public var value: Int { lock.withLock { count } }
-}
-
-/// A tiny mutex over pthread_mutex, so LatentModels need not import Foundation for it.
-final class NSLockLike: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    init() { pthread_mutex_init(mutex, nil) }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
+    /// The backward up to the solves: μ's gradient, L̄ (work region 0), then Φ(Lᵀ L̄), the lower triangle of Lᵀ L̄
+    /// with its diagonal halved (work region 1).
+    @inlinable
+    func backwardToSolves(_ parameters: UnsafePointer<Scalar>, row r: Int, scratch: UnsafeMutablePointer<Scalar>,
+                          noise: UnsafePointer<Scalar>, samples: Int, rows: Int, dz: UnsafePointer<Scalar>,
+                          dLogDeterminant: UnsafePointer<Scalar>, klWeight w: Scalar,
+                          dParameters: UnsafeMutablePointer<Scalar>) {
+        let k = latent
+        let lBar = work(scratch, row: r, 0), p = work(scratch, row: r, 1)
+        let mu = parameters + r * parameterCount, l = scratch + r * scratchPerRow
+        let dmu = dParameters + r * parameterCount
+        for i in 0..<k {
+            var gm = w * mu[i]
+            for s in 0..<samples { gm += dz[(s * rows + r) * k + i] }
+            dmu[i] = gm
+            for j in 0..<k {
+                guard j <= i else { lBar[i * k + j] = 0; continue }
+                var g: Scalar = 0
+                for s in 0..<samples {
+                    let base = (s * rows + r) * k
+                    g += dz[base + i] * noise[base + j]
+                }
+                if i == j { g += (dLogDeterminant[r] - w) / l[i * k + i] }
+                lBar[i * k + j] = g
+            }
+        }
+        Scalar.gemm(.transpose, .none, rows: k, columns: k, inner: k, alpha: 1, a: l, lda: k, b: lBar, ldb: k,
+                    beta: 0, c: p, ldc: k)
+        for i in 0..<k {
+            p[i * k + i] /= 2
+            for j in (i + 1)..<max(i + 1, k) { p[i * k + j] = 0 }
+        }
     }
-    func withLock<R>(_ body: () -> R) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
+
+    /// The backward from S (work region 1): Σ̄ = S + Sᵀ + wI (region 2), A (region 0), Ā = Σ̄ A (region 1), and the
+    /// encoder outputs' gradients d̄ᵢ = Ā_ii A_ii and Ā_ij (i > j).
+    @inlinable
+    func backwardFromSolves(_ parameters: UnsafePointer<Scalar>, row r: Int, scratch: UnsafeMutablePointer<Scalar>,
+                            klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
+        let k = latent
+        let a = work(scratch, row: r, 0), p = work(scratch, row: r, 1), sigmaBar = work(scratch, row: r, 2)
+        for i in 0..<k {
+            for j in 0..<k { sigmaBar[i * k + j] = p[i * k + j] + p[j * k + i] }
+            sigmaBar[i * k + i] += w
+        }
+        expand(parameters + r * parameterCount, into: a)
+        Scalar.gemm(.none, .none, rows: k, columns: k, inner: k, alpha: 1, a: sigmaBar, lda: k, b: a, ldb: k,
+                    beta: 0, c: p, ldc: k)
+        let dd = dParameters + r * parameterCount + k, doff = dd + k
+        for i in 0..<k {
+            dd[i] = p[i * k + i] * a[i * k + i]
+            for j in 0..<i { doff[lowerIndex(i, j)] = p[i * k + j] }
+        }
     }
 }
