@@ -9,23 +9,47 @@ import LatentCore
 /// `maximumRaises` times and never above the ceiling max(jitter, `ceilingRelativeToScale` · s), so a retry stays a
 /// perturbation at the level of rounding, not a different posterior. A non-finite A fails at once as
 /// `LinearAlgebraError.nonFinite`. Each row that needed a raise and then factorized counts once.
+///
+/// From k = `BatchedCholesky.crossoverOrder`, rows go through the factorization and the backward's solves in groups of
+/// `InterleavedMatrices.lanes`, interleaved in the group's own work regions; a row whose batched factorization fails
+/// takes the per-row path above, and so do the rows that do not fill a group (MATH.md §2, "Batched factorization").
 public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     public let latent: Int
     public let jitter: Scalar
     public let retries: FactorizationCounter
 
+    /// The smallest k whose rows go through the batched kernels (tests move it to compare the two paths).
+    @usableFromInline let batchedFromOrder: Int
+
     public init(latent: Int, jitter: Scalar, retries: FactorizationCounter = FactorizationCounter()) {
+        self.init(latent: latent, jitter: jitter, retries: retries, batchedFromOrder: BatchedCholesky.crossoverOrder)
+    }
+
+    init(latent: Int, jitter: Scalar, retries: FactorizationCounter = FactorizationCounter(), batchedFromOrder: Int) {
         self.latent = latent
         self.jitter = jitter
         self.retries = retries
+        self.batchedFromOrder = batchedFromOrder
     }
 
     public var parameterCount: Int { 2 * latent + latent * (latent - 1) / 2 }
     /// L (k²), then the δ actually used (1), then three work regions (A, Σ̄ and the solves) for the row's prepare and
     /// backward, so that the step allocates nothing.
     public var scratchPerRow: Int { latent * latent + 1 + 3 * region }
-    /// Scalars of one work region: a k×k matrix.
-    @inlinable var region: Int { latent * latent }
+    /// Scalars of one work region: a k×k matrix, or one chunk of a group's interleaved matrices.
+    @inlinable var region: Int { InterleavedMatrices<Scalar>.chunkCapacity(order: latent) }
+
+    /// Whether the rows from `first` on fill a group for the batched kernels.
+    @inlinable @inline(__always)
+    func batches(from first: Int, of rows: Int) -> Bool {
+        latent >= batchedFromOrder && rows - first >= InterleavedMatrices<Scalar>.lanes
+    }
+
+    /// The group of interleaved matrices whose chunks are work region `index` of rows `first` … `first + lanes − 1`.
+    @inlinable @inline(__always)
+    func group(_ scratch: UnsafeMutablePointer<Scalar>, first: Int, _ index: Int) -> InterleavedMatrices<Scalar> {
+        InterleavedMatrices(order: latent, storage: work(scratch, row: first, index), chunkStride: scratchPerRow)
+    }
 
     /// Tenfold raises of δ one factorization may try.
     public static var maximumRaises: Int { 6 }
@@ -108,8 +132,28 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     @inlinable
     public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>, retries counter: FactorizationCounter?) throws {
-        let k = latent
-        for r in 0..<rows { try factorRow(parameters, row: r, scratch: scratch, retries: counter) }
+        let k = latent, lanes = InterleavedMatrices<Scalar>.lanes
+        var r = 0
+        while r < rows {
+            guard batches(from: r, of: rows) else {
+                try factorRow(parameters, row: r, scratch: scratch, retries: counter)
+                r += 1
+                continue
+            }
+            for q in 0..<lanes { _ = try formCovariance(parameters, row: r + q, scratch: scratch, delta: jitter) }
+            let sigma = group(scratch, first: r, 1), l = scratch + r * scratchPerRow
+            sigma.pack(from: l, stride: scratchPerRow, ld: k, count: lanes)
+            let info = sigma.factorCholesky()
+            sigma.unpack(into: l, stride: scratchPerRow, ld: k, count: lanes)
+            for q in 0..<lanes {
+                if info[q] == 0 {
+                    l[q * scratchPerRow + k * k] = jitter
+                } else {
+                    try factorRow(parameters, row: r + q, scratch: scratch, retries: counter)
+                }
+            }
+            r += lanes
+        }
         for r in 0..<rows {
             let l = scratch + r * scratchPerRow
             var logDet: Scalar = 0
@@ -159,8 +203,27 @@ public struct CovarianceGaussian<Scalar: BLASScalar>: Posterior {
     public func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
-        let k = latent, scratch = UnsafeMutablePointer(mutating: scratch)
-        for r in 0..<rows {
+        let k = latent, lanes = InterleavedMatrices<Scalar>.lanes, scratch = UnsafeMutablePointer(mutating: scratch)
+        var first = 0
+        while batches(from: first, of: rows) {
+            let r = first
+            for q in 0..<lanes {
+                backwardToSolves(parameters, row: r + q, scratch: scratch, noise: noise, samples: samples, rows: rows,
+                                 dz: dz, dLogDeterminant: dLogDeterminant, klWeight: w, dParameters: dParameters)
+            }
+            // The group's L in work region 2, Φ in region 0 (L̄ is spent), S back into each row's region 1.
+            let factors = group(scratch, first: r, 2), right = group(scratch, first: r, 0)
+            factors.pack(from: scratch + r * scratchPerRow, stride: scratchPerRow, ld: k, count: lanes)
+            right.pack(from: work(scratch, row: r, 1), stride: scratchPerRow, ld: k, count: lanes)
+            right.solve(side: .left, transpose: .transpose, lower: factors)
+            right.solve(side: .right, transpose: .none, lower: factors)
+            right.unpack(into: work(scratch, row: r, 1), stride: scratchPerRow, ld: k, count: lanes)
+            for q in 0..<lanes {
+                backwardFromSolves(parameters, row: r + q, scratch: scratch, klWeight: w, dParameters: dParameters)
+            }
+            first += lanes
+        }
+        for r in first..<rows {
             backwardToSolves(parameters, row: r, scratch: scratch, noise: noise, samples: samples, rows: rows, dz: dz,
                              dLogDeterminant: dLogDeterminant, klWeight: w, dParameters: dParameters)
             // S = L⁻ᵀ Φ L⁻¹: solve Lᵀ Y = Φ, then S L = Y.
