@@ -356,15 +356,18 @@ final class BatchedCholeskyTests: XCTestCase {
         }
     }
 
+    /// The solves' orders: those of the factorization but 127 (the debug build's wide references cost n³ per lane).
+    static let solveOrders = orders.filter { $0 != 127 }
+
     func testSolvesMatchCBLASFloat() {
-        for (i, n) in Self.orders.enumerated() {
+        for (i, n) in Self.solveOrders.enumerated() {
             checkSolves(Float.self, wide: Double.self, order: n, nearSingular: false, seed: UInt64(700 + i))
             checkSolves(Float.self, wide: Double.self, order: n, nearSingular: true, seed: UInt64(800 + i))
         }
     }
 
     func testSolvesMatchCBLASDouble() {
-        for (i, n) in Self.orders.enumerated() {
+        for (i, n) in Self.solveOrders.enumerated() {
             checkSolves(Double.self, wide: WideDouble.self, order: n, nearSingular: false, seed: UInt64(900 + i))
             checkSolves(Double.self, wide: WideDouble.self, order: n, nearSingular: true, seed: UInt64(1000 + i))
         }

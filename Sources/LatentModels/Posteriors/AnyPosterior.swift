@@ -17,17 +17,31 @@ public enum AnyPosterior<Scalar: BLASScalar>: Posterior {
         }
     }
 
-    @usableFromInline var family: any Posterior<Scalar> {
+    // Switched per case, not read through an existential: a family too large for an existential's inline buffer
+    // would be boxed on the heap at every read, and the step reads these.
+    public var latent: Int {
         switch self {
-        case let .diagonal(p): return p
-        case let .full(p): return p
-        case let .covariance(p): return p
+        case let .diagonal(p): return p.latent
+        case let .full(p): return p.latent
+        case let .covariance(p): return p.latent
         }
     }
 
-    public var latent: Int { family.latent }
-    public var parameterCount: Int { family.parameterCount }
-    public var scratchPerRow: Int { family.scratchPerRow }
+    public var parameterCount: Int {
+        switch self {
+        case let .diagonal(p): return p.parameterCount
+        case let .full(p): return p.parameterCount
+        case let .covariance(p): return p.parameterCount
+        }
+    }
+
+    public var scratchPerRow: Int {
+        switch self {
+        case let .diagonal(p): return p.scratchPerRow
+        case let .full(p): return p.scratchPerRow
+        case let .covariance(p): return p.scratchPerRow
+        }
+    }
 
     @inlinable
     public func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
