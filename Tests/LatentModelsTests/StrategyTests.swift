@@ -32,6 +32,9 @@ final class StrategyTests: XCTestCase {
         ModelConfiguration(model: .iwae, inputs: 16, hidden: [20], latent: 2, samples: 10, likelihood: .gaussian,
                            binarization: .none),
         ModelConfiguration(inputs: 36, hidden: [24], latent: 4, likelihood: .gaussian, binarization: .none),
+        // k at the batched Cholesky's crossover: the reference's 9 rows make a group and a row, the strategies' blocks
+        // of 3 to 5 rows none.
+        ModelConfiguration(posterior: .covariance, inputs: 16, hidden: [12], latent: BatchedCholesky.crossoverOrder),
     ]
 
     func trainer(_ configuration: ModelConfiguration, _ parallelism: Trainer.Parallelism, threads: Int,
