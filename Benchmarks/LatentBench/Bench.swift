@@ -226,11 +226,12 @@ struct BenchRunner {
     static let steadyDrift = 0.05
 
     mutating func choleskyKernels() {
-        print("## Cholesky (LAPACKE_spotrf per example, one thread)")
-        print("| order k | µs per factorization | factorizations/s |")
-        print("|---:|---:|---|")
-        for k in [10, 32, 64] {
-            let count = mode == .smoke ? 10 : 500
+        print("## Cholesky (one thread): LAPACKE_spotrf per example, and the batched kernels eight examples at a time")
+        print("| order k | kernel | µs per factorization | factorizations/s |")
+        print("|---:|---|---:|---|")
+        for k in [10, BatchedCholesky.crossoverOrder, 32, 64] {
+            let lanes = InterleavedMatrices<Float>.lanes
+            let count = mode == .smoke ? lanes : 512
             var rng = RandomStream(seed: 1)
             let a = Buffer<Float>(count: k * k)
             for i in 0..<(k * k) { a[i] = Float(rng.normal()) }
@@ -239,17 +240,33 @@ struct BenchRunner {
             let base = Buffer<Float>(sigma.values)
             for i in 0..<k { base[i * k + i] += Float(k) }
             let work = Buffer<Float>(count: count * k * k)
-            let result = Measurement.rate(repetitions: repetitions, warmup: 1, work: Double(count)) {
+            let interleaved = Buffer<Float>(count: InterleavedMatrices<Float>.capacity(order: k))
+            let group = InterleavedMatrices(order: k, storage: interleaved.pointer)
+            for e in 0..<count { (work.pointer + e * k * k).update(from: base.pointer, count: k * k) }
+            let perExample = Measurement.rate(repetitions: repetitions, warmup: 1, work: Double(count)) {
                 for e in 0..<count {
                     let m = work.pointer + e * k * k
                     m.update(from: base.pointer, count: k * k)
                     try? choleskyLower(m, order: k)
                 }
             }
-            print(String(format: "| %d | %.2f | %@ |", k, 1e6 / result.median, format(result, digits: 0)))
-            rows.append(Row(kind: "potrf", latent: k, threads: 1, samples_per_second: result.median,
-                            samples_per_second_min: result.min, samples_per_second_max: result.max,
-                            microseconds: 1e6 / result.median))
+            // The same work as the posterior's batched path: pack Σ of eight examples, factorize, unpack L.
+            let batched = Measurement.rate(repetitions: repetitions, warmup: 1, work: Double(count)) {
+                for first in stride(from: 0, to: count, by: lanes) {
+                    let m = work.pointer + first * k * k
+                    for q in 0..<lanes { (m + q * k * k).update(from: base.pointer, count: k * k) }
+                    group.pack(from: m, stride: k * k, ld: k, count: lanes)
+                    _ = group.factorCholesky()
+                    group.unpack(into: m, stride: k * k, ld: k, count: lanes)
+                }
+            }
+            for (kernel, result) in [("potrf", perExample), ("batched", batched)] {
+                print(String(format: "| %d | %@ | %.2f | %@ |", k, kernel, 1e6 / result.median,
+                             format(result, digits: 0)))
+                rows.append(Row(kind: kernel == "potrf" ? "potrf" : "batched_cholesky", latent: k, threads: 1,
+                                samples_per_second: result.median, samples_per_second_min: result.min,
+                                samples_per_second_max: result.max, microseconds: 1e6 / result.median))
+            }
         }
         print()
     }
@@ -288,6 +305,11 @@ struct BenchRunner {
                 }
                 configs.append(StepConfig(batch: batch, latent: latents[0], posterior: .diagonal,
                                           samples: mode == .smoke ? 2 : 10, threads: threads))
+            }
+            // The covariance family's batched path (the allocation check covers it): whole groups on every thread.
+            if mode == .smoke {
+                configs.append(StepConfig(batch: 16 * threads, latent: BatchedCholesky.crossoverOrder,
+                                          posterior: .covariance, samples: 1, threads: threads))
             }
         }
         return configs

@@ -63,8 +63,8 @@ struct ModelOptions: ParsableArguments {
     var components: Int = 500
     @Option(parsing: .unconditional, help: "Importance samples m per example (iwae).")
     var samples: Int?
-    @Option(help: ArgumentHelp("Posterior family: diagonal, full (Cholesky factor), covariance (AAᵀ + δI through "
-        + "potrf); `compare` takes --posteriors instead."))
+    @Option(help: ArgumentHelp("Posterior family: diagonal, full (Cholesky factor), covariance (AAᵀ + δI, A lower "
+        + "triangular, through potrf); `compare` takes --posteriors instead."))
     var posterior: PosteriorKind = .diagonal
     @Option(parsing: .unconditional, help: "Latent dimension k.")
     var latent: Int = 10

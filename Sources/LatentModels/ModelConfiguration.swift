@@ -70,8 +70,8 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
     public var posteriorParameterCount: Int {
         switch posterior {
         case .diagonal: return 2 * latent
-        case .full: return 2 * latent + latent * (latent - 1) / 2
-        case .covariance: return latent + latent * latent
+        // μ, the log-diagonal and the strictly lower entries of a lower-triangular factor (L, or A of Σ = AAᵀ + δI).
+        case .full, .covariance: return 2 * latent + latent * (latent - 1) / 2
         }
     }
 

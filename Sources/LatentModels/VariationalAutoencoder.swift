@@ -48,12 +48,15 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
             }
         }
         mixture?.initialize(parameters: p, rng: &rng)
-        // Every family starts near q = N(μ, I): diagonal and full already do (s, d ≈ 0); for the covariance family
-        // a small random A would start at Σ ≈ δI, a nearly deterministic posterior with a huge KL, so the bias of
-        // A's diagonal starts at 1.
+        // Every family starts near q = N(μ, I): its log-scales (s, or d with L_ii or A_ii = e^d) start near 0. The
+        // covariance family's strictly lower entries of A start 1/√k as large, so that row i's i of them add about as
+        // much to Σ_ii as one entry would, at every k (MATH.md §2).
         if configuration.posterior == .covariance, let last = encoder.layers.last {
-            let k = configuration.latent
-            for i in 0..<k { p[last.bias.offset + k + i * k + i] += 1 }
+            let k = configuration.latent, scale = T(1 / Double(k).squareRoot())
+            for output in (2 * k)..<(2 * k + k * (k - 1) / 2) {
+                for h in 0..<last.inputs { p[last.weight.offset + output * last.inputs + h] *= scale }
+                p[last.bias.offset + output] *= scale
+            }
         }
     }
 

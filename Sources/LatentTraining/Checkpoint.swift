@@ -67,6 +67,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case optionsMismatch(path: String, field: String)
     /// A directory given to `--resume` without the run's `options.json`.
     case missingOptions(directory: String)
+    /// A covariance-family checkpoint of format 1, whose encoder emitted a full k×k A (format 2: lower triangular).
+    case obsoleteCovariance(path: String, found: UInt32)
 
     public var description: String {
         switch self {
@@ -93,6 +95,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .missingOptions(directory):
             return "\(directory) has no options.json, so it cannot be resumed; pass the --out directory of a "
                 + "`latent train` run (its checkpoint alone still works with eval, sample, …)"
+        case let .obsoleteCovariance(path, found):
+            return "\(path) has checkpoint format \(found), whose covariance posterior emits a full k×k A; this build's "
+                + "emits a lower-triangular A (format \(Checkpoint.version)) and cannot read it; retrain with this build"
         case let .badHeader(path, reason):
             return "\(path) has an unreadable header (\(reason)); the file is corrupt"
         }
@@ -102,11 +107,14 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 /// A versioned binary checkpoint: magic, version, JSON header (configuration and training state), the flat
 /// parameter buffer and Adam's two moment buffers as little-endian Float32, and a CRC-32 of everything before it.
 ///
+/// Format 2 changed the covariance family's encoder head to a lower-triangular A (MATH.md §2); format-1 files of the
+/// other families read as before, those of the covariance family are refused.
+///
 /// Saving writes `checkpoint.tmp`, flushes it to disk and renames it over `checkpoint`, so a crash at any moment
 /// leaves the previous complete checkpoint in place.
 public struct Checkpoint: Sendable {
     package static let magic: [UInt8] = Array("LATENTCK".utf8)
-    package static let version: UInt32 = 1
+    package static let version: UInt32 = 2
     public static let fileName = "checkpoint"
     /// The checkpoint file of the run directory `directory`.
     public static func path(in directory: String) -> String {
@@ -187,6 +195,10 @@ public struct Checkpoint: Sendable {
         }
         guard header.configuration.hasSaneSizes else {
             throw CheckpointError.badHeader(path: path, reason: "model sizes out of range")
+        }
+        // Checked before the sizes: a format-1 covariance head would otherwise look like a corrupt file.
+        guard found >= 2 || header.configuration.posterior != .covariance else {
+            throw CheckpointError.obsoleteCovariance(path: path, found: found)
         }
         let required = VariationalAutoencoder<Float>.parameterCount(header.configuration)
         guard required == n else { throw CheckpointError.sizeMismatch(path: path, expected: required, found: n) }

@@ -52,7 +52,7 @@ final class BenchSmokeTests: XCTestCase {
         // The pieces table times the step both ways only where OpenBLAS's kernel has small-matrix kernels.
         let kernel = machine["blas_kernel"] as? String ?? ""
         let smallKernels = ["SkylakeX", "Cooperlake", "SapphireRapids"].contains(kernel)
-        XCTAssertEqual(kinds, Set(["gemm", "potrf", "train_step", "strategy", "scaling", "eval_iwae", "estimator_cost"]
+        XCTAssertEqual(kinds, Set(["gemm", "potrf", "batched_cholesky", "train_step", "strategy", "scaling", "eval_iwae", "estimator_cost"]
             + (smallKernels ? ["small_matrix_pieces"] : [])))
         let estimatorRows = rows.filter { $0["kind"] as? String == "estimator_cost" }
         XCTAssertEqual(Set(estimatorRows.compactMap { $0["name"] as? String }), ["stl", "dreg"])
@@ -111,7 +111,7 @@ final class BenchSmokeTests: XCTestCase {
             XCTAssertFalse(text.contains(heading), "\(heading) was not asked for")
         }
         let rows = object["rows"] as! [[String: Any]]
-        XCTAssertEqual(Set(rows.map { $0["kind"] as! String }), ["potrf", "eval_iwae"])
+        XCTAssertEqual(Set(rows.map { $0["kind"] as! String }), ["potrf", "batched_cholesky", "eval_iwae"])
         let machine = try XCTUnwrap(object["machine"] as? [String: Any])
         XCTAssertGreaterThan(machine["gemm_peak_start"] as? Double ?? 0, 0, "the peak is timed without the GEMM table")
 

@@ -124,8 +124,9 @@ final class CheckpointTests: XCTestCase {
 
     func testNewerVersion() throws {
         let bytes = try makeCheckpoint().encoded()
-        expectError(withWord(bytes, at: 8, 2), .newerVersion(path: "ck", found: 2, supported: Checkpoint.version),
-                    "version 2")
+        let next = Checkpoint.version + 1
+        expectError(withWord(bytes, at: 8, next),
+                    .newerVersion(path: "ck", found: next, supported: Checkpoint.version), "version \(next)")
         expectError(withWord(bytes, at: 8, 0xFFFF_FFFF, fixChecksum: false),
                     .newerVersion(path: "ck", found: 0xFFFF_FFFF, supported: Checkpoint.version), "version max")
     }
@@ -231,10 +232,41 @@ final class CheckpointTests: XCTestCase {
             .missing(path: "/p"), .unwritable(path: "/p", reason: "No such file or directory"), .badMagic(path: "/p"),
             .newerVersion(path: "/p", found: 2, supported: 1), .truncated(path: "/p"), .checksumMismatch(path: "/p"),
             .sizeMismatch(path: "/p", expected: 3, found: 2), .badHeader(path: "/p", reason: "bad"),
+            .obsoleteCovariance(path: "/p", found: 1),
         ]
         for e in all {
             XCTAssertFalse(e.description.isEmpty)
             XCTAssertFalse(e.description.contains("\n"), e.description)
         }
+    }
+
+    /// Format 1 stored the covariance family's full k×k A: such a file is refused with its own message (not read as
+    /// the lower-triangular head, nor reported as corrupt), while format-1 files of the other families still load.
+    func testFormatOneCovarianceIsRefusedOtherFamiliesLoad() throws {
+        for posterior in PosteriorKind.allCases {
+            let configuration = ModelConfiguration(model: .vae, posterior: posterior, inputs: 4, hidden: [3], latent: 3)
+            let n = VariationalAutoencoder<Float>.parameterCount(configuration)
+            let values = (0..<n).map { Float($0) / Float(n) }
+            let current = Checkpoint(configuration: configuration, state: makeCheckpoint().state, parameters: values,
+                                     firstMoment: values, secondMoment: values)
+            let bytes = try current.encoded()
+            XCTAssertEqual(Array(bytes[8..<12]), [UInt8(Checkpoint.version), 0, 0, 0])
+            assertSame(try Checkpoint.decode(bytes, path: "ck"), current)
+            let formatOne = withWord(bytes, at: 8, 1)
+            if posterior == .covariance {
+                expectError(formatOne, .obsoleteCovariance(path: "ck", found: 1), "format-1 covariance")
+                XCTAssertTrue("\(CheckpointError.obsoleteCovariance(path: "ck", found: 1))".contains("retrain"))
+            } else {
+                assertSame(try Checkpoint.decode(formatOne, path: "ck"), current)
+            }
+        }
+        // A format-1 covariance file has the old head's parameter count (k + k² outputs): still refused as obsolete.
+        let old = ModelConfiguration(model: .vae, posterior: .covariance, inputs: 4, hidden: [3], latent: 3)
+        // k + k² outputs against 2k + k(k−1)/2, each with 3 weights and a bias.
+        let oldCount = VariationalAutoencoder<Float>.parameterCount(old) + ((3 + 9) - (6 + 3)) * (3 + 1)
+        let values = [Float](repeating: 0.5, count: oldCount)
+        let bytes = try Checkpoint(configuration: old, state: makeCheckpoint().state, parameters: values,
+                                   firstMoment: values, secondMoment: values).encoded()
+        expectError(withWord(bytes, at: 8, 1), .obsoleteCovariance(path: "ck", found: 1), "format-1 head size")
     }
 }

@@ -77,17 +77,19 @@ final class DensePosteriorTests: XCTestCase {
                        file: file, line: line)
     }
 
-    /// Encoder outputs of `rows` examples for the covariance family: μ, then A = I + scale·U(−1, 1) (well
-    /// conditioned: AAᵀ stays away from singular).
+    /// Encoder outputs of `rows` examples for the covariance family: μ, d (A_ii = e^d), then A's strictly lower
+    /// entries, A = I + scale·U(−1, 1) below and near 1 on the diagonal (well conditioned: AAᵀ stays away from
+    /// singular).
     func covarianceParameters(latent k: Int, rows: Int, seed: UInt64, scale: Double = 0.3) -> [Double] {
         let mu = uniform(rows * k, seed: seed)
-        let noise = uniform(rows * k * k, seed: seed + 1)
+        let d = uniform(rows * k, seed: seed + 2, -scale, scale)
+        let off = uniform(rows * k * k, seed: seed + 1, -scale, scale)
         var q = [Double]()
         for r in 0..<rows {
             q += mu[(r * k)..<((r + 1) * k)]
-            for i in 0..<k {
-                for j in 0..<k { q.append((i == j ? 1 : 0) + scale * noise[r * k * k + i * k + j]) }
-            }
+            q += d[(r * k)..<((r + 1) * k)]
+            let first = r * k * k, count = k * (k - 1) / 2
+            q += off[first..<(first + count)]
         }
         return q
     }
@@ -132,12 +134,14 @@ final class DensePosteriorTests: XCTestCase {
             for (rows, samples) in [(2, 1), (3, 3)] {
                 let posterior = CovarianceGaussian<Double>(latent: k, jitter: 1e-3)
                 let width = posterior.parameterCount
-                XCTAssertEqual(width, k + k * k)
+                XCTAssertEqual(width, k + k * (k + 1) / 2)
                 let seed = UInt64(200 + 10 * n + samples)
                 let q = Buffer<Double>(covarianceParameters(latent: k, rows: rows, seed: seed))
                 let groups: [(String, [Int])] = [
                     ("μ", (0..<rows).flatMap { r in (0..<k).map { r * width + $0 } }),
-                    ("A", (0..<rows).flatMap { r in (0..<(k * k)).map { r * width + k + $0 } }),
+                    ("d", (0..<rows).flatMap { r in (0..<k).map { r * width + k + $0 } }),
+                    ("A below the diagonal",
+                     (0..<rows).flatMap { r in (0..<(k * (k - 1) / 2)).map { r * width + 2 * k + $0 } }),
                 ]
                 try checkPosteriorGradient(posterior, parameters: q, samples: samples, rows: rows, groups: groups,
                                            seed: seed + 5, label: "covariance k=\(k) rows=\(rows) samples=\(samples)")
@@ -148,20 +152,19 @@ final class DensePosteriorTests: XCTestCase {
 
     // MARK: - 2. Backward through potrf on random SPD matrices
 
-    /// Σ = AAᵀ + δI with A = I + ½G/√n (G standard normal): singular values of A near [0.5, 1.5], so Σ is well
-    /// conditioned. With μ = 0 and n samples, F = Σ_s c_sᵀ L ε_s + a log det = Σ_ij C_ij L_ij + a Σ log L_ii
-    /// with C = Σ_s c_s ε_sᵀ a general lower-triangular coefficient matrix; the gradient reaches A only through
-    /// the Cholesky factorization (klWeight 0).
+    /// Σ = AAᵀ + δI with A lower triangular, A = I + ½G/√n below the diagonal and e^{½g/√n} on it (G, g standard
+    /// normal): Σ is well conditioned. With μ = 0 and n samples, F = Σ_s c_sᵀ L ε_s + a log det = Σ_ij C_ij L_ij +
+    /// a Σ log L_ii with C = Σ_s c_s ε_sᵀ a general lower-triangular coefficient matrix; the gradient reaches A only
+    /// through the Cholesky factorization (klWeight 0).
     func testCholeskyBackwardThroughPotrfOrders1To16() throws {
         for n in [1, 2, 5, 16] {
             let delta = 1e-3
             let posterior = CovarianceGaussian<Double>(latent: n, jitter: delta)
             let g = normals(n * n, seed: UInt64(300 + n))
             var q = [Double](repeating: 0, count: n)  // μ = 0
-            for i in 0..<n {
-                for j in 0..<n { q.append((i == j ? 1 : 0) + 0.5 * g[i * n + j] / Double(n).squareRoot()) }
-            }
-            let a = Array(q[n...])
+            for i in 0..<n { q.append(0.5 * g[i * n + i] / Double(n).squareRoot()) }
+            for i in 0..<n { for j in 0..<i { q.append(0.5 * g[i * n + j] / Double(n).squareRoot()) } }
+            let a = lowerFactorByHand(row: q, latent: n)
             // Σ by hand, its conditioning, and its Cholesky factor by a textbook loop (independent of LAPACK).
             var sigma = [Double](repeating: 0, count: n * n)
             for i in 0..<n {
@@ -195,9 +198,9 @@ final class DensePosteriorTests: XCTestCase {
                 (try? self.objective(posterior, parameters: parameters, noise: noise, coefficients: c,
                                      logDetCoefficients: aCoefficient, klWeight: 0, samples: n, rows: 1)) ?? .nan
             }
-            let aIndices = Array(n..<(n + n * n))
+            let aIndices = Array(n..<posterior.parameterCount)
             assertGradient(aIndices.map { analytic[$0] }, numericalGradient(of: f, at: parameters.pointer, indices: aIndices),
-                           "potrf backward n=\(n): A")
+                           "potrf backward n=\(n): d and A")
             let muIndices = Array(0..<n)
             assertGradient(muIndices.map { analytic[$0] },
                            numericalGradient(of: f, at: parameters.pointer, indices: muIndices), "n=\(n): μ")
@@ -310,9 +313,9 @@ final class DensePosteriorTests: XCTestCase {
         var covarianceQ = [Double](), diagonalQ = [Double]()
         for r in 0..<rows {
             let m = Array(mu[(r * k)..<((r + 1) * k)]), sr = Array(s[(r * k)..<((r + 1) * k)])
-            var a = [Double](repeating: 0, count: k * k)
-            for i in 0..<k { a[i * k + i] = (Foundation.exp(sr[i]) - delta).squareRoot() }  // A_ii² + δ = σ_i²
-            covarianceQ += m + a
+            // A_ii = e^{d_i} with A_ii² + δ = σ_i², nothing below the diagonal.
+            covarianceQ += m + sr.map { 0.5 * Foundation.log(Foundation.exp($0) - delta) }
+            covarianceQ += [Double](repeating: 0, count: k * (k - 1) / 2)
             diagonalQ += m + sr
         }
         let noise = normals(rows * k, seed: 512), foreign = uniform(rows * k, seed: 513, -2, 2)
@@ -350,8 +353,8 @@ final class DensePosteriorTests: XCTestCase {
                 evaluation = try evaluate(CholeskyFactorGaussian<Double>(latent: k), parameters: q, noise: noise,
                                           foreign: foreign, rows: rows)
             case .covariance:
-                width = k + k * k
-                q = uniform(rows * width, seed: 526)  // a general dense A, not near the identity
+                width = 2 * k + k * (k - 1) / 2
+                q = uniform(rows * width, seed: 526)  // a general lower-triangular A, not near the identity
                 evaluation = try evaluate(CovarianceGaussian<Double>(latent: k, jitter: 1e-2), parameters: q,
                                           noise: noise, foreign: foreign, rows: rows)
             }
@@ -381,7 +384,8 @@ final class DensePosteriorTests: XCTestCase {
 
     // MARK: - 5. Singular covariance: retry with a larger jitter, counted, or a typed error
 
-    /// Rows with an exactly singular AAᵀ = [[1,1,0],[1,1,0],[0,0,1]] (s = 1) at a jitter too small to change it in
+    /// Rows with an exactly singular AAᵀ = [[1,1,0],[1,1,0],[0,0,1]] (s = 1; A = [[1,0,0],[1,0,0],[0,0,1]], its
+    /// A_11 = e^{−1000} = 0 in Double) at a jitter too small to change it in
     /// Double (1 + 1e-17 = 1) fail once and factorize after one tenfold raise (from the floor k·u·s): each such row
     /// counts exactly one retry, healthy rows none, and L Lᵀ = AAᵀ + δ'I with the δ' recorded. Without retries the
     /// factorization throws and the test fails.
@@ -389,7 +393,7 @@ final class DensePosteriorTests: XCTestCase {
         let k = 3, jitter = 1e-17
         let counter = FactorizationCounter()
         let posterior = CovarianceGaussian<Double>(latent: k, jitter: jitter, retries: counter)
-        let singular: [Double] = [0.3, -0.1, 0.2] + [1, 0, 0, 1, 0, 0, 0, 0, 1]
+        let singular: [Double] = [0.3, -0.1, 0.2] + [0, -1000, 0] + [1, 0, 0]
         let good = covarianceParameters(latent: k, rows: 2, seed: 530)
         let width = posterior.parameterCount
         let rows = Array(good[0..<width]) + singular + Array(good[width...]) + singular
@@ -402,7 +406,7 @@ final class DensePosteriorTests: XCTestCase {
             let delta = scratch[r * posterior.scratchPerRow + k * k]
             XCTAssertEqual(delta, r % 2 == 1 ? raised : jitter, "row \(r): the δ used")
             // L Lᵀ = AAᵀ + δI with the δ recorded.
-            let a = Array(rows[(r * width + k)..<((r + 1) * width)])
+            let a = lowerFactorByHand(row: Array(rows[(r * width)..<((r + 1) * width)]), latent: k)
             let l = (0..<(k * k)).map { scratch[r * posterior.scratchPerRow + $0] }
             for i in 0..<k {
                 for j in 0..<k {

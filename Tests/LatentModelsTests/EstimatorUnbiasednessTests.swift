@@ -25,8 +25,8 @@ final class EstimatorUnbiasednessTests: XCTestCase {
         let scale = 0.9
         switch posterior {
         case .diagonal: p[head.bias.offset + 1] = 2 * log(scale)
-        case .full: p[head.bias.offset + 1] = log(scale)
-        case .covariance: p[head.bias.offset + 1] = scale
+        // The full and covariance families emit log L_11 and log A_11 (MATH.md §2).
+        case .full, .covariance: p[head.bias.offset + 1] = log(scale)
         }
         if let mixture = model.mixture {
             p[mixture.means.offset] = -1

@@ -12,29 +12,31 @@ func covarianceByHand(_ kind: PosteriorKind, row: [Double], latent k: Int, jitte
     switch kind {
     case .diagonal:
         for i in 0..<k { sigma[i * k + i] = Foundation.exp(row[k + i]) }
-    case .full:
-        var l = [Double](repeating: 0, count: k * k)
-        var next = 2 * k
-        for i in 0..<k {
-            l[i * k + i] = Foundation.exp(row[k + i])
-            for j in 0..<i {
-                l[i * k + j] = row[next]
-                next += 1
-            }
-        }
-        for i in 0..<k {
-            for j in 0..<k { for t in 0..<k { sigma[i * k + j] += l[i * k + t] * l[j * k + t] } }
-        }
-    case .covariance:
+    case .full, .covariance:
+        // L (full) or A (covariance): lower triangular, e^d on the diagonal, the strictly lower entries row-major.
+        let l = lowerFactorByHand(row: row, latent: k)
         for i in 0..<k {
             for j in 0..<k {
-                var s = i == j ? jitter : 0
-                for t in 0..<k { s += row[k + i * k + t] * row[k + j * k + t] }
-                sigma[i * k + j] = s
+                sigma[i * k + j] = kind == .covariance && i == j ? jitter : 0
+                for t in 0..<k { sigma[i * k + j] += l[i * k + t] * l[j * k + t] }
             }
         }
     }
     return sigma
+}
+
+/// The lower-triangular factor of the `full` and `covariance` rows (μ, d, strictly lower entries), row-major k×k.
+func lowerFactorByHand(row: [Double], latent k: Int) -> [Double] {
+    var l = [Double](repeating: 0, count: k * k)
+    var next = 2 * k
+    for i in 0..<k {
+        l[i * k + i] = Foundation.exp(row[k + i])
+        for j in 0..<i {
+            l[i * k + j] = row[next]
+            next += 1
+        }
+    }
+    return l
 }
 
 // MARK: - Independent linear algebra (no BLAS/LAPACK)

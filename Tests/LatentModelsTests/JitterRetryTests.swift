@@ -17,8 +17,8 @@ final class JitterRetryTests: XCTestCase {
         for bad in [Double.nan, .infinity, -.infinity] {
             let counter = FactorizationCounter()
             let posterior = CovarianceGaussian<Double>(latent: k, jitter: 1e-3, retries: counter)
-            var row: [Double] = [0.1, 0.2, 0.3] + [1, 0.2, 0, 0, 1, 0.1, 0.3, 0, 1]
-            row[k + 4] = bad
+            var row: [Double] = [0.1, 0.2, 0.3] + [0, 0.1, -0.1] + [0.2, 0.3, 0.1]
+            row[2 * k + 1] = bad
             let q = Buffer<Double>(row)
             let scratch = Buffer<Double>(count: posterior.scratchPerRow), logDet = Buffer<Double>(count: 1)
             XCTAssertThrowsError(try posterior.prepare(parameters: q.pointer, rows: 1, scratch: scratch.pointer,
@@ -29,7 +29,8 @@ final class JitterRetryTests: XCTestCase {
         }
         let counter = FactorizationCounter()
         let posterior = CovarianceGaussian<Double>(latent: k, jitter: 0, retries: counter)
-        let q = Buffer<Double>([Double](repeating: 0, count: posterior.parameterCount))
+        // A = 0: e^d underflows to 0 on the diagonal, nothing below it.
+        let q = Buffer<Double>([0, 0, 0] + [-1000, -1000, -1000] + [0, 0, 0])
         let scratch = Buffer<Double>(count: posterior.scratchPerRow), logDet = Buffer<Double>(count: 1)
         XCTAssertThrowsError(try posterior.prepare(parameters: q.pointer, rows: 1, scratch: scratch.pointer,
                                                    logDeterminant: logDet.pointer)) { error in
@@ -38,7 +39,8 @@ final class JitterRetryTests: XCTestCase {
         XCTAssertEqual(counter.value, 0, "the final failing attempt is not a retry")
     }
 
-    /// A covariance model whose encoder emits A = [[1, 0], [1, 0]] for every input (last layer's weights zero):
+    /// A covariance model whose encoder emits A = [[1, 0], [1, 0]] (A_11 = e^{−1000} = 0) for every input (last
+    /// layer's weights zero):
     /// AAᵀ = [[1, 1], [1, 1]] is singular and δ = 1e-17 leaves it so, so every example needs one raise.
     func singularModel<T: BLASScalar>(_: T.Type) -> VariationalAutoencoder<T> {
         let configuration = ModelConfiguration(model: .iwae, posterior: .covariance, inputs: 6, hidden: [4], latent: 2,
@@ -47,7 +49,7 @@ final class JitterRetryTests: XCTestCase {
         model.initialize(seed: 1300)
         let p = model.store.parameters.pointer, last = model.encoder.layers.last!
         for i in last.weight.range { p[i] = 0 }
-        for (i, v) in [0.1, -0.2, 1, 0, 1, 0].enumerated() { p[last.bias.offset + i] = T(v) }
+        for (i, v) in [0.1, -0.2, 0, -1000, 1].enumerated() { p[last.bias.offset + i] = T(v) }
         return model
     }
 

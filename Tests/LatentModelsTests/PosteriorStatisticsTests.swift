@@ -7,7 +7,8 @@ import XCTest
 @testable import LatentTraining
 
 /// Active units and the mean absolute posterior correlation (PosteriorStatistics) against a brute-force computation
-/// here: Σ = AAᵀ + δI (covariance) or diag(σ²) from the encoder outputs, formed in Double without any factorization.
+/// here: Σ = AAᵀ + δI (covariance, A lower triangular) or diag(σ²) from the encoder outputs, formed in Double without
+/// any factorization.
 final class PosteriorStatisticsTests: XCTestCase {
     func check(posterior: PosteriorKind, seed: UInt64) throws {
         let k = 3, d = 8, count = 23
@@ -23,8 +24,8 @@ final class PosteriorStatisticsTests: XCTestCase {
             for h in 0..<hidden { p[last.weight.offset + u * hidden + h] *= Float(scale) }
         }
         if posterior == .covariance {
-            // Rows of A pointing in opposite directions: correlations of both signs.
-            for (i, v) in [1.0, 1, 1, -1, -1, -1, 1, -1, 0.5].enumerated() { p[last.bias.offset + k + i] += Float(0.7 * v) }
+            // Large entries of A below the diagonal, of both signs: correlations of both signs.
+            for (i, v) in [1.5, -1.5, 1.2].enumerated() { p[last.bias.offset + 2 * k + i] += Float(v) }
         }
         let binarized = uniform(count * d, seed: seed + 1, 0, 1).map { Float($0 < 0.5 ? 1 : 0) }
         // Batches of 10 over 2 workers: the statistics must combine partial sums correctly.
@@ -48,12 +49,7 @@ final class PosteriorStatisticsTests: XCTestCase {
                 // The diagonal family's second half is s = log σ² (MATH.md §2).
                 for i in 0..<k { sigma[i * k + i] = Foundation.exp(row[k + i]) }
             case .covariance:
-                let delta = Double(Float(configuration.jitter))
-                for i in 0..<k {
-                    for j in 0..<k {
-                        sigma[i * k + j] = (0..<k).reduce(i == j ? delta : 0) { $0 + row[k + i * k + $1] * row[k + j * k + $1] }
-                    }
-                }
+                sigma = covarianceByHand(.covariance, row: row, latent: k, jitter: Double(Float(configuration.jitter)))
             case .full:
                 XCTFail("not covered here")
             }

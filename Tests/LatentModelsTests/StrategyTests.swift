@@ -38,6 +38,9 @@ final class StrategyTests: XCTestCase {
                            prior: .mixture, components: 4, estimator: .dreg),
         ModelConfiguration(model: .iwae, posterior: .covariance, inputs: 16, hidden: [20], latent: 2, samples: 3,
                            estimator: .dreg),
+        // k at the batched Cholesky's crossover: the reference's 9 rows make a group and a row, the strategies' blocks
+        // of 3 to 5 rows none.
+        ModelConfiguration(posterior: .covariance, inputs: 16, hidden: [12], latent: BatchedCholesky.crossoverOrder),
     ]
 
     func trainer(_ configuration: ModelConfiguration, _ parallelism: Trainer.Parallelism, threads: Int,

@@ -17,17 +17,31 @@ import LatentCore
         }
     }
 
-    @usableFromInline var family: any Posterior<Scalar> {
+    // Switched per case, not read through an existential: a family too large for an existential's inline buffer
+    // would be boxed on the heap at every read, and the step reads these.
+    @usableFromInline package var latent: Int {
         switch self {
-        case let .diagonal(p): return p
-        case let .full(p): return p
-        case let .covariance(p): return p
+        case let .diagonal(p): return p.latent
+        case let .full(p): return p.latent
+        case let .covariance(p): return p.latent
         }
     }
 
-    @usableFromInline package var latent: Int { family.latent }
-    @usableFromInline package var parameterCount: Int { family.parameterCount }
-    @usableFromInline package var scratchPerRow: Int { family.scratchPerRow }
+    @usableFromInline package var parameterCount: Int {
+        switch self {
+        case let .diagonal(p): return p.parameterCount
+        case let .full(p): return p.parameterCount
+        case let .covariance(p): return p.parameterCount
+        }
+    }
+
+    @usableFromInline package var scratchPerRow: Int {
+        switch self {
+        case let .diagonal(p): return p.scratchPerRow
+        case let .full(p): return p.scratchPerRow
+        case let .covariance(p): return p.scratchPerRow
+        }
+    }
 
     @inlinable
     @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
