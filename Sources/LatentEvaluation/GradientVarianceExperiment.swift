@@ -7,7 +7,9 @@ import LatentModels
 
 /// One line of the experiment's table: one parameter group under one estimator.
 public struct GradientVarianceRow: Codable, Sendable, Equatable {
+    /// The parameter group: "encoder" (φ) or "decoder" (θ).
     public var group: String
+    /// The gradient estimator whose draws this row summarizes (MATH.md §6).
     public var estimator: GradientEstimator
     /// tr Cov of the N draws: Σ over the group's parameters of the per-parameter sample variance.
     public var variance: Double
@@ -16,6 +18,7 @@ public struct GradientVarianceRow: Codable, Sendable, Equatable {
     /// variance / the reparametrization variance of the same group.
     public var ratio: Double
 
+    /// A row from its figures, taken as they are.
     public init(group: String, estimator: GradientEstimator, variance: Double, mse: Double, ratio: Double) {
         self.group = group
         self.estimator = estimator
@@ -30,6 +33,7 @@ public struct GradientVarianceReport: Codable, Sendable, Equatable {
     /// Encoder rows first, then decoder; within a group, the estimators in `GradientEstimator.allCases` order.
     public var groups: [GradientVarianceRow]
 
+    /// A report of these rows, in the order given.
     public init(groups: [GradientVarianceRow]) { self.groups = groups }
 
     /// The row of one group and estimator.
