@@ -7,6 +7,7 @@ public enum LinearAlgebraError: Error, CustomStringConvertible, Equatable {
     /// The matrix of this order has a NaN or infinite entry: no jitter can make it factorizable.
     case nonFinite(order: Int)
 
+    /// One line: what went wrong and what to do.
     public var description: String {
         switch self {
         case let .notPositiveDefinite(order, minor):

@@ -10,10 +10,12 @@ import Synchronization
 /// as a closure costs one small allocation (its context), like `DispatchQueue.concurrentPerform`. Every part runs
 /// with subnormal floats flushed to zero (`SubnormalFlushing`); the calling thread gets its own mode back afterwards.
 public final class WorkerPool: @unchecked Sendable {
+    /// The number of parts of every region: the calling thread (part 0) and `size − 1` worker threads.
     public let size: Int
     private let state: PoolState
     private var threads: [pthread_t] = []
 
+    /// Starts `size − 1` worker threads (at least one part: a size below 1 counts as 1); they end with the pool.
     public init(size: Int) {
         self.size = max(1, size)
         state = PoolState()

@@ -3,7 +3,11 @@ import LatentCore
 /// How images become a model's inputs: `dynamic` draws binary pixels afresh every training step (and a fixed draw
 /// for evaluation), `none` takes the intensities in [0, 1] as they are (for a continuous likelihood).
 public enum BinarizationMode: String, Codable, Sendable, CaseIterable {
-    case dynamic, none
+    /// Binary pixels, each 1 with probability intensity/255: drawn afresh every training step, and once, statically,
+    /// for the test set (MATH.md §1).
+    case dynamic
+    /// The intensities in [0, 1] as they are, for the Gaussian likelihood (MATH.md §9).
+    case none
 }
 
 /// Turns grey levels into {0, 1} pixels: each pixel is 1 with probability intensity/255 (MATH.md §1 data model).

@@ -1,20 +1,31 @@
 /// Problems with dataset files, each with what was expected and how to fix it.
 public enum DataError: Error, CustomStringConvertible, Equatable {
+    /// The dataset directory does not exist (Fashion-MNIST not installed, or a wrong `--data`).
     case missingDirectory(path: String)
+    /// The dataset path names a file where the directory of the four IDX files was expected.
     case notADirectory(path: String)
+    /// A required file is absent from `path`; `expected` names it (found plain or with `.gz`).
     case missingFile(path: String, expected: [String])
+    /// The file exists but cannot be read (permissions, or not a regular file).
     case unreadable(path: String, reason: String)
+    /// The file starts with the gzip signature but zlib cannot inflate it; `reason` is zlib's.
     case corruptCompression(path: String, reason: String)
+    /// The IDX header's magic number is not that of the expected kind of file (0x803 images, 0x801 labels).
     case badMagic(path: String, found: UInt32, expected: UInt32)
+    /// The file holds fewer bytes than its header promises (`Int.max` expected when the promise overflows).
     case truncated(path: String, expectedBytes: Int, foundBytes: Int)
     /// The image and label files of one split ("train" or "test") disagree on how many examples there are.
     case countMismatch(split: String, imagesPath: String, images: Int, labelsPath: String, labels: Int)
+    /// The images are rows×columns, but the model expects `expected` pixels per image.
     case wrongImageSize(path: String, rows: Int, columns: Int, expected: Int)
+    /// The IDX header declares an image size no image file holds (a side of 0 or of 2¹⁵ or more).
     case badDimensions(path: String, rows: Int, columns: Int)
+    /// There are no images at `path` (a split of the dataset is empty): nothing to train or evaluate on.
     case empty(path: String)
     /// A label outside the class ids 0..<classes; `index` counts labels from 0.
     case labelOutOfRange(path: String, index: Int, value: Int, classes: Int)
 
+    /// One line: what went wrong and what to do.
     public var description: String {
         switch self {
         case let .missingDirectory(path):

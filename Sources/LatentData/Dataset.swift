@@ -2,9 +2,13 @@ import Foundation
 
 /// A labelled train/test image dataset in the MNIST layout (Fashion-MNIST by default).
 public struct Dataset: Sendable {
+    /// The training images.
     public var train: ImageSet
+    /// The class id (0..<10) of each training image, in the same order.
     public var trainLabels: [UInt8]
+    /// The test images: the held-out split that evaluation reports on.
     public var test: ImageSet
+    /// The class id (0..<10) of each test image, in the same order.
     public var testLabels: [UInt8]
 
     /// Where Debian's `dataset-fashion-mnist` installs the IDX files.
@@ -13,6 +17,8 @@ public struct Dataset: Sendable {
         "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
     ]
 
+    /// A dataset from images and labels already in memory, taken as they are (``load(directory:expectedPixels:)``
+    /// is what checks them).
     public init(train: ImageSet, trainLabels: [UInt8], test: ImageSet, testLabels: [UInt8]) {
         self.train = train
         self.trainLabels = trainLabels

@@ -110,12 +110,18 @@ internal import CZlib
 
 /// Grey-level images as stored in IDX: `count` images of rows×columns bytes (0 = background, 255 = ink).
 public struct ImageSet: Sendable {
+    /// The number of images.
     public let count: Int
+    /// Rows of pixels per image (28 for MNIST).
     public let rows: Int
+    /// Columns of pixels per image (28 for MNIST).
     public let columns: Int
+    /// All images one after another, each `rows` rows of `columns` grey levels.
     public let pixels: [UInt8]
+    /// rows × columns: a model's input dimension for these images.
     public var pixelsPerImage: Int { rows * columns }
 
+    /// Images from their grey levels, taken as they are: `pixels` should hold count × rows × columns bytes.
     public init(count: Int, rows: Int, columns: Int, pixels: [UInt8]) {
         self.count = count
         self.rows = rows

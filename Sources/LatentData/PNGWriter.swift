@@ -4,10 +4,15 @@ internal import CPNG
 
 /// Why an image could not be laid out, encoded or written, and what to do about it.
 public enum ImageError: Error, CustomStringConvertible, Equatable {
+    /// Images of this many pixels cannot be drawn as square tiles: the number is not a perfect square.
     case notSquare(pixels: Int)
+    /// The image or grid would have no pixels (no images, or a side of 0).
     case empty(width: Int, height: Int)
+    /// A pixel buffer holds `found` values where its image size needs `expected`.
     case sizeMismatch(expected: Int, found: Int)
+    /// libpng failed to encode the image; `reason` is libpng's message.
     case encodingFailed(reason: String)
+    /// The PNG file (or its directory) could not be created or written.
     case unwritable(path: String, reason: String)
     /// Wider or taller than `PNGWriter.maximumSide`; a dimension too large to count is `Int.max`.
     case tooLarge(width: Int, height: Int)

@@ -6,13 +6,21 @@ import LatentModels
 /// The figures `latent eval` reports (its `--json` keys): NELBO, KL, Rec, IWAE-m bounds as positive negative
 /// log-likelihoods in nats (keyed by m), and the number of active units.
 public struct EvaluationReport: Codable, Sendable {
+    /// Mean one-sample NELBO = Rec + KL per example, in nats (MATH.md §3, §7).
     public var nelbo: Double
+    /// Mean KL(q(z|x) ‖ p(z)) per example: analytic under N(0, I), the Monte Carlo estimate under the mixture.
     public var kl: Double
+    /// Mean reconstruction term −log p(x|z) per example.
     public var rec: Double
+    /// The number of test examples evaluated.
     public var examples: Int
+    /// How many noise draws (seeds seed, seed + 1, …) the NELBO, KL and Rec are averaged over.
     public var repeats: Int
+    /// −L_m, the negative IWAE-m bound in nats, keyed by m as text (MATH.md §4); empty when no m was asked for.
     public var iwae: [String: Double]
+    /// The number of latent units whose posterior mean varies over the examples by more than 0.01 (MATH.md §7).
     public var activeUnits: Int
+    /// The throughput of the streamed IWAE evaluation; nil when no IWAE bound was computed.
     public var decoderSamplesPerSecond: Double?
 
     /// The same figures as a Markdown table.
@@ -46,6 +54,7 @@ public struct EvaluationReport: Codable, Sendable {
 
 /// Why an evaluation cannot run on the given data or give a finite figure, and what to do about it.
 public enum EvaluationError: Error, CustomStringConvertible, Equatable {
+    /// `--preset cs236` needs 10 test images of every class, and class `label` has only `images`.
     case cs236ClassTooSmall(label: Int, images: Int)
     /// `term` (e.g. "test NELBO", "posterior factorization during IWAE evaluation") is not finite.
     case nonFinite(term: String)
@@ -82,6 +91,9 @@ public enum EvaluationProtocol {
         }
     }
 
+    /// Evaluates `model` on `count` test inputs (count × inputs values, already binarized or not): the NELBO, KL and
+    /// Rec averaged over `repeats` noise draws, the active units, and the streamed IWAE-m bound for each m of
+    /// `sampleCounts`. `progress` receives one-line status messages during the IWAE evaluation.
     public static func run(
         model: VariationalAutoencoder<Float>, binarized: [Float], count: Int, repeats: Int, sampleCounts: [Int],
         seed: UInt64, threads: Int, progress: (String) -> Void = { _ in }

@@ -11,6 +11,7 @@ public final class Evaluator: @unchecked Sendable {
     /// Seed of the fixed binarization of a test set (independent of any training seed).
     public static let testBinarizationSeed: UInt64 = 0
 
+    /// The model evaluated, with its current parameters (read, never changed).
     public let model: VariationalAutoencoder<Float>
     @usableFromInline package let workers: Int
     /// The threads that run the workers' parts (shared with other evaluators of the same run).
@@ -19,6 +20,8 @@ public final class Evaluator: @unchecked Sendable {
     let workspaces: [StepWorkspace<Float>]
     let workerSums: UnsafeMutablePointer<TermSums>
 
+    /// An evaluator over `threads` workers (at least 1) that passes `batchSize` examples at a time, split among
+    /// them; `pool` is reused when it has exactly that many threads, otherwise a pool of its own is made.
     public init(model: VariationalAutoencoder<Float>, threads: Int, batchSize: Int = 500, pool: WorkerPool? = nil) {
         self.model = model
         workers = max(1, threads)

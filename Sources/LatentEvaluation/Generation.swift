@@ -4,8 +4,11 @@ import LatentData
 
 /// Why a picture of a model could not be made, and what to do about it.
 public enum GenerationError: Error, CustomStringConvertible, Equatable {
+    /// A latent map decodes a regular 2-D grid of codes, and this model's latent space has `latent` dimensions.
     case latentMapNeedsTwoDimensions(latent: Int)
+    /// The request (`flag`) needs `needed` test images and the test set has `available`.
     case notEnoughTestImages(needed: Int, available: Int, flag: String)
+    /// A count (`name` is its flag, e.g. `--count`) is below 1.
     case invalidCount(name: String, value: Int)
     /// A flag value whose grid would exceed `PNGWriter.maximumSide`; width and height as `ImageGrid.size` gives them.
     case imageTooLarge(flag: String, value: Int, maximum: Int, width: Int, height: Int)

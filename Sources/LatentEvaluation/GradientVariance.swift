@@ -68,9 +68,13 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
     case unsupportedPosterior(PosteriorKind)
     /// A mixture prior has no analytic KL, so the objective of MATH.md §3 with an exact KL gradient does not exist.
     case unsupportedPrior(ModelKind)
+    /// The minibatch must hold between 1 and the `available` test images.
     case invalidBatch(requested: Int, available: Int)
+    /// A count (`flag`, e.g. `--draws`) is below its `minimum`.
     case invalidCount(flag: String, value: Int, minimum: Int)
+    /// A number of gradient draws (`flag`) is above the `maximum` the experiment allows.
     case tooManyDraws(flag: String, value: Int, maximum: Int)
+    /// The variance (or MSE, or ratio) of this group under this estimator is not finite.
     case nonFinite(group: String, estimator: GradientEstimator)
     case invalidSamples(Int, maximum: Int)
     /// A score-function estimator asked for with importance samples, or an importance-weighted one without.

@@ -7,7 +7,9 @@ import LatentModels
 
 /// One line of the experiment's table: one parameter group under one estimator and sample count.
 public struct GradientVarianceRow: Codable, Sendable, Equatable {
+    /// The parameter group: "encoder" (φ) or "decoder" (θ).
     public var group: String
+    /// The gradient estimator whose draws this row summarizes (MATH.md §6).
     public var estimator: GradientEstimator
     /// Importance samples m of the objective (1 for the score-function experiment's NELBO).
     public var samples: Int
@@ -20,6 +22,7 @@ public struct GradientVarianceRow: Codable, Sendable, Equatable {
     public var ratio: Double
     public var snr: SignalToNoise
 
+    /// A row from its figures, taken as they are.
     public init(group: String, estimator: GradientEstimator, samples: Int = 1, variance: Double, mse: Double,
                 ratio: Double, snr: SignalToNoise) {
         self.group = group
@@ -38,6 +41,7 @@ public struct GradientVarianceReport: Codable, Sendable, Equatable {
     /// the experiment's order.
     public var groups: [GradientVarianceRow]
 
+    /// A report of these rows, in the order given.
     public init(groups: [GradientVarianceRow]) { self.groups = groups }
 
     /// The row of one group, estimator and sample count.

@@ -11,6 +11,7 @@ import LatentModels
 ///
 /// Generic in the scalar so that the streaming can be checked in Double against a direct log-sum-exp; runs use Float.
 public final class ImportanceBoundEvaluator<Scalar: BLASScalar>: @unchecked Sendable {
+    /// The model whose bounds are estimated, with its current parameters (read, never changed).
     public let model: VariationalAutoencoder<Scalar>
     @usableFromInline package let workers: Int
     /// The threads that run the workers' parts (shared with other evaluators of the same run).
@@ -31,12 +32,17 @@ public final class ImportanceBoundEvaluator<Scalar: BLASScalar>: @unchecked Send
         workspaces = (0..<workers).map { _ in StepWorkspace(model: model, capacity: rowsPerWorker, samples: chunk) }
     }
 
+    /// The bounds of one evaluation and what they cost.
     public struct Result: Sendable {
         /// m → mean negative bound −L_m (nats, an upper estimate of −log p(x)).
         public var bounds: [Int: Double]
+        /// The number of examples evaluated.
         public var examples: Int
+        /// Latent samples decoded: examples × the largest m.
         public var decoderSamples: Int
+        /// Wall-clock seconds the evaluation took.
         public var seconds: Double
+        /// decoderSamples / seconds: the evaluation's throughput.
         public var decoderSamplesPerSecond: Double { Double(decoderSamples) / seconds }
     }
 

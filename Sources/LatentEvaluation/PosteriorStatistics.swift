@@ -5,9 +5,13 @@ import LatentModels
 /// What the posterior does across a data set: active units (Burda et al. 2015: Cov_x(E_q[z_u]) > 0.01, MATH.md §7)
 /// and the mean absolute off-diagonal correlation of q(z|x), averaged over examples and pairs (0 for diagonal).
 public struct PosteriorStatistics: Codable, Sendable, Equatable {
+    /// The number of units u with A_u > ``activityThreshold`` (MATH.md §7).
     public var activeUnits: Int
+    /// A_u for each latent unit u: the variance of the posterior mean μ_u(x) over the examples.
     public var unitVariances: [Double]
+    /// The mean over examples and pairs i > j of |Σ_ij| / √(Σ_ii Σ_jj), Σ = LLᵀ; 0 for the diagonal family.
     public var meanAbsoluteCorrelation: Double
+    /// The number of examples summarized.
     public var examples: Int
 
     /// The activity threshold of MATH.md §7.

@@ -2,16 +2,27 @@ import LatentData
 
 /// Which objective a model trains: the ELBO with a standard normal (vae) or mixture (gmvae) prior, or the IWAE bound.
 public enum ModelKind: String, Codable, Sendable, CaseIterable {
-    case vae, gmvae, iwae
+    /// The ELBO with the standard normal prior and one sample (MATH.md §3).
+    case vae
+    /// The ELBO with the learnable mixture prior, its KL estimated from the sample (MATH.md §5).
+    case gmvae
+    /// The importance-weighted bound with `samples` samples per example (MATH.md §4).
+    case iwae
 }
 
 /// Everything that fixes a model's shape and objective; stored in checkpoint headers and checked on load.
 public struct ModelConfiguration: Codable, Equatable, Sendable {
+    /// The objective: the ELBO (vae, gmvae) or the importance-weighted bound (iwae).
     public var model: ModelKind = .vae
+    /// The posterior family q(z|x) the encoder parametrizes (MATH.md §2).
     public var posterior: PosteriorKind = .diagonal
+    /// Pixels per image D: the encoder's input and the decoder's output width (784 = 28×28).
     public var inputs = 784
+    /// The hidden layer widths h₁ … h_L of the encoder; the decoder mirrors them (MATH.md §1).
     public var hidden = [300, 300]
+    /// The latent dimension k.
     public var latent = 10
+    /// The nonlinearity of the hidden layers; output layers are linear.
     public var activation: Activation = .elu
     /// Importance samples per example (IWAE); 1 for the ELBO.
     public var samples = 1
@@ -28,6 +39,8 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
     /// How the training gradient treats log q (MATH.md §10); evaluation never depends on it.
     public var estimator: PathwiseEstimator = .standard
 
+    /// A configuration with the given settings; the prior defaults to the mixture for `gmvae` and N(0, I) otherwise.
+    /// Nothing is checked here: ``validate()`` does that.
     public init(model: ModelKind = .vae, posterior: PosteriorKind = .diagonal, inputs: Int = 784,
                 hidden: [Int] = [300, 300], latent: Int = 10, activation: Activation = .elu, samples: Int = 1,
                 jitter: Double = 1e-3, prior: PriorKind? = nil, components: Int = 500,
@@ -91,7 +104,6 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
             && latent <= 4096
     }
 
-    /// Checks ranges; the message names the flag to change.
     /// Checks every setting's range and their combinations; the error names the setting and what it must be.
     public func validate() throws(ConfigurationError) {
         func fail(_ setting: String, _ requirement: String, _ value: Any) -> ConfigurationError {
@@ -127,8 +139,10 @@ public struct ModelConfiguration: Codable, Equatable, Sendable {
 
 /// A setting of a model or a run out of range: which one (by its Swift name), what it must be, and the value given.
 public enum ConfigurationError: Error, CustomStringConvertible, Equatable {
+    /// `setting` (its Swift name) must satisfy `requirement`; `value` is what was given, as text.
     case invalid(setting: String, requirement: String, value: String)
 
+    /// One line: the setting, what it must be, and the value given.
     public var description: String {
         switch self {
         case let .invalid(setting, requirement, value): return "\(setting) \(requirement) (got \(value))"

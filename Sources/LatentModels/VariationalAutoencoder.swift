@@ -2,6 +2,7 @@ import LatentCore
 
 /// Encoder, posterior family, prior, decoder and likelihood over one flat parameter store (MATH.md §1–3).
 public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
+    /// The shape and objective this model was built from.
     public let configuration: ModelConfiguration
     @usableFromInline package let store = ParameterStore<T>()
     @usableFromInline package let encoder: MLP
@@ -16,6 +17,8 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
     /// The same for evaluation (NELBO, IWAE bounds, posterior statistics), once per example and evaluation pass.
     @usableFromInline package let evaluationFactorizationRetries = FactorizationCounter()
 
+    /// Builds the encoder, posterior, prior, decoder and likelihood the configuration describes and reserves their
+    /// parameters in one flat store; ``initialize(seed:)`` gives them their starting values.
     public init(_ configuration: ModelConfiguration) {
         self.configuration = configuration
         posterior = AnyPosterior(configuration, retries: factorizationRetries)
@@ -30,6 +33,7 @@ public final class VariationalAutoencoder<T: BLASScalar>: @unchecked Sendable {
         store.allocate()
     }
 
+    /// The number of scalars in the flat parameter store: every weight, bias and prior or likelihood parameter.
     public var parameterCount: Int { store.count }
 
     /// The objective this model trains (`Objective.of`), with the configured gradient estimator.

@@ -10,26 +10,38 @@ import LatentModels
 /// uninterrupted one. Random draws are keyed by (seed, step, row) and the epoch's order by (seed, epoch), so
 /// no generator state beyond these counters is needed to continue bit for bit.
 public struct TrainingState: Codable, Equatable, Sendable {
+    /// The run's `--seed`: with the counters below, it determines every random draw still to come.
     public var seed: UInt64
+    /// Steps taken so far, skipped batches included.
     public var step: Int
+    /// Epochs completed so far.
     public var epoch: Int
+    /// The batch size B (`--batch`).
     public var batch: Int
+    /// Adam's learning rate (`--lr`).
     public var learningRate: Double
+    /// The run's `--threads`, which the order of the floating-point sums depends on.
     public var threads: Int
+    /// The dataset directory (`--data`).
     public var data: String
     /// Adam's update count (differs from `step` when batches were skipped as non-finite).
     public var optimizerStep: Int?
+    /// The term sums of the epoch in progress when the checkpoint was written mid-epoch; nil at an epoch's end.
     public var epochSums: TermSums?
+    /// Batches skipped as non-finite so far (`--on-nan skip-batch`); nil in checkpoints written before it was recorded.
     public var skippedBatches: Int?
     /// Cholesky factorizations retried with a raised δ so far (covariance posterior).
     public var factorizationRetries: Int?
     /// The run's `--parallelism` (as asked, e.g. "auto"), `--train-limit` and `--test-limit`, which the results also
     /// depend on; checkpoints written before these existed have no `parallelism`.
     public var parallelism: String?
+    /// The run's `--train-limit`: training used only the first this many images (nil: all of them).
     public var trainLimit: Int?
+    /// The run's `--test-limit`: evaluation used only the first this many test images (nil: all of them).
     public var testLimit: Int?
     /// Processes that trained together (`mpirun -np`); nil in checkpoints written before it was recorded (one).
     public var ranks: Int?
+    /// A state from its fields; the optional ones default to nil, as in checkpoints written before they existed.
     public init(seed: UInt64, step: Int, epoch: Int, batch: Int, learningRate: Double, threads: Int, data: String,
                 optimizerStep: Int? = nil, epochSums: TermSums? = nil, skippedBatches: Int? = nil,
                 factorizationRetries: Int? = nil, parallelism: String? = nil, trainLimit: Int? = nil,
@@ -54,14 +66,23 @@ public struct TrainingState: Codable, Equatable, Sendable {
 
 /// Why a checkpoint could not be written or read, and what to do about it.
 public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+    /// No checkpoint (or run directory) exists at `path`.
     case missing(path: String)
+    /// A file of the run (checkpoint, metrics, options) could not be created, written or read at `path`.
     case unwritable(path: String, reason: String)
+    /// The file does not start with the checkpoint magic: it is not a Latent checkpoint.
     case badMagic(path: String)
+    /// The checkpoint's format version `found` is not one this build reads (newer than `supported`, or 0).
     case newerVersion(path: String, found: UInt32, supported: UInt32)
+    /// The file ends before the lengths its header promises: an incomplete write.
     case truncated(path: String)
+    /// The CRC-32 (or the file's exact length) does not match its contents: the file is corrupt.
     case checksumMismatch(path: String)
+    /// The header's parameter count differs from what its model configuration needs.
     case sizeMismatch(path: String, expected: Int, found: Int)
+    /// The JSON header (or an `options.json`) cannot be decoded, or declares sizes out of range.
     case badHeader(path: String, reason: String)
+    /// The checkpoint's model configuration differs from the one in the run's `options.json`.
     case configurationMismatch(path: String)
     /// A run directory's `options.json` and checkpoint disagree on a training option (`field`).
     case optionsMismatch(path: String, field: String)
@@ -70,6 +91,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     /// A covariance-family checkpoint of format 1, whose encoder emitted a full k×k A (format 2: lower triangular).
     case obsoleteCovariance(path: String, found: UInt32)
 
+    /// One line: what went wrong and what to do.
     public var description: String {
         switch self {
         case let .missing(path):
@@ -115,6 +137,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 public struct Checkpoint: Sendable {
     package static let magic: [UInt8] = Array("LATENTCK".utf8)
     package static let version: UInt32 = 2
+    /// The checkpoint's file name inside a run directory.
     public static let fileName = "checkpoint"
     /// The checkpoint file of the run directory `directory`.
     public static func path(in directory: String) -> String {
@@ -127,10 +150,15 @@ public struct Checkpoint: Sendable {
         var parameterCount: Int
     }
 
+    /// The model's shape and objective: what the parameters are the parameters of.
     public var configuration: ModelConfiguration
+    /// The counters and options that resuming continues from.
     public var state: TrainingState
+    /// The model's flat parameter buffer.
     public var parameters: [Float]
+    /// Adam's first-moment estimates m₁, one per parameter (MATH.md §3).
     public var firstMoment: [Float]
+    /// Adam's second-moment estimates m₂, one per parameter (MATH.md §3).
     public var secondMoment: [Float]
 
     package init(configuration: ModelConfiguration, state: TrainingState, parameters: [Float],
@@ -253,6 +281,7 @@ private func readUInt32(_ bytes: [UInt8], _ cursor: inout Int) -> UInt32 {
         | UInt32(bytes[cursor + 3]) << 24
 }
 
+/// A model's parameters to and from a ``Checkpoint``.
 extension VariationalAutoencoder {
     /// The flat parameter count a configuration implies (without allocating a model).
     package static func parameterCount(_ c: ModelConfiguration) -> Int {

@@ -5,21 +5,33 @@ import LatentModels
 
 /// One posterior family's row of `latent compare`.
 public struct FamilyResult: Codable, Sendable {
+    /// The posterior family, by its `PosteriorKind` raw value.
     public var posterior: String
+    /// The test NELBO after the last epoch.
     public var nelbo: Double
+    /// The test KL term after the last epoch.
     public var kl: Double
+    /// The test reconstruction term after the last epoch.
     public var rec: Double
     /// −L_m, the importance-weighted bound with `iwaeSamples` samples on the same test set (absent when m = 0).
     public var iwae: Double?
+    /// m of the `iwae` column; nil when no bound was computed.
     public var iwaeSamples: Int?
+    /// Active units of the trained model on the test set (MATH.md §7).
     public var activeUnits: Int
+    /// The mean absolute posterior correlation on the test set (MATH.md §7); 0 for the diagonal family.
     public var meanAbsCorrelation: Double
+    /// Training examples per second over the whole run.
     public var samplesPerSecond: Double
+    /// Mean wall-clock seconds of an epoch's training steps.
     public var secondsPerEpoch: Double
     /// Diagonal's samples/s over this family's: how many times as long training takes.
     public var costRatio: Double
+    /// Cholesky factorizations retried with a raised δ during training (covariance posterior).
     public var factorizationRetries: Int
+    /// The model's parameter count.
     public var parameters: Int
+    /// Where this family's run was written (`base.out/<family>`).
     public var runDirectory: String
 
     enum CodingKeys: String, CodingKey {

@@ -6,9 +6,13 @@ import LatentData
 
 /// Why a training report could not be built or written, and what to do about it.
 public enum ReportError: Error, CustomStringConvertible, Equatable {
+    /// No run directory at `path`.
     case missingRun(path: String)
+    /// The run's `metrics.jsonl` is missing or holds no epoch.
     case missingMetrics(path: String)
+    /// A file of the run cannot be read or decoded.
     case unreadable(path: String, reason: String)
+    /// The report file cannot be written.
     case unwritable(path: String, reason: String)
 
     /// One line: what went wrong and what to do.

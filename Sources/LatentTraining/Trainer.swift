@@ -15,7 +15,16 @@ public final class Trainer: @unchecked Sendable {
     /// between layers (`tensor`), or the reference step with OpenBLAS's threads (`blas`). `auto` is the reference
     /// step on one thread, else tensor for batches up to `tensorBatchLimit`, else data.
     public enum Parallelism: String, Codable, Sendable, CaseIterable {
-        case auto, reference, data, tensor, blas
+        /// The reference step on one thread, else `tensor` for batches up to `tensorBatchLimit`, else `data`.
+        case auto
+        /// The step as mathematics, serial: one worker, the baseline every strategy is tested against.
+        case reference
+        /// The batch split into slices, one per worker, each with single-threaded BLAS.
+        case data
+        /// Every layer's outputs split into column blocks over the workers, which meet between layers.
+        case tensor
+        /// The reference step with OpenBLAS's own threads inside each GEMM.
+        case blas
 
         /// What `auto` resolves to for a batch size and thread count (the others are themselves).
         public func resolved(batchSize: Int, threads: Int) -> Parallelism {
@@ -37,13 +46,20 @@ public final class Trainer: @unchecked Sendable {
 
     /// The strategy this trainer runs (`auto` resolved).
     public let parallelism: Parallelism
+    /// The model whose parameters the steps update.
     public let model: VariationalAutoencoder<Float>
     package let adam: Adam<Float>
+    /// Examples per step; the last batch of an epoch may be smaller.
     public let batchSize: Int
+    /// The seed that keys the epochs' order and every step's random draws.
     public let seed: UInt64
+    /// What a non-finite loss or gradient does; `stop` unless set.
     public var nonFinitePolicy = NonFinitePolicy.stop
+    /// Steps taken so far, skipped batches included.
     public private(set) var step = 0
+    /// The epoch in progress (0-based), as `beginEpoch(_:)` or a checkpoint set it.
     public private(set) var epoch = 0
+    /// Batches skipped as non-finite so far under `skipBatch`.
     public private(set) var skippedBatches = 0
     package let strategy: any TrainingStrategy
     let images: ImageSet

@@ -1,12 +1,18 @@
 /// Failures while training or evaluating, each naming the fix.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    /// `term` (Rec, KL, the bound, a factorization or gradient, or the test NELBO) is not finite at `step`; the
+    /// parameters were not updated from it.
     case nonFinite(step: Int, term: String)
+    /// A request that cannot be carried out (memory, resuming, run length); the message says why and what to do.
     case invalidOption(String)
+    /// Every batch of the epoch was skipped as non-finite, so it has no metrics.
     case allBatchesSkipped(epoch: Int)
+    /// The run was stopped at `step` on a signal; its checkpoint in `directory` resumes it.
     case interrupted(step: Int, directory: String)
     /// The ranks of a data-parallel job hold different parameters (a fault: they all apply the same sums).
     case ranksDiverged(step: Int)
 
+    /// One line: what went wrong and what to do.
     public var description: String {
         switch self {
         case let .nonFinite(step, term):

@@ -5,24 +5,36 @@ import LatentData
 
 /// Everything `latent train` is asked to do.
 public struct TrainingOptions: Codable, Sendable {
+    /// The model to train: its shape and objective.
     public var configuration = ModelConfiguration()
+    /// The minibatch size B (`--batch`); with several processes, the global batch.
     public var batch = 100
+    /// Adam's learning rate (`--lr`, MATH.md §3).
     public var learningRate = 1e-3
+    /// The run's length in epochs (`--epochs`), unless `iterations` is set.
     public var epochs: Int? = 20
+    /// The run's length in steps (`--iterations`); takes precedence over `epochs` when set.
     public var iterations: Int?
+    /// The seed of every random draw: initialization, the epochs' order, binarization and the posterior's noise.
     public var seed: UInt64 = 0
+    /// Worker threads for the training step and the test evaluation (`--threads`; default: every core).
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// How the threads are used (DESIGN.md § The training step); `auto` (the faster strategy for the batch size) unless
     /// asked otherwise.
     public var parallelism: Trainer.Parallelism = .auto
+    /// The dataset directory with the four IDX files (`--data`).
     public var data = Dataset.defaultDirectory
+    /// The run directory that options, metrics and checkpoints are written into (`--out`).
     public var out = "runs/latest"
+    /// Train on the first this many training images only (`--train-limit`; nil: all).
     public var trainLimit: Int?
+    /// Evaluate on the first this many test images only (`--test-limit`; nil: all).
     public var testLimit: Int?
     /// Also write a checkpoint every N steps within an epoch (0: only at the end of each epoch).
     public var checkpointEvery = 0
     /// What a non-finite loss or gradient does: stop with an error, or skip the batch and count it.
     public var onNonFinite: Trainer.NonFinitePolicy = .stop
+    /// The defaults of `latent train`.
     public init() {}
 
     /// Decodes `options.json`; keys added later default to their original behaviour.
@@ -63,6 +75,7 @@ public struct TrainingOptions: Codable, Sendable {
         return Double(MemoryLayout<Float>.size) * (4 * weights + rows * 2 * Double(widths.reduce(0, +)))
     }
 
+    /// Checks the model configuration, then every option's range; the error names the setting and what it must be.
     public func validate() throws(ConfigurationError) {
         try configuration.validate()
         func fail(_ setting: String, _ requirement: String, _ value: Any) -> ConfigurationError {
@@ -91,14 +104,23 @@ public struct EpochMetrics: Codable, Sendable {
         (directory as NSString).appendingPathComponent("metrics.jsonl")
     }
 
+    /// The epoch completed, counted from 1.
     public var epoch: Int
+    /// Steps taken when the epoch ended.
     public var step: Int
+    /// The mean training loss over the epoch's batches: the NELBO, or −L_m for an IWAE run (MATH.md §4).
     public var trainNELBO: Double
+    /// The mean one-sample NELBO on the test set after the epoch (MATH.md §7).
     public var testNELBO: Double
+    /// The mean KL term on the test set.
     public var testKL: Double
+    /// The mean reconstruction term −log p(x|z) on the test set.
     public var testRec: Double
+    /// Wall-clock seconds of the epoch's training steps (the test evaluation excluded).
     public var seconds: Double
+    /// Training examples per second over the epoch's steps.
     public var samplesPerSecond: Double
+    /// Wall-clock seconds of the epoch's test evaluation.
     public var evalSeconds: Double
     /// Batches skipped as non-finite so far (`--on-nan skip-batch`).
     public var skippedBatches: Int

@@ -14,24 +14,39 @@ public enum TrainingOutcome: Sendable {
 
 /// Live progress for the command line to render.
 public struct TrainingProgress: Sendable {
+    /// The epoch in progress, counted from 1.
     public var epoch: Int
+    /// The epochs of the whole run.
     public var epochs: Int
+    /// Steps taken so far.
     public var step: Int
+    /// Steps of the whole run.
     public var totalSteps: Int
+    /// The mean training loss over the epoch's batches so far.
     public var runningNELBO: Double
+    /// Training examples per second since the epoch began.
     public var samplesPerSecond: Double
+    /// Estimated seconds to the end of the run, at the pace of this session's steps so far.
     public var etaSeconds: Double
 }
 
 /// Runs a whole training job: data, model, epochs, per-epoch test evaluation, metrics and atomic checkpoints.
 public final class TrainingSession {
+    /// What the run was asked to do (for a resumed run, the options it was started with).
     public let options: TrainingOptions
+    /// The data, after `trainLimit` and `testLimit`.
     public let dataset: Dataset
+    /// The model being trained.
     public let model: VariationalAutoencoder<Float>
+    /// The training loop: the epochs' order, the step counter and Adam.
     public let trainer: Trainer
+    /// The per-epoch test evaluation, with the run's thread count (and the trainer's pool, when it has one).
     public let evaluator: Evaluator
+    /// The test images as the model's inputs: binarized once with a fixed seed, or intensities (MATH.md §1).
     public let testBinarized: [Float]
+    /// The number of test images evaluated.
     public let testCount: Int
+    /// The metrics of every completed epoch, those of a resumed run's earlier epochs included.
     public private(set) var history: [EpochMetrics] = []
 
     /// Seed of the static test binarization (fixed, independent of the training seed).
@@ -122,6 +137,8 @@ public final class TrainingSession {
         return session
     }
 
+    /// A new run: checks the options, loads the data (unless `dataset` is given), builds and initializes the model
+    /// from `options.seed`, and prepares the run directory `options.out`; ``run(progress:shouldStop:)`` trains it.
     public convenience init(options: TrainingOptions, dataset: Dataset? = nil) throws {
         try self.init(options: options, dataset: dataset, communicator: nil)
     }

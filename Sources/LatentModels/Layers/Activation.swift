@@ -2,7 +2,14 @@ import LatentCore
 
 /// Element-wise nonlinearities; each backward is written in terms of the forward's output y, so no pre-activation is kept.
 public enum Activation: String, Sendable, CaseIterable, Codable {
-    case elu, relu, tanh, identity
+    /// ELU with α = 1: y = v for v > 0, eᵛ − 1 otherwise (the default for hidden layers).
+    case elu
+    /// ReLU: y = max(v, 0).
+    case relu
+    /// The hyperbolic tangent.
+    case tanh
+    /// y = v: what output layers use, which are linear.
+    case identity
 
     /// y ← act(y + bias) over a rows×columns row-major block, the bias broadcast over rows (fused in one pass);
     /// rows lie `stride` elements apart (default `columns`), so a block of columns of a wider matrix works too.

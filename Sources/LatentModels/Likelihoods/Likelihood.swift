@@ -24,7 +24,10 @@ import LatentCore
 
 /// The registered likelihoods, as `latent train --likelihood` names them.
 public enum LikelihoodKind: String, Codable, Sendable, CaseIterable {
-    case bernoulli, gaussian
+    /// Binary pixels, each Bernoulli with probability sigmoid(a_d) of the decoder's logit (MATH.md §1).
+    case bernoulli
+    /// Intensities in [0, 1], Gaussian around sigmoid(a_d) with a learned log-variance per pixel (MATH.md §9).
+    case gaussian
 
     /// The likelihood of this kind for `inputs` pixels, its parameters reserved in `store`.
     func make<T: BLASScalar>(inputs: Int, store: ParameterStore<T>) -> any Likelihood {

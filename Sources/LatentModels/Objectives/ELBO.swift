@@ -4,17 +4,24 @@ import LatentCore
 /// For one sample, `loss` = Rec + KL (the NELBO); for m > 1 it is the negative IWAE bound and Rec, KL are
 /// averages over the m samples.
 public struct TermSums: Sendable, Equatable, Codable {
+    /// Σ Rec = Σ −log p(x|z) over the examples (MATH.md §3).
     public var rec: Double = 0
+    /// Σ KL(q(z|x) ‖ p(z)) over the examples: analytic, or estimated from the samples (MATH.md §3, §5).
     public var kl: Double = 0
+    /// Σ of the objective's loss over the examples: the NELBO, or −L_m for the importance-weighted bound (MATH.md §4).
     public var loss: Double = 0
+    /// The number of examples summed.
     public var examples = 0
+    /// Sums from their parts; `loss` defaults to `rec + kl`, the NELBO.
     public init(rec: Double = 0, kl: Double = 0, loss: Double? = nil, examples: Int = 0) {
         self.rec = rec
         self.kl = kl
         self.loss = loss ?? rec + kl
         self.examples = examples
     }
+    /// Σ (Rec + KL): the NELBO's sum, also for an importance-weighted pass (where `loss` is the bound).
     public var nelbo: Double { rec + kl }
+    /// The sums of two passes together, e.g. of two batches or two ranks.
     public static func + (a: TermSums, b: TermSums) -> TermSums {
         TermSums(rec: a.rec + b.rec, kl: a.kl + b.kl, loss: a.loss + b.loss, examples: a.examples + b.examples)
     }

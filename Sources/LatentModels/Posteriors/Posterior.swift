@@ -2,7 +2,12 @@ import LatentCore
 
 /// The posterior families of MATH.md §2.
 public enum PosteriorKind: String, Codable, Sendable, CaseIterable {
-    case diagonal, full, covariance
+    /// N(μ, diag(σ²)): the encoder emits μ and log σ² (2k outputs).
+    case diagonal
+    /// N(μ, LLᵀ) with the Cholesky factor L emitted directly: its strictly lower part, and its diagonal as exp(d).
+    case full
+    /// N(μ, Σ) with Σ = AAᵀ + δI for an emitted k×k matrix A, factored by LAPACK's `potrf`.
+    case covariance
 }
 
 /// A Gaussian posterior family q(z|x) = N(μ, L Lᵀ) reparametrized as z = μ + Lε, evaluated for a batch at once.

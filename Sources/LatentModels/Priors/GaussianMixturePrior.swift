@@ -159,7 +159,10 @@ import LatentCore
 
 /// The prior families: N(0, I), or the learnable Gaussian mixture.
 public enum PriorKind: String, Codable, Sendable, CaseIterable {
-    case normal, mixture
+    /// The standard normal N(0, I), with the analytic KL when the posterior is Gaussian and m = 1 (MATH.md §3).
+    case normal
+    /// The uniform mixture of K diagonal Gaussians with learned means and log-variances (MATH.md §5).
+    case mixture
 }
 
 /// Buffers of the mixture prior's GEMM formulation for up to `rows` latent rows, allocated once per workspace.
