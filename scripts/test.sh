@@ -19,6 +19,8 @@ rm -rf "$example"
 # older x86-64 CPUs under qemu-user.
 scripts/check-consumer.sh
 scripts/check-portable.sh
+# Every public symbol of the library modules has a doc comment (DocC's coverage report).
+scripts/doc-coverage.sh
 # Data parallelism over MPI (2 ranks on loopback, the release `latent`): CI installs Open MPI for them; elsewhere they
 # run when it is installed. mpirun refuses root without --allow-run-as-root, which the tests pass.
 if [ "${CI:-}" = true ]; then scripts/setup-mpi.sh; fi

@@ -4,16 +4,23 @@ import LatentModels
 /// how large the expected gradient is against the spread of the draws. Both figures are scale-free.
 public struct SignalToNoise: Codable, Sendable, Equatable {
     /// The mean over the group's coordinates of |mean_i| / sd_i (coordinates whose draws never vary are left out).
-    public var mean_over_coordinates: Double
+    public var meanOverCoordinates: Double
     /// ‖mean‖ / √(tr Cov): the whole group's signal against its total noise.
-    public var ratio_of_norms: Double
+    public var ratioOfNorms: Double
 
-    public init(mean_over_coordinates: Double, ratio_of_norms: Double) {
-        self.mean_over_coordinates = mean_over_coordinates
-        self.ratio_of_norms = ratio_of_norms
+    /// The two figures as they are.
+    public init(meanOverCoordinates: Double, ratioOfNorms: Double) {
+        self.meanOverCoordinates = meanOverCoordinates
+        self.ratioOfNorms = ratioOfNorms
     }
 
-    public var isFinite: Bool { mean_over_coordinates.isFinite && ratio_of_norms.isFinite }
+    /// Whether both figures are finite numbers.
+    public var isFinite: Bool { meanOverCoordinates.isFinite && ratioOfNorms.isFinite }
+
+    enum CodingKeys: String, CodingKey {
+        case meanOverCoordinates = "mean_over_coordinates"
+        case ratioOfNorms = "ratio_of_norms"
+    }
 }
 
 extension GradientMoments {
@@ -29,7 +36,7 @@ extension GradientMoments {
                 coordinates += 1
             }
         }
-        return SignalToNoise(mean_over_coordinates: coordinates == 0 ? .nan : coordinateSum / Double(coordinates),
-                             ratio_of_norms: squaredNorm.squareRoot() / traceOfCovariance(over: group).squareRoot())
+        return SignalToNoise(meanOverCoordinates: coordinates == 0 ? .nan : coordinateSum / Double(coordinates),
+                             ratioOfNorms: squaredNorm.squareRoot() / traceOfCovariance(over: group).squareRoot())
     }
 }

@@ -76,6 +76,7 @@ public enum GradientVarianceError: Error, CustomStringConvertible, Equatable {
     case tooManyDraws(flag: String, value: Int, maximum: Int)
     /// The variance (or MSE, or ratio) of this group under this estimator is not finite.
     case nonFinite(group: String, estimator: GradientEstimator)
+    /// An importance sample count outside 1…`maximum`.
     case invalidSamples(Int, maximum: Int)
     /// A score-function estimator asked for with importance samples, or an importance-weighted one without.
     case estimatorNeedsSamples(GradientEstimator)

@@ -20,6 +20,7 @@ public struct GradientVarianceRow: Codable, Sendable, Equatable {
     /// variance / the variance of the experiment's first estimator (reparametrization, or standard) for the same
     /// group and m.
     public var ratio: Double
+    /// The estimator's signal-to-noise ratio over the group (`SignalToNoise`).
     public var snr: SignalToNoise
 
     /// A row from its figures, taken as they are.
@@ -58,7 +59,7 @@ public struct GradientVarianceReport: Codable, Sendable, Equatable {
         for row in groups {
             lines.append("| \(row.group) | \(row.estimator.rawValue) | \(row.samples) | "
                          + String(format: "%.4e | %.4e | %.4g | %.4g | %.4g |", row.variance, row.mse, row.ratio,
-                                  row.snr.mean_over_coordinates, row.snr.ratio_of_norms))
+                                  row.snr.meanOverCoordinates, row.snr.ratioOfNorms))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -15,8 +15,8 @@ final class SignalToNoiseTests: XCTestCase {
         var moments = GradientMoments(dimension: 3)
         for draw in [[1.0, -1, 0], [3.0, -1, 2]] { draw.withUnsafeBufferPointer { moments.add($0.baseAddress!) } }
         let snr = moments.signalToNoise(over: ParameterGroup(name: "g", ranges: [0..<3]))
-        XCTAssertEqual(snr.mean_over_coordinates, (2 / 2.0.squareRoot() + 1 / 2.0.squareRoot()) / 2, accuracy: 1e-15)
-        XCTAssertEqual(snr.ratio_of_norms, (4.0 + 1 + 1).squareRoot() / 4.0.squareRoot(), accuracy: 1e-15)
+        XCTAssertEqual(snr.meanOverCoordinates, (2 / 2.0.squareRoot() + 1 / 2.0.squareRoot()) / 2, accuracy: 1e-15)
+        XCTAssertEqual(snr.ratioOfNorms, (4.0 + 1 + 1).squareRoot() / 4.0.squareRoot(), accuracy: 1e-15)
     }
 
     /// A 4×4 model trained for 600 IWAE (m = 10) steps on four noisy prototypes, so that q is near its posterior.
@@ -49,8 +49,8 @@ final class SignalToNoiseTests: XCTestCase {
         func snr(_ estimator: GradientEstimator, _ m: Int) throws -> SignalToNoise {
             try XCTUnwrap(report.row(group: "encoder", estimator: estimator, samples: m)).snr
         }
-        for (measure, value) in [("mean over coordinates", \SignalToNoise.mean_over_coordinates),
-                                 ("ratio of norms", \SignalToNoise.ratio_of_norms)] {
+        for (measure, value) in [("mean over coordinates", \SignalToNoise.meanOverCoordinates),
+                                 ("ratio of norms", \SignalToNoise.ratioOfNorms)] {
             let standard = try samples.map { try snr(.standard, $0)[keyPath: value] }
             let dreg = try samples.map { try snr(.dreg, $0)[keyPath: value] }
             XCTAssertLessThan(standard[1], standard[0], "standard \(measure): \(standard)")
