@@ -17,7 +17,7 @@ extension InterleavedMatrices {
     @inlinable
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    @usableFromInline package func factorCholesky() -> FactorizationInfo {
+    package func factorCholesky() -> FactorizationInfo {
         let n = order, w = Self.lanes
         var failed = SIMD8<T>(repeating: 0)
         // The reciprocals of the pivots wait in the strictly upper triangle, at (j, n − 1) for j < n − 1.
@@ -89,7 +89,7 @@ extension InterleavedMatrices {
     @inlinable
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    @usableFromInline package func solve(side: Side, transpose: Transpose, lower factor: InterleavedMatrices<T>) {
+    package func solve(side: Side, transpose: Transpose, lower factor: InterleavedMatrices<T>) {
         precondition(factor.order == order, "the factor and the right-hand sides have one order")
         switch (side, transpose) {
         case (.left, .none): solveLeft(factor, forward: true)

@@ -15,15 +15,15 @@
 
     /// Scalars one chunk holds: `rowsPerChunk` rows of `order` elements of `lanes` scalars.
     @inlinable
-    @usableFromInline package static func chunkCapacity(order: Int) -> Int { (order + lanes - 1) / lanes * order * lanes }
+    package static func chunkCapacity(order: Int) -> Int { (order + lanes - 1) / lanes * order * lanes }
 
     /// Scalars a contiguous group takes.
     @inlinable
-    @usableFromInline package static func capacity(order: Int) -> Int { lanes * chunkCapacity(order: order) }
+    package static func capacity(order: Int) -> Int { lanes * chunkCapacity(order: order) }
 
     /// A group over `storage`, its chunk c at `storage + c · chunkStride` (default: contiguous chunks).
     @inlinable
-    @usableFromInline package init(order: Int, storage: UnsafeMutablePointer<T>, chunkStride: Int? = nil) {
+    package init(order: Int, storage: UnsafeMutablePointer<T>, chunkStride: Int? = nil) {
         precondition(order >= 1, "an interleaved matrix has order at least 1")
         let capacity = Self.chunkCapacity(order: order)
         precondition((chunkStride ?? capacity) >= capacity, "chunks of \(capacity) scalars must not overlap")
@@ -35,7 +35,7 @@
 
     /// Row i: `order` elements of `lanes` scalars each, contiguous.
     @inlinable @inline(__always)
-    @usableFromInline package func row(_ i: Int) -> UnsafeMutablePointer<T> {
+    package func row(_ i: Int) -> UnsafeMutablePointer<T> {
         let chunk = i / rowsPerChunk
         return storage + chunk * chunkStride + (i - chunk * rowsPerChunk) * order * Self.lanes
     }
@@ -43,7 +43,7 @@
     /// Copies `count` ≤ `lanes` row-major matrices (matrix q at `source + q · stride`, leading dimension `ld`) into
     /// the lanes; the lanes past `count` get the identity, which factorizes and solves harmlessly.
     @inlinable
-    @usableFromInline package func pack(from source: UnsafePointer<T>, stride: Int, ld: Int, count: Int) {
+    package func pack(from source: UnsafePointer<T>, stride: Int, ld: Int, count: Int) {
         precondition(count >= 0 && count <= Self.lanes, "a group holds at most \(Self.lanes) matrices")
         let n = order, lanes = Self.lanes
         for i in 0..<n {
@@ -59,7 +59,7 @@
     /// Copies the first `count` lanes out to row-major matrices (matrix q at `destination + q · stride`, leading
     /// dimension `ld`).
     @inlinable
-    @usableFromInline package func unpack(into destination: UnsafeMutablePointer<T>, stride: Int, ld: Int, count: Int) {
+    package func unpack(into destination: UnsafeMutablePointer<T>, stride: Int, ld: Int, count: Int) {
         precondition(count >= 0 && count <= Self.lanes, "a group holds at most \(Self.lanes) matrices")
         let n = order, lanes = Self.lanes
         for i in 0..<n {

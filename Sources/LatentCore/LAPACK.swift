@@ -26,7 +26,7 @@ extension Double {
 ///
 /// The strictly upper triangle is zeroed so the buffer holds exactly L. A matrix that is not positive definite throws.
 @inlinable
-@usableFromInline package func choleskyLower<T: BLASScalar>(_ a: UnsafeMutablePointer<T>, order: Int, lda: Int? = nil) throws {
+package func choleskyLower<T: BLASScalar>(_ a: UnsafeMutablePointer<T>, order: Int, lda: Int? = nil) throws {
     let ld = lda ?? order
     let info = T.potrfInfo(triangle: .lower, order: order, a: a, lda: ld)
     if info > 0 { throw LinearAlgebraError.notPositiveDefinite(order: order, leadingMinor: info) }

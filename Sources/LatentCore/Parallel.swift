@@ -18,7 +18,7 @@ import Dispatch
 
     /// The half-open slice `part` of `total` items split into `parts` near-equal contiguous ranges.
     @inlinable
-    @usableFromInline package static func slice(_ total: Int, parts: Int, part: Int) -> Range<Int> {
+    package static func slice(_ total: Int, parts: Int, part: Int) -> Range<Int> {
         let base = total / parts, extra = total % parts
         let start = part * base + min(part, extra)
         return start..<(start + base + (part < extra ? 1 : 0))

@@ -1,6 +1,6 @@
 /// SplitMix64 finalizer: a bijective 64-bit mixer used to derive independent stream keys.
 @inlinable @inline(__always)
-@usableFromInline package func splitMix64(_ x: UInt64) -> UInt64 {
+package func splitMix64(_ x: UInt64) -> UInt64 {
     var z = x &+ 0x9E37_79B9_7F4A_7C15
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -22,7 +22,7 @@
 
     /// A stream for `seed`, further keyed by a purpose and two counters (e.g. step and example index).
     @inlinable
-    @usableFromInline package init(seed: UInt64, purpose: RandomPurpose = .initialization, step: UInt64 = 0, index: UInt64 = 0) {
+    package init(seed: UInt64, purpose: RandomPurpose = .initialization, step: UInt64 = 0, index: UInt64 = 0) {
         var k = splitMix64(seed ^ 0x5EED_0000_0000_0000)
         k = splitMix64(k ^ purpose.rawValue)
         k = splitMix64(k ^ step)
@@ -43,7 +43,7 @@
     }
 
     @inlinable @inline(__always)
-    @usableFromInline package mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         let result = rotl(s0 &+ s3, 23) &+ s0
         let t = s1 << 17
         s2 ^= s0
@@ -60,13 +60,13 @@
 
     /// Uniform in [0, 1) with 53 random bits.
     @inlinable @inline(__always)
-    @usableFromInline package mutating func uniform() -> Double {
+    package mutating func uniform() -> Double {
         Double(next() >> 11) * 0x1.0p-53
     }
 
     /// Standard normal by the Box–Muller transform (pairs; the second value is kept for the next call).
     @inlinable
-    @usableFromInline package mutating func normal() -> Double {
+    package mutating func normal() -> Double {
         if let s = spareNormal {
             spareNormal = nil
             return s
@@ -81,11 +81,11 @@
 
     /// Bernoulli draw with success probability p.
     @inlinable @inline(__always)
-    @usableFromInline package mutating func bernoulli(_ p: Double) -> Bool { uniform() < p }
+    package mutating func bernoulli(_ p: Double) -> Bool { uniform() < p }
 
     /// Fills `count` values with standard normals.
     @inlinable
-    @usableFromInline package mutating func fillNormal<T: BLASScalar>(_ out: UnsafeMutablePointer<T>, count: Int) {
+    package mutating func fillNormal<T: BLASScalar>(_ out: UnsafeMutablePointer<T>, count: Int) {
         var i = 0
         while i + 1 < count {
             let u1 = 1 - uniform()
@@ -101,7 +101,7 @@
 
     /// Uniform integer in 0..<bound (Lemire's nearly divisionless method through the standard library).
     @inlinable
-    @usableFromInline package mutating func index(below bound: Int) -> Int { Int.random(in: 0..<bound, using: &self) }
+    package mutating func index(below bound: Int) -> Int { Int.random(in: 0..<bound, using: &self) }
 }
 
 /// Eight `RandomStream`s stepped together, one per SIMD lane (one AVX-512 register per state word): the same numbers
@@ -114,7 +114,7 @@
 
     /// Lane i continues `stream(i)` (its Box–Muller spare is not carried over).
     @inlinable
-    @usableFromInline package init(_ stream: (Int) -> RandomStream) {
+    package init(_ stream: (Int) -> RandomStream) {
         s0 = .zero
         s1 = .zero
         s2 = .zero
@@ -130,13 +130,13 @@
 
     /// The stream in lane `lane`, continuing where the lanes are.
     @inlinable
-    @usableFromInline package func stream(_ lane: Int) -> RandomStream {
+    package func stream(_ lane: Int) -> RandomStream {
         RandomStream(state: (s0[lane], s1[lane], s2[lane], s3[lane]))
     }
 
     /// The next value of each stream (xoshiro256++, as `RandomStream.next`).
     @inlinable @inline(__always)
-    @usableFromInline package mutating func next() -> SIMD8<UInt64> {
+    package mutating func next() -> SIMD8<UInt64> {
         let result = RandomStreams8.rotl(s0 &+ s3, 23) &+ s0
         let t = s1 &<< 17
         s2 ^= s0

@@ -30,7 +30,7 @@
     ///   columns over a multiple of 16: the NN kernel mallocs a buffer on every call whose width leaves 1–8 (with
     ///   K ≥ 32), and every piece but the last is a multiple of 16.
     @inlinable
-    @usableFromInline package static func width(_ transA: Transpose, _ transB: Transpose, rows: Int, columns: Int, inner: Int) -> Int {
+    package static func width(_ transA: Transpose, _ transB: Transpose, rows: Int, columns: Int, inner: Int) -> Int {
         guard rows > 0, inner > 0, columns > 16, rows * columns * inner > productLimit else { return columns }
         let fitting = productLimit / (rows * inner)
         let width: Int
@@ -60,7 +60,7 @@
     /// leaving 1–8 columns over a multiple of 16 and K ≥ 32: for those columns that kernel mallocs a buffer on every
     /// call (e.g. dz = dy W for a latent dimension of 20 or 50). Nil when the call allocates nothing as it is.
     @inlinable
-    @usableFromInline package static func mallocFreeNN(rows: Int, columns: Int, inner: Int, betaIsZero: Bool) -> MallocFreeNN? {
+    package static func mallocFreeNN(rows: Int, columns: Int, inner: Int, betaIsZero: Bool) -> MallocFreeNN? {
         let remainder = columns % 16
         guard (1...8).contains(remainder), inner >= 32, rows * columns * inner <= productLimit else { return nil }
         let aligned = columns - remainder

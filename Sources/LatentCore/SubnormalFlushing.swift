@@ -36,7 +36,7 @@ import Glibc
     /// Runs `body` with subnormals flushed on the calling thread and restores the thread's mode afterwards (the
     /// thread that starts a parallel region runs part 0 of it).
     @inlinable
-    @usableFromInline package static func during<R>(_ body: () throws -> R) rethrows -> R {
+    package static func during<R>(_ body: () throws -> R) rethrows -> R {
         #if arch(x86_64) && canImport(Glibc)
         var saved = fenv_t()
         fegetenv(&saved)

@@ -18,7 +18,7 @@ public enum Binarization {
     /// Fresh Bernoulli draws for one image into `out` (dynamic binarization), from the caller's keyed stream.
     /// Two pixels per 64-bit draw, each compared as 24 bits against the pixel's threshold.
     @inlinable
-    @usableFromInline package static func sample(
+    package static func sample(
         pixels: UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
         rng: inout RandomStream, into out: UnsafeMutablePointer<Float>
     ) {
@@ -43,7 +43,7 @@ public enum Binarization {
     /// all lanes each image's next sixteen pixels are compared in one AVX-512 vector, without the threshold table:
     /// a < round(v·2²⁴/255) exactly when 255·a + 128 ≤ v·2²⁴ (v·2²⁴/255 is never a half-integer), in 32 bits.
     @inlinable
-    @usableFromInline package static func sample(pixels: (Int) -> UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
+    package static func sample(pixels: (Int) -> UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
                               rng: inout RandomStreams8, into out: UnsafeMutablePointer<Float>) {
         var i = 0
         while i + 16 <= count {
@@ -119,7 +119,7 @@ public enum Binarization {
     /// The same draws as `sample(…into: UnsafeMutablePointer<Float>)`, converted to any scalar type through
     /// `scratch` (room for `count` Floats). Inlinable so that callers get it specialized to their scalar type.
     @inlinable
-    @usableFromInline package static func sample<T: BLASScalar>(
+    package static func sample<T: BLASScalar>(
         pixels: UnsafePointer<UInt8>, count: Int, thresholds: UnsafePointer<UInt32>,
         rng: inout RandomStream, into out: UnsafeMutablePointer<T>, scratch: UnsafeMutablePointer<Float>
     ) {
@@ -152,7 +152,7 @@ public enum Binarization {
 
     /// Intensities v/255 of `count` pixels (the inputs of `BinarizationMode.none`).
     @inlinable
-    @usableFromInline package static func intensities<T: BLASScalar>(pixels: UnsafePointer<UInt8>, count: Int,
+    package static func intensities<T: BLASScalar>(pixels: UnsafePointer<UInt8>, count: Int,
                                                   into out: UnsafeMutablePointer<T>) {
         for i in 0..<count { out[i] = T(Float(pixels[i]) / 255) }
     }

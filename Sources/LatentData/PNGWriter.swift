@@ -66,7 +66,7 @@ public struct GrayImage: Sendable, Equatable {
 
     /// Maps an intensity in [0, 1] to a grey level (clamped; NaN becomes black).
     @inlinable
-    @usableFromInline package static func level<T: BinaryFloatingPoint>(_ intensity: T) -> UInt8 {
+    package static func level<T: BinaryFloatingPoint>(_ intensity: T) -> UInt8 {
         guard intensity > 0 else { return 0 }
         guard intensity < 1 else { return 255 }
         return UInt8((Double(intensity) * 255).rounded())

@@ -29,7 +29,7 @@ import LatentCore
     /// With `zeroingGradients` the gradient buffers are cleared while their lines are in cache, so the next step can
     /// accumulate into them.
     @inlinable
-    @usableFromInline package func update(parameters p: UnsafeMutablePointer<T>, gradients g: UnsafeMutablePointer<T>,
+    package func update(parameters p: UnsafeMutablePointer<T>, gradients g: UnsafeMutablePointer<T>,
                        plus g2: UnsafeMutablePointer<T>? = nil, range: Range<Int>, zeroingGradients: Bool = false) {
         let start = range.lowerBound
         update(start: start, count: range.count, parameters: p, gradients: g + start, plus: g2.map { $0 + start },
@@ -40,7 +40,7 @@ import LatentCore
     /// gradient of parameter `range.lowerBound + i`. The trainer forms each block of dW in a small per-worker
     /// buffer that stays in cache, so no model-sized gradient is written to and read back from memory.
     @inlinable
-    @usableFromInline package func update(parameters p: UnsafeMutablePointer<T>, range: Range<Int>, blockGradient block: UnsafePointer<T>) {
+    package func update(parameters p: UnsafeMutablePointer<T>, range: Range<Int>, blockGradient block: UnsafePointer<T>) {
         update(start: range.lowerBound, count: range.count, parameters: p, gradients: UnsafeMutablePointer(mutating: block),
                plus: nil, zeroingGradients: false)
     }

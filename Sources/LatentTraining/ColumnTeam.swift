@@ -46,7 +46,7 @@ import Synchronization
     /// The column block `part` of a layer with `width` outputs: whole groups of `group` columns, split as evenly as
     /// they go, and the last block takes the remainder.
     @inlinable
-    @usableFromInline package func columns(_ width: Int, part: Int, group: Int = 16) -> Range<Int> {
+    package func columns(_ width: Int, part: Int, group: Int = 16) -> Range<Int> {
         let groups = Parallel.slice(width / group, parts: workers, part: part)
         return (group * groups.lowerBound)..<(part == workers - 1 ? width : group * groups.upperBound)
     }
@@ -60,7 +60,7 @@ import Synchronization
     /// OpenBLAS always packs, and for a width whose rows are not so aligned anyway, groups of 8 split 300 outputs
     /// 152/148 instead of 144/156, whose 12-column edge is slow.
     @inlinable
-    @usableFromInline package func group(width: Int, rows: Int, inner: Int) -> Int {
+    package func group(width: Int, rows: Int, inner: Int) -> Int {
         guard width % 16 != 0 else { return 16 }
         var narrowest = width
         for part in 0..<workers { narrowest = min(narrowest, columns(width, part: part, group: 8).count) }
@@ -70,13 +70,13 @@ import Synchronization
     /// The column block `part` of a layer of `width` outputs whose GEMMs take `inner` terms over runs of at least
     /// `rows` rows, in the groups `group(width:rows:inner:)` picks.
     @inlinable
-    @usableFromInline package func columns(_ width: Int, inner: Int, rows: Int, part: Int) -> Range<Int> {
+    package func columns(_ width: Int, inner: Int, rows: Int, part: Int) -> Range<Int> {
         columns(width, part: part, group: group(width: width, rows: rows, inner: inner))
     }
 
     /// The fewest rows of one GEMM over the batch (`forEachRun`), at `rowsPerExample` rows per example.
     @inlinable
-    @usableFromInline package func shortestRun(rowsPerExample: Int) -> Int {
+    package func shortestRun(rowsPerExample: Int) -> Int {
         var shortest = Int.max
         forEachRun(rowsPerExample: rowsPerExample) { _, rows in shortest = min(shortest, rows) }
         return shortest == .max ? 0 : shortest
@@ -97,7 +97,7 @@ import Synchronization
     /// `body(firstRow, rows)` for the rows of the batch in the shared buffers, `rowsPerExample` rows per example (1 for
     /// the encoder, m for the decoder): one call over adjacent full blocks, so a GEMM spans the batch's full height.
     @inlinable @inline(__always)
-    @usableFromInline package func forEachRun(rowsPerExample: Int, _ body: (Int, Int) -> Void) {
+    package func forEachRun(rowsPerExample: Int, _ body: (Int, Int) -> Void) {
         let blockRows = capacity * rowsPerExample
         var start = 0, rows = 0
         for u in 0..<workers {
@@ -121,7 +121,7 @@ extension MLP {
     /// Layer `l`'s output columns `columns` for the whole batch before bias and activation: y = x Wᵀ, one GEMM per
     /// run of blocks. `input` and `ws` are the shared, batch-sized buffers.
     @inlinable
-    @usableFromInline package func forwardProducts<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam,
+    package func forwardProducts<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam,
                                                 rowsPerExample: Int, parameters p: UnsafePointer<T>,
                                                 input: UnsafePointer<T>, workspace ws: MLPWorkspace<T>) {
         guard !columns.isEmpty else { return }
@@ -152,7 +152,7 @@ extension MLP {
     /// output, dy W, one GEMM per run of blocks. Layer l's dy must be complete (every column); the weight gradients
     /// are formed later by each layer's owner.
     @inlinable
-    @usableFromInline package func backwardProducts<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam,
+    package func backwardProducts<T: BLASScalar>(layer l: Int, columns: Range<Int>, team: ColumnTeam,
                                                  rowsPerExample: Int, parameters p: UnsafePointer<T>,
                                                  workspace ws: MLPWorkspace<T>) {
         guard !columns.isEmpty else { return }

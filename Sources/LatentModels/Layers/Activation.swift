@@ -14,7 +14,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     /// y ← act(y + bias) over a rows×columns row-major block, the bias broadcast over rows (fused in one pass);
     /// rows lie `stride` elements apart (default `columns`), so a block of columns of a wider matrix works too.
     @inlinable
-    @usableFromInline package func forward<T: BLASScalar>(_ y: UnsafeMutablePointer<T>, bias: UnsafePointer<T>, rows: Int, columns: Int,
+    package func forward<T: BLASScalar>(_ y: UnsafeMutablePointer<T>, bias: UnsafePointer<T>, rows: Int, columns: Int,
                                        stride: Int? = nil) {
         for r in 0..<rows {
             let row = y + r * (stride ?? columns)
@@ -44,7 +44,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
 
     /// g ← g ⊙ act′, with act′ from the forward output y: ELU 1 or y + 1, ReLU 1 or 0, tanh 1 − y², identity 1.
     @inlinable
-    @usableFromInline package func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>, count: Int) {
+    package func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>, count: Int) {
         switch self {
         case .elu:
             for i in 0..<count {
@@ -63,7 +63,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
     /// g ← (g + h) ⊙ act′: `backward(output:gradient:count:)` on the sum of two partial sums of the gradient, in one
     /// pass (tensor parallelism's `TeamStage.partialBackward`).
     @inlinable
-    @usableFromInline package func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>,
+    package func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>,
                                         adding h: UnsafePointer<T>, count: Int) {
         switch self {
         case .elu:
@@ -82,7 +82,7 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
 
     /// `backward(output:gradient:count:)` on a rows×columns block of a matrix whose rows lie `stride` elements apart.
     @inlinable
-    @usableFromInline package func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>, rows: Int,
+    package func backward<T: BLASScalar>(output y: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>, rows: Int,
                                         columns: Int, stride: Int) {
         guard self != .identity else { return }
         for r in 0..<rows { backward(output: y + r * stride, gradient: g + r * stride, count: columns) }

@@ -16,7 +16,7 @@ import LatentCore
 
     /// y (rows × outputs) ← x Wᵀ (one GEMM); the bias is added by the activation pass that follows.
     @inlinable
-    @usableFromInline package func forward<T: BLASScalar>(
+    package func forward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, input x: UnsafePointer<T>, rows: Int, output y: UnsafeMutablePointer<T>
     ) {
         T.gemm(.none, .transpose, rows: rows, columns: outputs, inner: inputs, alpha: 1,
@@ -26,7 +26,7 @@ import LatentCore
     /// Given dy (rows × outputs, gradient of the pre-activation): dW (+)= dyᵀx, db (+)= Σ_rows dy, and dx = dy W if asked.
     /// With `weightGradients: false` only dx is computed (the trainer forms dW later from every worker's dy).
     @inlinable
-    @usableFromInline package func backward<T: BLASScalar>(
+    package func backward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>,
         outputGradient dy: UnsafePointer<T>, rows: Int, inputGradient dx: UnsafeMutablePointer<T>?, accumulate: Bool,
         weightGradients: Bool = true
@@ -40,7 +40,7 @@ import LatentCore
 
     /// dx (rows × inputs) ← dy W (one GEMM).
     @inlinable
-    @usableFromInline package func inputGradient<T: BLASScalar>(
+    package func inputGradient<T: BLASScalar>(
         parameters p: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int, into dx: UnsafeMutablePointer<T>
     ) {
         T.gemm(.none, .none, rows: rows, columns: inputs, inner: outputs, alpha: 1,
@@ -50,7 +50,7 @@ import LatentCore
     /// dW[o, :] (+)= Σ_rows dy[:, o] x and db[o] (+)= Σ_rows dy[:, o] for the outputs o in `outputRange` only, so
     /// that workers can each form a disjoint block of rows of dW (contiguous, as W is stored outputs × inputs).
     @inlinable
-    @usableFromInline package func accumulateWeightGradients<T: BLASScalar>(
+    package func accumulateWeightGradients<T: BLASScalar>(
         _ g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int,
         outputRange range: Range<Int>, accumulate: Bool
     ) {
@@ -61,7 +61,7 @@ import LatentCore
     /// The block of rows `outputRange` of dW (range.count × inputs, row-major) into `weights` and of db into `bias`,
     /// wherever those live: summed into them when `accumulate`, else overwriting them.
     @inlinable
-    @usableFromInline package func weightGradients<T: BLASScalar>(
+    package func weightGradients<T: BLASScalar>(
         input x: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int, outputRange range: Range<Int>,
         accumulate: Bool, weights dW: UnsafeMutablePointer<T>, bias db: UnsafeMutablePointer<T>
     ) {
@@ -74,7 +74,7 @@ import LatentCore
 
     /// The GEMM of `weightGradients` alone, dW[range] (+)= dy[:, range]ᵀ x (`GEMMReplay` times it).
     @inlinable
-    @usableFromInline package func weightProduct<T: BLASScalar>(
+    package func weightProduct<T: BLASScalar>(
         input x: UnsafePointer<T>, outputGradient dy: UnsafePointer<T>, rows: Int, outputRange range: Range<Int>,
         accumulate: Bool, weights dW: UnsafeMutablePointer<T>
     ) {

@@ -23,7 +23,7 @@ import LatentCore
 
     /// Runs the batch through every layer; each layer's output lands in `workspace.outputs[layer]`.
     @inlinable
-    @usableFromInline package func forward<T: BLASScalar>(
+    package func forward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, input x: UnsafePointer<T>, rows: Int, workspace ws: MLPWorkspace<T>
     ) {
         var input = x
@@ -39,7 +39,7 @@ import LatentCore
     /// Afterwards `workspace.gradients[i]` holds the gradient of layer i's pre-activation, from which
     /// `Linear.accumulateWeightGradients` forms dW when the workspace defers it.
     @inlinable
-    @usableFromInline package func backward<T: BLASScalar>(
+    package func backward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>, input x: UnsafePointer<T>, rows: Int,
         workspace ws: MLPWorkspace<T>, inputGradient dx: UnsafeMutablePointer<T>?, accumulate: Bool
     ) {

@@ -29,7 +29,7 @@ import LatentCore
     /// The per-element terms go through `terms` (one row of scratch) so the element loop has no reduction and
     /// vectorizes; the row sum then uses eight independent partial sums.
     @inlinable
-    @usableFromInline package static func evaluate<T: BLASScalar>(
+    package static func evaluate<T: BLASScalar>(
         logits a: UnsafePointer<T>, targets x: UnsafePointer<T>, rows: Int, columns: Int,
         negativeLogLikelihood out: UnsafeMutablePointer<T>,
         gradient: UnsafeMutablePointer<T>?, scale: UnsafePointer<T>?, terms: UnsafeMutablePointer<T>
@@ -63,7 +63,7 @@ import LatentCore
 
     /// Σ values with eight interleaved partial sums (breaks the dependency chain of a single accumulator).
     @inlinable
-    @usableFromInline package static func sum<T: BLASScalar>(_ v: UnsafePointer<T>, count: Int) -> T {
+    package static func sum<T: BLASScalar>(_ v: UnsafePointer<T>, count: Int) -> T {
         var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0, s4: T = 0, s5: T = 0, s6: T = 0, s7: T = 0
         var i = 0
         while i + 8 <= count {

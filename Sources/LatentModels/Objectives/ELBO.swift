@@ -33,7 +33,7 @@ public struct TermSums: Sendable, Equatable, Codable {
 
     /// `TrainingObjective.evaluate` with one sample.
     @inlinable
-    @usableFromInline package static func evaluate<T: BLASScalar>(
+    package static func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, workspace ws: StepWorkspace<T>,
         gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {

@@ -12,7 +12,7 @@ import LatentCore
 
     /// `TrainingObjective.evaluate` of the m-sample bound.
     @inlinable
-    @usableFromInline package static func evaluate<T: BLASScalar>(
+    package static func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples m: Int,
         workspace ws: StepWorkspace<T>, gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false,
         estimator: PathwiseEstimator = .standard

@@ -29,7 +29,7 @@ import LatentCore
 extension TrainingObjective {
     /// `Objective.evaluate` with this objective: the phases in order on one workspace.
     @inlinable
-    @usableFromInline package func evaluate<T: BLASScalar>(
+    package func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples m: Int,
         workspace ws: StepWorkspace<T>, gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {
@@ -56,7 +56,7 @@ extension TrainingObjective {
 /// otherwise (m > 1, the mixture prior, or STL and DReG, which need log q's Monte Carlo form: MATH.md §10).
 @usableFromInline package enum Objective {
     @inlinable
-    @usableFromInline package static func of<T: BLASScalar>(_ model: VariationalAutoencoder<T>, samples: Int,
+    package static func of<T: BLASScalar>(_ model: VariationalAutoencoder<T>, samples: Int,
                                          estimator: PathwiseEstimator = .standard) -> any TrainingObjective {
         estimator == .standard && usesAnalyticKL(model.configuration, samples: samples)
             ? ELBO() : ImportanceWeighted(estimator: estimator)
@@ -66,7 +66,7 @@ extension TrainingObjective {
     /// and `ws.noise`: the phases in order. The gradient of `lossScale · Σ_rows loss` is written into `gradients`,
     /// or added to it with `accumulate`.
     @inlinable
-    @usableFromInline package static func evaluate<T: BLASScalar>(
+    package static func evaluate<T: BLASScalar>(
         _ objective: any TrainingObjective, model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples m: Int,
         workspace ws: StepWorkspace<T>, gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {
@@ -87,7 +87,7 @@ extension TrainingObjective {
 
     /// The straight-line forward (and backward) pass of the objective `of(model, samples:)`.
     @inlinable
-    @usableFromInline package static func evaluate<T: BLASScalar>(
+    package static func evaluate<T: BLASScalar>(
         model: VariationalAutoencoder<T>, parameters p: UnsafePointer<T>, rows: Int, samples: Int,
         workspace ws: StepWorkspace<T>, gradients: UnsafeMutablePointer<T>?, lossScale: T, accumulate: Bool = false
     ) throws -> TermSums {

@@ -44,7 +44,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>) throws {
         switch self {
         case let .diagonal(p): p.prepare(parameters: parameters, rows: rows, scratch: scratch, logDeterminant: logDeterminant)
@@ -57,7 +57,7 @@ import LatentCore
     /// `prepare`, counting factorizations that needed a raised jitter into `retries` (nil: not counted) instead of
     /// the family's own counter, so that training and evaluation are counted apart.
     @inlinable
-    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>, retries: FactorizationCounter?) throws {
         guard case let .covariance(p) = self else {
             return try prepare(parameters: parameters, rows: rows, scratch: scratch, logDeterminant: logDeterminant)
@@ -67,7 +67,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                        samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {
         switch self {
         case let .diagonal(p):
@@ -80,7 +80,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                                    logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>) {
         switch self {
         case let .diagonal(p):
@@ -93,7 +93,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                            logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
                            out: UnsafeMutablePointer<Scalar>) {
         switch self {
@@ -107,7 +107,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
         switch self {
@@ -124,7 +124,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
+    package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
                                    rows: Int, out: UnsafeMutablePointer<Scalar>) {
         switch self {
         case let .diagonal(p):

@@ -14,7 +14,7 @@ import LatentCore
     func lowerIndex(_ i: Int, _ j: Int) -> Int { i * (i - 1) / 2 + j }
 
     @inlinable
-    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>) {
         let k = latent, width = parameterCount
         for r in 0..<rows {
@@ -32,7 +32,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                        samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {
         CholeskyKernels.sample(means: parameters, meanStride: parameterCount, factors: scratch, noise: noise,
                                latent: latent, samples: samples, rows: rows, z: z)
@@ -40,7 +40,7 @@ import LatentCore
 
     /// KL = ½(‖L‖_F² + ‖μ‖² − k) − Σᵢ dᵢ.
     @inlinable
-    @usableFromInline package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                                    logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>) {
         let k = latent, width = parameterCount
         for r in 0..<rows {
@@ -55,7 +55,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                            logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
                            out: UnsafeMutablePointer<Scalar>) {
         CholeskyKernels.logDensity(means: parameters, meanStride: parameterCount, factors: scratch,
@@ -64,7 +64,7 @@ import LatentCore
 
     /// dμ = Σ_s dz_s + wμ; L̄_ij = Σ_s dz_s,i ε_s,j + w L_ij (j ≤ i); d̄ᵢ = L̄_ii L_ii + c − w.
     @inlinable
-    @usableFromInline package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
         let k = latent, width = parameterCount
@@ -95,7 +95,7 @@ import LatentCore
 extension CholeskyFactorGaussian {
     /// −L⁻ᵀε by a triangular solve with Lᵀ.
     @inlinable
-    @usableFromInline package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
+    package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
                                    rows: Int, out: UnsafeMutablePointer<Scalar>) {
         CholeskyKernels.logDensityGradient(factors: scratch, noise: noise, latent: latent, samples: samples,
                                            rows: rows, out: out)
@@ -106,7 +106,7 @@ extension CholeskyFactorGaussian {
 @usableFromInline package enum CholeskyKernels {
     /// z = μ + Lε per sample and row; L row-major k×k lower, one every `factorStride` scalars (default k²).
     @inlinable
-    @usableFromInline package static func sample<T: BLASScalar>(
+    package static func sample<T: BLASScalar>(
         means: UnsafePointer<T>, meanStride: Int, factors: UnsafePointer<T>, factorStride: Int? = nil,
         noise: UnsafePointer<T>, latent k: Int, samples: Int, rows: Int, z: UnsafeMutablePointer<T>
     ) {
@@ -126,7 +126,7 @@ extension CholeskyFactorGaussian {
 
     /// log N(z; μ, LLᵀ) per row by a triangular solve L u = z − μ through BLAS.
     @inlinable
-    @usableFromInline package static func logDensity<T: BLASScalar>(
+    package static func logDensity<T: BLASScalar>(
         means: UnsafePointer<T>, meanStride: Int, factors: UnsafePointer<T>, factorStride: Int? = nil,
         logDeterminant: UnsafePointer<T>, z: UnsafePointer<T>, latent k: Int, rows: Int, out: UnsafeMutablePointer<T>
     ) {
@@ -147,7 +147,7 @@ extension CholeskyFactorGaussian {
     /// −L⁻ᵀε per sample and row (∂log q/∂z at an own sample, MATH.md §10): back substitution with Lᵀ in place, a
     /// loop rather than one `trsv` call per sample, since k is small and the step calls it m·B times.
     @inlinable
-    @usableFromInline package static func logDensityGradient<T: BLASScalar>(
+    package static func logDensityGradient<T: BLASScalar>(
         factors: UnsafePointer<T>, factorStride: Int? = nil, noise: UnsafePointer<T>, latent k: Int, samples: Int,
         rows: Int, out: UnsafeMutablePointer<T>
     ) {

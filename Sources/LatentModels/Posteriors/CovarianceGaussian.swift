@@ -122,7 +122,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>) throws {
         try prepare(parameters: parameters, rows: rows, scratch: scratch, logDeterminant: logDeterminant,
                     retries: retries)
@@ -130,7 +130,7 @@ import LatentCore
 
     /// `prepare`, counting the rows that needed a raised δ into `counter` (nil: not counted).
     @inlinable
-    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>, retries counter: FactorizationCounter?) throws {
         let k = latent, lanes = InterleavedMatrices<Scalar>.lanes
         var r = 0
@@ -163,7 +163,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                        samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {
         CholeskyKernels.sample(means: parameters, meanStride: parameterCount, factors: scratch,
                                factorStride: scratchPerRow, noise: noise, latent: latent, samples: samples, rows: rows,
@@ -172,7 +172,7 @@ import LatentCore
 
     /// KL = ½(tr Σ + ‖μ‖² − k) − Σᵢ log L_ii, with tr Σ = ‖A‖_F² + kδ = Σᵢ e^{2dᵢ} + Σ_{i>j} A_ij² + kδ.
     @inlinable
-    @usableFromInline package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                                    logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>) {
         let k = latent
         for r in 0..<rows {
@@ -189,7 +189,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                            logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
                            out: UnsafeMutablePointer<Scalar>) {
         CholeskyKernels.logDensity(means: parameters, meanStride: parameterCount, factors: scratch,
@@ -200,7 +200,7 @@ import LatentCore
     /// L̄ from sampling, log det and KL; S = L⁻ᵀ Φ(Lᵀ L̄) L⁻¹ (two triangular solves); Ā = (S + Sᵀ + wI) A, of which
     /// the lower triangle is A's gradient, its diagonal times A_ii that of d.
     @inlinable
-    @usableFromInline package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
         let k = latent, lanes = InterleavedMatrices<Scalar>.lanes, scratch = UnsafeMutablePointer(mutating: scratch)
@@ -295,7 +295,7 @@ import LatentCore
 extension CovarianceGaussian {
     /// −L⁻ᵀε with L = chol(AAᵀ + δI) as `prepare` left it (MATH.md §10).
     @inlinable
-    @usableFromInline package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
+    package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
                                    rows: Int, out: UnsafeMutablePointer<Scalar>) {
         CholeskyKernels.logDensityGradient(factors: scratch, factorStride: scratchPerRow, noise: noise, latent: latent,
                                            samples: samples, rows: rows, out: out)

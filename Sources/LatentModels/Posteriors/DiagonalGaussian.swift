@@ -9,7 +9,7 @@ import LatentCore
     @usableFromInline package var scratchPerRow: Int { latent }
 
     @inlinable
-    @usableFromInline package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
+    package func prepare(parameters: UnsafePointer<Scalar>, rows: Int, scratch: UnsafeMutablePointer<Scalar>,
                         logDeterminant: UnsafeMutablePointer<Scalar>) {
         let k = latent
         for r in 0..<rows {
@@ -24,7 +24,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    package func sample(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                        samples: Int, rows: Int, z: UnsafeMutablePointer<Scalar>) {
         let k = latent
         for m in 0..<samples {
@@ -38,7 +38,7 @@ import LatentCore
 
     /// KL = ½ Σᵢ (σᵢ² + μᵢ² − 1 − sᵢ).
     @inlinable
-    @usableFromInline package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    package func klToStandardNormal(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                                    logDeterminant: UnsafePointer<Scalar>, rows: Int, kl: UnsafeMutablePointer<Scalar>) {
         let k = latent
         for r in 0..<rows {
@@ -50,7 +50,7 @@ import LatentCore
     }
 
     @inlinable
-    @usableFromInline package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
+    package func logDensity(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>,
                            logDeterminant: UnsafePointer<Scalar>, z: UnsafePointer<Scalar>, rows: Int,
                            out: UnsafeMutablePointer<Scalar>) {
         let k = latent
@@ -67,7 +67,7 @@ import LatentCore
 
     /// dμ = Σ dz + w μ;  ds = Σ dz ε σ/2 + ½ dlogdet + (w/2)(σ² − 1).
     @inlinable
-    @usableFromInline package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
+    package func backward(parameters: UnsafePointer<Scalar>, scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>,
                          samples: Int, rows: Int, dz: UnsafePointer<Scalar>, dLogDeterminant: UnsafePointer<Scalar>,
                          klWeight w: Scalar, dParameters: UnsafeMutablePointer<Scalar>) {
         let k = latent
@@ -90,7 +90,7 @@ import LatentCore
 
     /// −ε/σ per coordinate.
     @inlinable
-    @usableFromInline package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
+    package func logDensityGradient(scratch: UnsafePointer<Scalar>, noise: UnsafePointer<Scalar>, samples: Int,
                                    rows: Int, out: UnsafeMutablePointer<Scalar>) {
         let k = latent
         for m in 0..<samples {

@@ -49,7 +49,7 @@ public enum PosteriorKind: String, Codable, Sendable, CaseIterable {
 extension Posterior {
     /// log q(z|x) for a z drawn by this posterior's own reparametrization: −½‖ε‖² − Σ log L_ii − (k/2) log 2π.
     @inlinable
-    @usableFromInline package func logDensityOfOwnSample(noise: UnsafePointer<Scalar>, logDeterminant: Scalar) -> Scalar {
+    package func logDensityOfOwnSample(noise: UnsafePointer<Scalar>, logDeterminant: Scalar) -> Scalar {
         var s: Scalar = 0
         for i in 0..<latent { s += noise[i] * noise[i] }
         return -s / 2 - logDeterminant - Scalar(latent) * Scalar.halfLogTwoPi

@@ -22,7 +22,7 @@ import LatentCore
     /// rounding-error bound, and the components that can matter to log p (within `relevanceMargin` nats of the row's
     /// best) whose bound exceeds `recomputeTolerance` are recomputed in the centered form Σᵢ (zᵢ − m_ji)²/v_ji.
     @inlinable
-    @usableFromInline package func logDensity<T: BLASScalar>(
+    package func logDensity<T: BLASScalar>(
         parameters p: UnsafePointer<T>, z: UnsafePointer<T>, rows: Int, out: UnsafeMutablePointer<T>,
         componentLogDensities logN: UnsafeMutablePointer<T>, scratch: MixtureScratch<T>? = nil
     ) {
@@ -92,7 +92,7 @@ import LatentCore
     /// Expects `logDensity` to have run with the same `scratch` (its weights) just before; overwrites
     /// `componentLogDensities` with the c_rj.
     @inlinable
-    @usableFromInline package func backward<T: BLASScalar>(
+    package func backward<T: BLASScalar>(
         parameters p: UnsafePointer<T>, gradients g: UnsafeMutablePointer<T>, z: UnsafePointer<T>, rows: Int,
         logDensity: UnsafePointer<T>, componentLogDensities logN: UnsafeMutablePointer<T>,
         coefficient: UnsafePointer<T>, dz: UnsafeMutablePointer<T>, scratch: MixtureScratch<T>? = nil
