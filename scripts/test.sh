@@ -31,5 +31,5 @@ if command -v mpirun >/dev/null; then
 else
     echo "distributed tests: not run (Open MPI not installed; scripts/setup-mpi.sh installs it)"
 fi
-# Every unit and CLI test.
-swift test --skip-build --disable-swift-testing "$@"
+# Every unit and CLI test (the distributed ones ran above, under mpirun, or said why not).
+swift test --skip-build --disable-swift-testing --skip DistributedTests "$@"
