@@ -41,7 +41,8 @@ extension BenchRunner {
             var local = config
             (local.threads, local.parallelism) = (ranks, ranks > 1 ? .data : .reference)
             let single = rank == 0 ? makeTrainer(local) : nil
-            let steps = stepsPerRepetition { trainSteps(distributed, 1) }
+            // Every rank must run the same number of steps (each step is a collective): the ranks agree on the most.
+            let steps = Int(mpi.maximumOverRanks(Double(stepsPerRepetition { trainSteps(distributed, 1) })))
             var rates: [Double] = [], ratios: [Double] = []
             for _ in 0..<repetitions {
                 // The ranks together, then rank 0 alone while the others sleep (an MPI wait would spin on a core).
