@@ -46,9 +46,14 @@ struct Compare: ParsableCommand {
             if let warning = TrainingFlags.oversubscriptionWarning(threads: base.threads) { printError(warning) }
             if let note = flags.model.estimatorNote { printError(note) }
             Interruption.install()
-            try base.validate()
+            for family in posteriors.values {
+                var options = base
+                options.configuration.posterior = family
+                try options.validate()  // before the directory is made and claimed
+            }
             // One writer: the comparison's directory is held to the end, its families' directories by their runs.
             let lock = try RunLock.claim(creating: base.out)
+            if let note = lock.unenforced { printError(note) }
             defer { withExtendedLifetime(lock) {} }
             let bar = ProgressLine()
             var current: PosteriorKind?

@@ -87,7 +87,7 @@ package struct MetricsFile {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let line = Array(try encoder.encode(metrics)) + [0x0A]
-        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CheckpointError.unwritable(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         let size = lseek(fd, 0, SEEK_END)

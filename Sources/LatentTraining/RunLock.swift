@@ -10,6 +10,9 @@ package final class RunLock {
     package static let fileName = ".lock"
     /// The directory held.
     package let directory: String
+    /// Set when the directory's file system cannot lock files (some network ones): the run goes on unguarded, and
+    /// this note says so.
+    package let unenforced: String?
     private let descriptor: Int32
 
     /// The lock file of the run directory `directory`.
@@ -23,15 +26,21 @@ package final class RunLock {
         let path = RunLock.path(in: directory)
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CheckpointError.unwritable(path: path, reason: String(cString: strerror(errno))) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        var unenforced: String?
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let failure = errno
-            close(fd)  // another descriptor's lock is not ours to release: closing this one leaves it alone
-            guard failure == EWOULDBLOCK else {
-                throw CheckpointError.unwritable(path: path, reason: String(cString: strerror(failure)))
+            guard [ENOLCK, EOPNOTSUPP, EINVAL].contains(failure) else {
+                close(fd)  // another descriptor's lock is not ours to release: closing this one leaves it alone
+                guard failure == EWOULDBLOCK else {
+                    throw CheckpointError.unwritable(path: path, reason: String(cString: strerror(failure)))
+                }
+                throw RunDirectoryError.inUse(directory: directory, holder: RunLock.holder(at: path), resuming: resuming)
             }
-            throw RunDirectoryError.inUse(directory: directory, holder: RunLock.holder(at: path), resuming: resuming)
+            unenforced = "note: the file system of \(directory) cannot lock files (\(String(cString: strerror(failure)))); "
+                + "nothing stops another latent process from writing into it at the same time"
         }
         self.directory = directory
+        self.unenforced = unenforced
         descriptor = fd
         let record = Array("\(getpid())\n\(RunLock.commandLine)\n".utf8)
         // The record only informs a refused process; failing to write it does not make the lock less held.

@@ -196,6 +196,7 @@ public final class TrainingSession {
                                                        seed: TrainingSession.testBinarizationSeed)
         try prepareOutputDirectory()
         runLock = try lock ?? (isWriter ? RunLock(directory: options.out) : nil)
+        if let note = runLock?.unenforced { notes.append(note) }
     }
 
     /// Total steps of the run.
@@ -209,6 +210,9 @@ public final class TrainingSession {
     public func run(progress: (TrainingProgress) -> Void = { _ in },
                     shouldStop: () -> Bool = { false }) throws -> TrainingOutcome {
         let metricsFile = MetricsFile(directory: options.out)
+        // The directory is held while the run writes it (taken again by a second call), and free once it returns.
+        if isWriter && runLock == nil { runLock = try RunLock(directory: options.out, resuming: resuming) }
+        defer { runLock = nil }
         try verifyParameters()
         // A new run replaces the old one only once it is committed to start: not when a stop came first.
         if !resuming && agreedStop(shouldStop) { throw RunDirectoryError.stoppedBeforeStart(directory: options.out) }
