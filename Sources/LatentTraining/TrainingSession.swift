@@ -57,9 +57,10 @@ public final class TrainingSession {
     var resuming = false
     /// A resumed run that was extended: its `options.json` gets the new length, so a later resume keeps it.
     var rewritesOptions = false
-    /// Rank 0's claim on `options.out`, held for the session's life (``RunLock``); nil on the other ranks.
+    /// Rank 0's claim on `options.out` (``RunLock``), from the session's creation until ``run(progress:shouldStop:)``
+    /// returns; nil on the other ranks.
     var runLock: RunLock?
-    /// What a resume keeps of `metrics.jsonl`, written back when the run starts (rank 0).
+    /// What a resume keeps of `metrics.jsonl`, written back once when the run starts (rank 0).
     var keptMetrics: MetricsFile.Kept?
     /// The other processes of a data-parallel job (`mpirun`), nil for one process: rank 0 alone writes the run's files.
     package let communicator: (any Communicator)?
@@ -153,6 +154,7 @@ public final class TrainingSession {
 
     /// A new run: checks the options, loads the data (unless `dataset` is given), builds and initializes the model
     /// from `options.seed`, and prepares the run directory `options.out`; ``run(progress:shouldStop:)`` trains it.
+    /// The directory is claimed until `run` returns: another process that tries to write it meanwhile is refused.
     public convenience init(options: TrainingOptions, dataset: Dataset? = nil) throws {
         try self.init(options: options, dataset: dataset, communicator: nil)
     }
@@ -222,6 +224,7 @@ public final class TrainingSession {
             // Only rank 0 touches the run's files.
         } else if resuming {
             if let keptMetrics { try metricsFile.keep(keptMetrics) }
+            keptMetrics = nil
             if rewritesOptions { try writeOptions() }
         } else {
             try removePreviousCheckpoint()
