@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LatentCore
 import LatentModels
 import LatentEvaluation
 import LatentTraining
@@ -45,6 +46,15 @@ struct Compare: ParsableCommand {
             if let warning = TrainingFlags.oversubscriptionWarning(threads: base.threads) { printError(warning) }
             if let note = flags.model.estimatorNote { printError(note) }
             Interruption.install()
+            for family in posteriors.values {
+                var options = base
+                options.configuration.posterior = family
+                try options.validate()  // before the directory is made and claimed
+            }
+            // One writer: the comparison's directory is held to the end, its families' directories by their runs.
+            let lock = try RunLock.claim(creating: base.out)
+            if let note = lock.unenforced { printError(note) }
+            defer { withExtendedLifetime(lock) {} }
             let bar = ProgressLine()
             var current: PosteriorKind?
             let results = try Comparison.run(families: posteriors.values, base: base, iwaeSamples: iw) { family, p in
@@ -70,8 +80,10 @@ struct Compare: ParsableCommand {
             let directory = base.out as NSString
             for (name, data) in [("compare.json", json), ("compare.md", Data(table.utf8))] {
                 let path = directory.appendingPathComponent(name)
-                guard FileManager.default.createFile(atPath: path, contents: data) else {
-                    throw CheckpointError.unwritable(path: path, reason: "cannot create the file")
+                do {
+                    try AtomicFile.write(Array(data), to: path)
+                } catch let error as FileWriteError {
+                    throw CheckpointError.unwritable(path: error.path, reason: error.reason)
                 }
             }
             printError("wrote \(directory.appendingPathComponent("compare.json")) and compare.md")

@@ -31,6 +31,11 @@ func reportingErrors<R>(rank: Int? = nil, _ body: () throws -> R) throws -> R {
         // Stopped on request, as `train` reports it: the message and the signal's conventional status.
         printError("\(TrainingError.interrupted(step: step, directory: directory))")
         throw ExitCode(Interruption.exitStatus)
+    } catch RunDirectoryError.stoppedBeforeStart(let directory) {
+        // Stopped on a signal (to this rank or another) before a new run began: rank 0 says nothing was replaced,
+        // and every rank leaves with the signal's status, as from a stop at a step.
+        if (rank ?? 0) == 0 { printError("\(RunDirectoryError.stoppedBeforeStart(directory: directory))") }
+        throw ExitCode(Interruption.requested ? Interruption.exitStatus : 128 + SIGTERM)
     } catch let ConfigurationError.invalid(setting, requirement, value) {
         // The library names its settings; the command line names the flags that set them.
         FileHandle.standardError.write(Data("error: \(flag(for: setting)) \(requirement) (got \(value))\n".utf8))

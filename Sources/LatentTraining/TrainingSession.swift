@@ -57,6 +57,11 @@ public final class TrainingSession {
     var resuming = false
     /// A resumed run that was extended: its `options.json` gets the new length, so a later resume keeps it.
     var rewritesOptions = false
+    /// Rank 0's claim on `options.out` (``RunLock``), from the session's creation until ``run(progress:shouldStop:)``
+    /// returns; nil on the other ranks.
+    var runLock: RunLock?
+    /// What a resume keeps of `metrics.jsonl`, written back once when the run starts (rank 0).
+    var keptMetrics: MetricsFile.Kept?
     /// The other processes of a data-parallel job (`mpirun`), nil for one process: rank 0 alone writes the run's files.
     package let communicator: (any Communicator)?
     /// Where rank 0 appends one line per step, "step mean-loss" (`--log-steps`), when set.
@@ -79,6 +84,13 @@ public final class TrainingSession {
     /// `resume` as one rank of a data-parallel job: every rank reads the same run directory.
     package static func resume(directory: String, dataset: Dataset? = nil, epochs: Int? = nil, iterations: Int? = nil,
                                communicator: (any Communicator)?) throws -> TrainingSession {
+        // Rank 0 claims the directory before reading it, so that what it resumes from is not being rewritten.
+        var isDirectory: ObjCBool = false
+        var lock: RunLock?
+        if (communicator?.rank ?? 0) == 0, FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory),
+           isDirectory.boolValue {
+            lock = try RunLock(directory: directory, resuming: true)
+        }
         let optionsPath = TrainingOptions.path(in: directory)
         guard let data = FileManager.default.contents(atPath: optionsPath) else {
             throw FileManager.default.fileExists(atPath: directory)
@@ -109,7 +121,10 @@ public final class TrainingSession {
         for (field, agrees) in agreement where !agrees {
             throw CheckpointError.optionsMismatch(path: directory, field: field)
         }
-        let session = try TrainingSession(options: options, dataset: dataset, communicator: communicator)
+        let kept = try lock.map { _ in try MetricsFile(directory: directory).kept(completedEpochs: state.epoch) }
+        let session = try TrainingSession(options: options, dataset: dataset, communicator: communicator, lock: lock)
+        if let kept { (session.history, session.keptMetrics) = (kept.history, kept) }
+        session.notes += kept?.notes ?? []
         if (state.ranks ?? 1) != session.ranks {
             session.notes.append("note: the run in \(directory) was trained by \(state.ranks ?? 1) process(es) and "
                 + "continues on \(session.ranks): the gradient's sums are added in another order, so the result is "
@@ -139,12 +154,15 @@ public final class TrainingSession {
 
     /// A new run: checks the options, loads the data (unless `dataset` is given), builds and initializes the model
     /// from `options.seed`, and prepares the run directory `options.out`; ``run(progress:shouldStop:)`` trains it.
+    /// The directory is claimed until `run` returns: another process that tries to write it meanwhile is refused.
     public convenience init(options: TrainingOptions, dataset: Dataset? = nil) throws {
         try self.init(options: options, dataset: dataset, communicator: nil)
     }
 
-    /// A session that is one rank of a data-parallel job when `communicator` is given (`--batch` is the global batch).
-    package init(options: TrainingOptions, dataset: Dataset? = nil, communicator: (any Communicator)?) throws {
+    /// A session that is one rank of a data-parallel job when `communicator` is given (`--batch` is the global batch);
+    /// rank 0 takes the lock of `options.out`, unless `lock` (a resume's) holds it already.
+    package init(options: TrainingOptions, dataset: Dataset? = nil, communicator: (any Communicator)?,
+                 lock: RunLock? = nil) throws {
         try options.validate()
         self.options = options
         self.communicator = communicator
@@ -179,6 +197,8 @@ public final class TrainingSession {
         testBinarized = Binarization.evaluationInputs(data.test, mode: options.configuration.binarization,
                                                        seed: TrainingSession.testBinarizationSeed)
         try prepareOutputDirectory()
+        runLock = try lock ?? (isWriter ? RunLock(directory: options.out) : nil)
+        if let note = runLock?.unenforced { notes.append(note) }
     }
 
     /// Total steps of the run.
@@ -191,20 +211,24 @@ public final class TrainingSession {
     /// atomic `checkpoint` into `options.out` after every epoch, every `checkpointEvery` steps, and on a stop.
     public func run(progress: (TrainingProgress) -> Void = { _ in },
                     shouldStop: () -> Bool = { false }) throws -> TrainingOutcome {
-        let metricsPath = EpochMetrics.path(in: options.out)
+        let metricsFile = MetricsFile(directory: options.out)
+        // The directory is held while the run writes it (taken again by a second call), and free once it returns.
+        if isWriter && runLock == nil { runLock = try RunLock(directory: options.out, resuming: resuming) }
+        defer { runLock = nil }
         try verifyParameters()
+        // A new run replaces the old one only once it is committed to start: not when a stop came first.
+        if !resuming && agreedStop(shouldStop) { throw RunDirectoryError.stoppedBeforeStart(directory: options.out) }
         let stepLog = try openStepLog()
         defer { try? stepLog?.close() }
         if !isWriter {
             // Only rank 0 touches the run's files.
         } else if resuming {
-            try keepMetrics(throughEpoch: trainer.epoch, at: metricsPath)
+            if let keptMetrics { try metricsFile.keep(keptMetrics) }
+            keptMetrics = nil
             if rewritesOptions { try writeOptions() }
         } else {
             try removePreviousCheckpoint()
-            guard FileManager.default.createFile(atPath: metricsPath, contents: nil) else {
-                throw CheckpointError.unwritable(path: metricsPath, reason: "cannot create the file")
-            }
+            try metricsFile.create()
             try writeOptions()
         }
         let total = totalSteps
@@ -263,7 +287,7 @@ public final class TrainingSession {
                     ? model.factorizationRetries.value : nil, ranks: ranks)
             history.append(metrics)
             // Metrics before the checkpoint: after a crash between the two, resuming drops the extra line.
-            if isWriter { try appendLine(metrics, to: metricsPath) }
+            if isWriter { try metricsFile.append(metrics) }
             try saveCheckpoint(completedEpochs: epoch + 1, partial: nil)
             last = metrics
             epoch += 1
@@ -271,22 +295,6 @@ public final class TrainingSession {
         }
         guard let last else { throw TrainingError.invalidOption("nothing to train: the run has already finished") }
         return .finished(last)
-    }
-
-    /// Drops metrics lines past the checkpoint's completed epochs (a crash between the two writes of an epoch).
-    func keepMetrics(throughEpoch completed: Int, at path: String) throws {
-        let text = (FileManager.default.contents(atPath: path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        var kept = [String]()
-        for line in text.split(separator: "\n") {
-            guard let metrics = try? JSONDecoder().decode(EpochMetrics.self, from: Data(line.utf8)),
-                  metrics.epoch <= completed else { continue }
-            kept.append(String(line))
-            history.append(metrics)
-        }
-        let body = kept.map { $0 + "\n" }.joined()
-        guard FileManager.default.createFile(atPath: path, contents: Data(body.utf8)) else {
-            throw CheckpointError.unwritable(path: path, reason: "cannot rewrite the metrics file")
-        }
     }
 
     func prepareOutputDirectory() throws {
@@ -320,23 +328,11 @@ public final class TrainingSession {
     func writeOptions() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let path = TrainingOptions.path(in: options.out)
-        guard FileManager.default.createFile(atPath: path, contents: try encoder.encode(options)) else {
-            throw CheckpointError.unwritable(path: path, reason: "cannot create the file")
+        do {
+            try AtomicFile.write(Array(try encoder.encode(options)), to: TrainingOptions.path(in: options.out))
+        } catch let error as FileWriteError {
+            throw CheckpointError.unwritable(path: error.path, reason: error.reason)
         }
-    }
-
-    func appendLine(_ metrics: EpochMetrics, to path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var line = try encoder.encode(metrics)
-        line.append(0x0A)
-        guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw CheckpointError.unwritable(path: path, reason: "cannot open for appending")
-        }
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: line)
     }
 
     /// Writes the checkpoint atomically; `partial` carries the sums of an epoch in progress.
