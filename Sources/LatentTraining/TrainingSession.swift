@@ -54,6 +54,9 @@ public final class TrainingSession {
 
     /// Partial sums of the epoch in progress when resuming mid-epoch.
     var resumedEpochSums: TermSums?
+    /// The fingerprints of the training and test images the run uses, which its checkpoints record (computed once).
+    package private(set) lazy var fingerprints = (train: ImageSetFingerprint(dataset.train),
+                                                  test: ImageSetFingerprint(dataset.test))
     var resuming = false
     /// A resumed run that was extended: its `options.json` gets the new length, so a later resume keeps it.
     var rewritesOptions = false
@@ -71,56 +74,35 @@ public final class TrainingSession {
 
     /// Continues the run in `directory` from its checkpoint, with the options it was started with; `epochs` or
     /// `iterations` extends it (nothing depends on the run's length, so the result is the longer run's, bit for bit).
-    public static func resume(directory: String, dataset: Dataset? = nil, epochs: Int? = nil,
+    /// `data` reads the data from another directory (the run's moved there): it must hold the same images.
+    public static func resume(directory: String, data: String? = nil, dataset: Dataset? = nil, epochs: Int? = nil,
                               iterations: Int? = nil) throws -> TrainingSession {
-        try resume(directory: directory, dataset: dataset, epochs: epochs, iterations: iterations, communicator: nil)
+        try resume(directory: directory, data: data, dataset: dataset, epochs: epochs, iterations: iterations,
+                   communicator: nil)
     }
 
     /// `resume` as one rank of a data-parallel job: every rank reads the same run directory.
-    package static func resume(directory: String, dataset: Dataset? = nil, epochs: Int? = nil, iterations: Int? = nil,
-                               communicator: (any Communicator)?) throws -> TrainingSession {
-        let optionsPath = TrainingOptions.path(in: directory)
-        guard let data = FileManager.default.contents(atPath: optionsPath) else {
-            throw FileManager.default.fileExists(atPath: directory)
-                ? CheckpointError.missingOptions(directory: directory) : CheckpointError.missing(path: directory)
-        }
-        var options: TrainingOptions
-        do {
-            options = try JSONDecoder().decode(TrainingOptions.self, from: data)
-        } catch {
-            throw CheckpointError.badHeader(path: optionsPath, reason: "not the options.json of a latent run")
-        }
+    package static func resume(directory: String, data: String? = nil, dataset: Dataset? = nil, epochs: Int? = nil,
+                               iterations: Int? = nil, communicator: (any Communicator)?) throws -> TrainingSession {
+        var options = try TrainingOptions.load(runDirectory: directory)
         options.out = directory
+        let checkpoint = try Checkpoint.load(from: directory)
+        let state = checkpoint.state
+        // With fingerprints the data is checked by content, wherever it is; without, by its path.
+        let fingerprinted = state.trainSet != nil && state.testSet != nil
+        try options.checkAgreement(with: checkpoint, directory: directory, comparesData: !fingerprinted && data == nil)
+        let moved = (data.map { $0 != options.data } ?? false) || state.data != options.data
+        if let data { options.data = data }
         let extending = epochs != nil || iterations != nil
         if extending { (options.epochs, options.iterations) = (epochs, iterations) }
-        let checkpoint = try Checkpoint.load(from: directory)
-        guard checkpoint.configuration == options.configuration else {
-            throw CheckpointError.configurationMismatch(path: directory)
-        }
-        let state = checkpoint.state
-        var agreement = [("--seed", state.seed == options.seed), ("--batch", state.batch == options.batch),
-                         ("--lr", state.learningRate == options.learningRate),
-                         ("--threads", state.threads == options.threads), ("--data", state.data == options.data)]
-        if let parallelism = state.parallelism {
-            agreement += [("--parallelism", parallelism == options.parallelism.rawValue),
-                          ("--train-limit", state.trainLimit == options.trainLimit),
-                          ("--test-limit", state.testLimit == options.testLimit)]
-        }
-        for (field, agrees) in agreement where !agrees {
-            throw CheckpointError.optionsMismatch(path: directory, field: field)
-        }
         let session = try TrainingSession(options: options, dataset: dataset, communicator: communicator)
-        if (state.ranks ?? 1) != session.ranks {
-            session.notes.append("note: the run in \(directory) was trained by \(state.ranks ?? 1) process(es) and "
-                + "continues on \(session.ranks): the gradient's sums are added in another order, so the result is "
-                + "close to, not bit-identical with, an uninterrupted run")
+        let checkpointPath = Checkpoint.path(in: directory)
+        if fingerprinted {
+            try session.verifyData(trainSet: state.trainSet, testSet: state.testSet, checkpoint: checkpointPath)
+        } else {
+            session.notes.append("note: \(checkpointPath) was written before checkpoints recorded their data (format 3), "
+                + "so resuming cannot verify that \(options.data) holds the images it was trained on")
         }
-        session.model.load(checkpoint, adam: session.trainer.adam)
-        session.trainer.restore(step: state.step, epoch: state.epoch, optimizerStep: state.optimizerStep)
-        session.trainer.restore(skippedBatches: state.skippedBatches ?? 0)
-        session.model.factorizationRetries.restore(state.factorizationRetries ?? 0)
-        session.resumedEpochSums = state.epochSums
-        session.resuming = true
         if extending {
             // A run that finished mid-epoch (`--iterations`) counted that epoch as done and kept no partial sums.
             guard state.epoch * session.trainer.stepsPerEpoch <= state.step else {
@@ -132,8 +114,22 @@ public final class TrainingSession {
                 throw TrainingError.invalidOption("the run in \(directory) is already at step \(state.step) "
                     + "(\(state.epoch) epochs); to extend it, ask for more with --epochs or --iterations")
             }
-            session.rewritesOptions = true
         }
+        try state.validatePosition(trainingImages: session.dataset.train.count, totalSteps: session.totalSteps,
+                                   path: checkpointPath)
+        if (state.ranks ?? 1) != session.ranks {
+            session.notes.append("note: the run in \(directory) was trained by \(state.ranks ?? 1) process(es) and "
+                + "continues on \(session.ranks): the gradient's sums are added in another order, so the result is "
+                + "close to, not bit-identical with, an uninterrupted run")
+        }
+        session.model.load(checkpoint, adam: session.trainer.adam)
+        session.trainer.restore(step: state.step, epoch: state.epoch, optimizerStep: state.optimizerStep)
+        session.trainer.restore(skippedBatches: state.skippedBatches ?? 0)
+        session.model.factorizationRetries.restore(state.factorizationRetries ?? 0)
+        session.resumedEpochSums = state.epochSums
+        session.resuming = true
+        // A moved data set's new path goes into options.json when the run starts (and into its next checkpoint).
+        session.rewritesOptions = moved || extending
         return session
     }
 
@@ -347,7 +343,8 @@ public final class TrainingSession {
                                   skippedBatches: trainer.skippedBatches,
                                   factorizationRetries: model.factorizationRetries.value,
                                   parallelism: options.parallelism.rawValue, trainLimit: options.trainLimit,
-                                  testLimit: options.testLimit, ranks: communicator.map { $0.size })
+                                  testLimit: options.testLimit, ranks: communicator.map { $0.size },
+                                  trainSet: fingerprints.train, testSet: fingerprints.test)
         guard isWriter else { return }
         try model.checkpoint(adam: trainer.adam, state: state).save(to: options.out)
     }
