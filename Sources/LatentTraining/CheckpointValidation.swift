@@ -73,9 +73,9 @@ extension TrainingState {
     }
 
     /// Checks that `step` is where `epoch` completed epochs over `trainingImages` images at this batch size lead,
-    /// the place the training loop of a run of `totalSteps` continues from: inside the epoch in progress for a
-    /// mid-epoch checkpoint (`epochSums`), else at the end of the last epoch, or within it only for a run that ended
-    /// there (at its `--iterations`) and does not go on.
+    /// the place the training loop continues from, for a checkpoint written by a run of `totalSteps` steps: inside
+    /// the epoch in progress for a mid-epoch checkpoint (`epochSums`), else at the end of the last epoch, or within
+    /// it only where that run ended (at its `--iterations`).
     package func validatePosition(trainingImages: Int, totalSteps: Int, path: String) throws {
         guard batch >= 1 else {
             throw CheckpointError.invalidField(path: path, field: "state.batch", problem: "must be at least 1 (got \(batch))")

@@ -94,6 +94,7 @@ public final class TrainingSession {
         let moved = (data.map { $0 != options.data } ?? false) || state.data != options.data
         if let data { options.data = data }
         let extending = epochs != nil || iterations != nil
+        let written = (epochs: options.epochs, iterations: options.iterations)  // the length of the run that wrote it
         if extending { (options.epochs, options.iterations) = (epochs, iterations) }
         let session = try TrainingSession(options: options, dataset: dataset, communicator: communicator)
         let checkpointPath = Checkpoint.path(in: directory)
@@ -103,6 +104,9 @@ public final class TrainingSession {
             session.notes.append("note: \(checkpointPath) was written before checkpoints recorded their data (format 3), "
                 + "so resuming cannot verify that \(options.data) holds the images it was trained on")
         }
+        let writtenSteps = written.iterations ?? (written.epochs ?? 0) * session.trainer.stepsPerEpoch
+        try state.validatePosition(trainingImages: session.dataset.train.count, totalSteps: writtenSteps,
+                                   path: checkpointPath)
         if extending {
             // A run that finished mid-epoch (`--iterations`) counted that epoch as done and kept no partial sums.
             guard state.epoch * session.trainer.stepsPerEpoch <= state.step else {
@@ -115,8 +119,6 @@ public final class TrainingSession {
                     + "(\(state.epoch) epochs); to extend it, ask for more with --epochs or --iterations")
             }
         }
-        try state.validatePosition(trainingImages: session.dataset.train.count, totalSteps: session.totalSteps,
-                                   path: checkpointPath)
         if (state.ranks ?? 1) != session.ranks {
             session.notes.append("note: the run in \(directory) was trained by \(state.ranks ?? 1) process(es) and "
                 + "continues on \(session.ranks): the gradient's sums are added in another order, so the result is "
