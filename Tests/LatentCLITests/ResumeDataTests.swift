@@ -64,7 +64,7 @@ final class ResumeDataTests: XCTestCase {
     func testResumeRefusesATrainingSetThatShrank() throws {
         try train()
         try SyntheticDataset.write(to: data, train: 1000, test: 40)
-        try assertRefused(["train", "--resume", run.path, "--epochs", "4"], ["training set", "1000", "2000"])
+        try assertRefused(["train", "--resume", run.path, "--epochs", "8"], ["training set", "1000", "2000"])
     }
 
     /// Other images of the same count resumed silently and not bit for bit; so did another test set.
@@ -105,6 +105,27 @@ final class ResumeDataTests: XCTestCase {
         try editOptions { $0["data"] = moved.path }
         let resumed = try LatentCommand.run(["train", "--resume", run.path, "--epochs", "3"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try metricsWithoutTimings(run).count, 3)
+    }
+
+    /// A format-2 checkpoint (no fingerprints) still resumes, saying that its data cannot be verified; on a grown
+    /// training set its step no longer fits the epochs, which is refused instead of crashing.
+    func testAFormatTwoCheckpointResumesWithANoteAndItsStepIsChecked() throws {
+        try train()
+        try CheckpointFile.rewrite(checkpoint, version: 2) { header in
+            var state = header["state"] as! [String: Any]
+            state.removeValue(forKey: "trainSet")
+            state.removeValue(forKey: "testSet")
+            header["state"] = state
+        }
+        let formatTwo = try Data(contentsOf: checkpoint)
+        try SyntheticDataset.write(to: data, train: 4000, test: 40)
+        try assertRefused(["train", "--resume", run.path, "--epochs", "3"], [checkpoint.path, "state.step", "changed"])
+        try SyntheticDataset.write(to: data, train: 2000, test: 40)
+        XCTAssertEqual(try Data(contentsOf: checkpoint), formatTwo)
+        let resumed = try LatentCommand.run(["train", "--resume", run.path, "--epochs", "3"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("cannot verify"), resumed.stderr)
         XCTAssertEqual(try metricsWithoutTimings(run).count, 3)
     }
 
@@ -202,7 +223,8 @@ final class ResumeDataTests: XCTestCase {
 /// Rewrites a checkpoint's JSON header and seals the file again (header length, payload size, CRC-32), as a damaged
 /// or edited file that still passes the checksum would be.
 enum CheckpointFile {
-    static func rewrite(_ url: URL, _ edit: (inout [String: Any]) -> Void) throws {
+    /// Applies `edit` to the header (and writes format `version` when given).
+    static func rewrite(_ url: URL, version: UInt8? = nil, _ edit: (inout [String: Any]) -> Void) throws {
         let bytes = [UInt8](try Data(contentsOf: url))
         let length = Int(bytes[12]) | Int(bytes[13]) << 8 | Int(bytes[14]) << 16 | Int(bytes[15]) << 24
         var header = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bytes[16..<(16 + length)])) as? [String: Any])
@@ -214,6 +236,7 @@ enum CheckpointFile {
             : payload + [UInt8](repeating: 0, count: size - payload.count)
         let json = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
         var out = Array(bytes[0..<12])
+        if let version { out[8..<12] = [version, 0, 0, 0] }
         for i in 0..<4 { out.append(UInt8((UInt32(json.count) >> (8 * UInt32(i))) & 0xFF)) }
         out += json + payload
         let crc = CRC32.checksum(out)
