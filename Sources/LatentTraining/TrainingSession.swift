@@ -58,7 +58,8 @@ public final class TrainingSession {
     package private(set) lazy var fingerprints = (train: ImageSetFingerprint(dataset.train),
                                                   test: ImageSetFingerprint(dataset.test))
     var resuming = false
-    /// A resumed run that was extended: its `options.json` gets the new length, so a later resume keeps it.
+    /// A resumed run that was extended, or whose data moved: its `options.json` gets the new length and data path, so
+    /// a later resume keeps them.
     var rewritesOptions = false
     /// The other processes of a data-parallel job (`mpirun`), nil for one process: rank 0 alone writes the run's files.
     package let communicator: (any Communicator)?
