@@ -157,9 +157,9 @@ public struct Checkpoint: Sendable {
         do {
             header = try JSONDecoder().decode(Header.self, from: Data(bytes[cursor..<(cursor + headerLength)]))
         } catch {
+            let reason = (error as? DecodingError).map(decodingProblem) ?? "\(error)"  // names the key
             throw crc32(Array(bytes[0..<(bytes.count - 4)])) == storedChecksum
-                ? CheckpointError.badHeader(path: path, reason: "\(error)")
-                : CheckpointError.checksumMismatch(path: path)
+                ? CheckpointError.badHeader(path: path, reason: reason) : CheckpointError.checksumMismatch(path: path)
         }
         cursor += headerLength
         let n = header.parameterCount

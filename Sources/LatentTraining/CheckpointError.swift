@@ -16,7 +16,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case checksumMismatch(path: String)
     /// The header's parameter count differs from what its model configuration needs.
     case sizeMismatch(path: String, expected: Int, found: Int)
-    /// The JSON header (or an `options.json`) cannot be decoded, or declares sizes out of range.
+    /// The JSON header cannot be decoded (a field of the wrong type or missing).
     case badHeader(path: String, reason: String)
     /// The checkpoint's model configuration differs from the one in the run's `options.json`.
     case configurationMismatch(path: String)

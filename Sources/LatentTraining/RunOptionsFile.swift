@@ -15,7 +15,7 @@ extension TrainingOptions {
         do {
             options = try JSONDecoder().decode(TrainingOptions.self, from: data)
         } catch let error as DecodingError {
-            throw CheckpointError.badOptions(path: path, problem: describe(error))
+            throw CheckpointError.badOptions(path: path, problem: decodingProblem(error))
         } catch {
             throw CheckpointError.badOptions(path: path, problem: "is not the options.json of a latent run")
         }
@@ -54,8 +54,9 @@ extension TrainingOptions {
     }
 }
 
-/// One line naming the key of a decoding error, e.g. `the key epochs is missing` or `batch is not an integer`.
-private func describe(_ error: DecodingError) -> String {
+/// One line naming the key of a decoding error (of options.json or a checkpoint header), e.g. `the key epochs is
+/// missing` or `batch is not an integer`.
+func decodingProblem(_ error: DecodingError) -> String {
     func name(_ path: [CodingKey]) -> String {
         path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
             .trimmingCharacters(in: CharacterSet(charactersIn: "."))

@@ -101,6 +101,29 @@ final class CheckpointHeaderTests: XCTestCase {
         }, field: "state.trainSet.count", "trainSet.count above trainLimit")
     }
 
+    /// A header that does not decode names the key: missing, or of the wrong type.
+    func testUndecodableHeadersNameTheKey() throws {
+        let bytes = try checkpoint().encoded()
+        let cases: [(String, (inout [String: Any]) -> Void)] = [
+            ("the key state.step is missing", { h in
+                var s = h["state"] as! [String: Any]
+                s.removeValue(forKey: "step")
+                h["state"] = s
+            }),
+            ("configuration.hidden[1] is not an integer", { h in
+                var c = h["configuration"] as! [String: Any]
+                c["hidden"] = [3, "x"]
+                h["configuration"] = c
+            }),
+        ]
+        for (expected, edit) in cases {
+            XCTAssertThrowsError(try Checkpoint.decode(try edited(bytes, edit), path: "ck")) { error in
+                guard case let .badHeader(_, reason)? = error as? CheckpointError else { return XCTFail("\(error)") }
+                XCTAssertEqual(reason, expected)
+            }
+        }
+    }
+
     /// Configurations `latent train` refuses are refused in a header too, even with parameters of the right size.
     func testConfigurationsTheCommandLineRefusesAreRefused() throws {
         let cases: [(ModelConfiguration, String)] = [
