@@ -17,17 +17,19 @@ struct Train: ParsableCommand {
 
     @OptionGroup var flags: TrainingFlags
     @Option(help: ArgumentHelp("Continue the run in DIR from its checkpoint, with the options it was started with; "
-        + "--epochs or --iterations extends it, and no other flag may be given with it."))
+        + "--epochs or --iterations extends it, --data reads the same data from where it moved, and no other flag "
+        + "may be given with it."))
     var resume: String?
     @Option(help: .hidden) var logSteps: String?
 
     func validate() throws {
         // The run's options come from DIR/options.json: a flag that would change them must not be silently dropped.
         guard let resume else { return try flags.model.rejectIgnoredFlags(posteriors: [flags.model.posterior]) }
-        let ignored = givenFlags().subtracting(["--resume", "--epochs", "--iterations", "--log-steps"])
+        let ignored = givenFlags().subtracting(["--resume", "--epochs", "--iterations", "--data", "--log-steps"])
         guard !ignored.isEmpty else { return }
         throw ValidationError("--resume continues with the options in \(TrainingOptions.path(in: resume)); drop "
-            + "\(ignored.sorted().joined(separator: ", ")) (only --epochs or --iterations may extend the run)")
+            + "\(ignored.sorted().joined(separator: ", ")) (only --epochs or --iterations may extend the run, and "
+            + "--data point at its moved data)")
     }
 
     func run() throws {
@@ -50,9 +52,11 @@ struct Train: ParsableCommand {
     func train(_ mpi: OpenMPI?) throws {
         try reportingErrors(rank: mpi.map { $0.size > 1 ? $0.rank : nil } ?? nil) {
             Interruption.install()
+            // `--resume DIR --data NEW`: the run's data moved (resuming checks it is the same).
+            let movedData = givenFlags().contains("--data") ? flags.options.data : nil
             let session = try resume.map {
-                try TrainingSession.resume(directory: $0, epochs: flags.epochs, iterations: flags.iterations,
-                                           communicator: mpi)
+                try TrainingSession.resume(directory: $0, data: movedData, epochs: flags.epochs,
+                                           iterations: flags.iterations, communicator: mpi)
             }
                 ?? TrainingSession(options: flags.options, communicator: mpi)
             session.stepLogPath = logSteps

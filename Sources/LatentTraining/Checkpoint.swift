@@ -1,5 +1,6 @@
 import Foundation
 import LatentCore
+import LatentData
 import LatentEvaluation
 import LatentModels
 
@@ -41,11 +42,16 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var testLimit: Int?
     /// Processes that trained together (`mpirun -np`); nil in checkpoints written before it was recorded (one).
     public var ranks: Int?
+    /// The training images the run uses (after `trainLimit`); nil in checkpoints before format 3.
+    public var trainSet: ImageSetFingerprint?
+    /// The test images the run evaluates on (after `testLimit`); nil in checkpoints before format 3.
+    public var testSet: ImageSetFingerprint?
     /// A state from its fields; the optional ones default to nil, as in checkpoints written before they existed.
     public init(seed: UInt64, step: Int, epoch: Int, batch: Int, learningRate: Double, threads: Int, data: String,
                 optimizerStep: Int? = nil, epochSums: TermSums? = nil, skippedBatches: Int? = nil,
                 factorizationRetries: Int? = nil, parallelism: String? = nil, trainLimit: Int? = nil,
-                testLimit: Int? = nil, ranks: Int? = nil) {
+                testLimit: Int? = nil, ranks: Int? = nil, trainSet: ImageSetFingerprint? = nil,
+                testSet: ImageSetFingerprint? = nil) {
         self.seed = seed
         self.step = step
         self.epoch = epoch
@@ -61,68 +67,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
         self.trainLimit = trainLimit
         self.testLimit = testLimit
         self.ranks = ranks
-    }
-}
-
-/// Why a checkpoint could not be written or read, and what to do about it.
-public enum CheckpointError: Error, CustomStringConvertible, Equatable {
-    /// No checkpoint (or run directory) exists at `path`.
-    case missing(path: String)
-    /// A file of the run (checkpoint, metrics, options) could not be created, written or read at `path`.
-    case unwritable(path: String, reason: String)
-    /// The file does not start with the checkpoint magic: it is not a Latent checkpoint.
-    case badMagic(path: String)
-    /// The checkpoint's format version `found` is not one this build reads (newer than `supported`, or 0).
-    case newerVersion(path: String, found: UInt32, supported: UInt32)
-    /// The file ends before the lengths its header promises: an incomplete write.
-    case truncated(path: String)
-    /// The CRC-32 (or the file's exact length) does not match its contents: the file is corrupt.
-    case checksumMismatch(path: String)
-    /// The header's parameter count differs from what its model configuration needs.
-    case sizeMismatch(path: String, expected: Int, found: Int)
-    /// The JSON header (or an `options.json`) cannot be decoded, or declares sizes out of range.
-    case badHeader(path: String, reason: String)
-    /// The checkpoint's model configuration differs from the one in the run's `options.json`.
-    case configurationMismatch(path: String)
-    /// A run directory's `options.json` and checkpoint disagree on a training option (`field`).
-    case optionsMismatch(path: String, field: String)
-    /// A directory given to `--resume` without the run's `options.json`.
-    case missingOptions(directory: String)
-    /// A covariance-family checkpoint of format 1, whose encoder emitted a full k×k A (format 2: lower triangular).
-    case obsoleteCovariance(path: String, found: UInt32)
-
-    /// One line: what went wrong and what to do.
-    public var description: String {
-        switch self {
-        case let .missing(path):
-            return "no checkpoint at \(path); pass the --out directory of a finished `latent train` run"
-        case let .unwritable(path, reason):
-            return "cannot write \(path): \(reason); choose a writable --out directory"
-        case let .badMagic(path):
-            return "\(path) is not a Latent checkpoint (bad magic); pass the directory written by `latent train --out`"
-        case let .newerVersion(path, found, supported):
-            return "\(path) has checkpoint format \(found), this build reads up to \(supported); update latent"
-        case let .truncated(path):
-            return "\(path) is truncated; it was not written by a complete save (use the run's previous checkpoint)"
-        case let .checksumMismatch(path):
-            return "\(path) is corrupt (checksum mismatch); retrain or restore the file from a backup"
-        case let .sizeMismatch(path, expected, found):
-            return "\(path) holds \(found) parameters but its configuration needs \(expected); the file is corrupt"
-        case let .configurationMismatch(path):
-            return "the checkpoint in \(path) was written for a different model configuration than its options.json; "
-                + "start a new run with another --out"
-        case let .optionsMismatch(path, field):
-            return "the options.json in \(path) disagrees with its checkpoint on \(field) (edited, or from another "
-                + "run); restore it, or start a new run with another --out"
-        case let .missingOptions(directory):
-            return "\(directory) has no options.json, so it cannot be resumed; pass the --out directory of a "
-                + "`latent train` run (its checkpoint alone still works with eval, sample, …)"
-        case let .obsoleteCovariance(path, found):
-            return "\(path) has checkpoint format \(found), whose covariance posterior emits a full k×k A; this build's "
-                + "emits a lower-triangular A (format \(Checkpoint.version)) and cannot read it; retrain with this build"
-        case let .badHeader(path, reason):
-            return "\(path) has an unreadable header (\(reason)); the file is corrupt"
-        }
+        self.trainSet = trainSet
+        self.testSet = testSet
     }
 }
 
@@ -130,13 +76,16 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 /// parameter buffer and Adam's two moment buffers as little-endian Float32, and a CRC-32 of everything before it.
 ///
 /// Format 2 changed the covariance family's encoder head to a lower-triangular A (MATH.md §2); format-1 files of the
-/// other families read as before, those of the covariance family are refused.
+/// other families read as before, those of the covariance family are refused. Format 3 adds the data's fingerprints
+/// (`TrainingState.trainSet`, `testSet`), which resuming checks; files without them (formats 1 and 2) still read, and
+/// resuming says it cannot verify their data. Every header field is range-checked on reading
+/// (`TrainingState.validate`, `ModelConfiguration.validate`).
 ///
 /// Saving writes `checkpoint.tmp`, flushes it to disk and renames it over `checkpoint`, so a crash at any moment
 /// leaves the previous complete checkpoint in place.
 public struct Checkpoint: Sendable {
     package static let magic: [UInt8] = Array("LATENTCK".utf8)
-    package static let version: UInt32 = 2
+    package static let version: UInt32 = 3
     /// The checkpoint's file name inside a run directory.
     public static let fileName = "checkpoint"
     /// The checkpoint file of the run directory `directory`.
@@ -208,9 +157,9 @@ public struct Checkpoint: Sendable {
         do {
             header = try JSONDecoder().decode(Header.self, from: Data(bytes[cursor..<(cursor + headerLength)]))
         } catch {
+            let reason = (error as? DecodingError).map(decodingProblem) ?? "\(error)"  // names the key
             throw crc32(Array(bytes[0..<(bytes.count - 4)])) == storedChecksum
-                ? CheckpointError.badHeader(path: path, reason: "\(error)")
-                : CheckpointError.checksumMismatch(path: path)
+                ? CheckpointError.badHeader(path: path, reason: reason) : CheckpointError.checksumMismatch(path: path)
         }
         cursor += headerLength
         let n = header.parameterCount
@@ -221,13 +170,12 @@ public struct Checkpoint: Sendable {
         guard crc32(Array(bytes[0..<(bytes.count - 4)])) == storedChecksum else {
             throw CheckpointError.checksumMismatch(path: path)
         }
-        guard header.configuration.hasSaneSizes else {
-            throw CheckpointError.badHeader(path: path, reason: "model sizes out of range")
-        }
+        try header.configuration.validate(checkpoint: path)
         // Checked before the sizes: a format-1 covariance head would otherwise look like a corrupt file.
         guard found >= 2 || header.configuration.posterior != .covariance else {
             throw CheckpointError.obsoleteCovariance(path: path, found: found)
         }
+        try header.state.validate(path: path)
         let required = VariationalAutoencoder<Float>.parameterCount(header.configuration)
         guard required == n else { throw CheckpointError.sizeMismatch(path: path, expected: required, found: n) }
         func floats() -> [Float] {

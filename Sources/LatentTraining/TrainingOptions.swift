@@ -37,7 +37,8 @@ public struct TrainingOptions: Codable, Sendable {
     /// The defaults of `latent train`.
     public init() {}
 
-    /// Decodes `options.json`; keys added later default to their original behaviour.
+    /// Decodes `options.json`; keys added later default to their original behaviour, and `epochs` or `iterations`
+    /// must be there.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         configuration = try c.decode(ModelConfiguration.self, forKey: .configuration)
@@ -45,6 +46,11 @@ public struct TrainingOptions: Codable, Sendable {
         learningRate = try c.decode(Double.self, forKey: .learningRate)
         epochs = try c.decodeIfPresent(Int.self, forKey: .epochs)
         iterations = try c.decodeIfPresent(Int.self, forKey: .iterations)
+        // The run's length has no default: a file without it is damaged, not a 20-epoch run.
+        guard epochs != nil || iterations != nil else {
+            throw DecodingError.keyNotFound(CodingKeys.epochs, DecodingError.Context(
+                codingPath: c.codingPath, debugDescription: "a run's length: epochs (or iterations)"))
+        }
         seed = try c.decode(UInt64.self, forKey: .seed)
         threads = try c.decode(Int.self, forKey: .threads)
         // Options written before the key existed come from runs that split the batch.

@@ -54,8 +54,12 @@ public final class TrainingSession {
 
     /// Partial sums of the epoch in progress when resuming mid-epoch.
     var resumedEpochSums: TermSums?
+    /// The fingerprints of the training and test images the run uses, which its checkpoints record (computed once).
+    package private(set) lazy var fingerprints = (train: ImageSetFingerprint(dataset.train),
+                                                  test: ImageSetFingerprint(dataset.test))
     var resuming = false
-    /// A resumed run that was extended: its `options.json` gets the new length, so a later resume keeps it.
+    /// A resumed run that was extended, or whose data moved: its `options.json` gets the new length and data path, so
+    /// a later resume keeps them.
     var rewritesOptions = false
     /// Rank 0's claim on `options.out` (``RunLock``), from the session's creation until ``run(progress:shouldStop:)``
     /// returns; nil on the other ranks.
@@ -76,14 +80,16 @@ public final class TrainingSession {
 
     /// Continues the run in `directory` from its checkpoint, with the options it was started with; `epochs` or
     /// `iterations` extends it (nothing depends on the run's length, so the result is the longer run's, bit for bit).
-    public static func resume(directory: String, dataset: Dataset? = nil, epochs: Int? = nil,
+    /// `data` reads the data from another directory (the run's moved there): it must hold the same images.
+    public static func resume(directory: String, data: String? = nil, dataset: Dataset? = nil, epochs: Int? = nil,
                               iterations: Int? = nil) throws -> TrainingSession {
-        try resume(directory: directory, dataset: dataset, epochs: epochs, iterations: iterations, communicator: nil)
+        try resume(directory: directory, data: data, dataset: dataset, epochs: epochs, iterations: iterations,
+                   communicator: nil)
     }
 
     /// `resume` as one rank of a data-parallel job: every rank reads the same run directory.
-    package static func resume(directory: String, dataset: Dataset? = nil, epochs: Int? = nil, iterations: Int? = nil,
-                               communicator: (any Communicator)?) throws -> TrainingSession {
+    package static func resume(directory: String, data: String? = nil, dataset: Dataset? = nil, epochs: Int? = nil,
+                               iterations: Int? = nil, communicator: (any Communicator)?) throws -> TrainingSession {
         // Rank 0 claims the directory before reading it, so that what it resumes from is not being rewritten.
         var isDirectory: ObjCBool = false
         var lock: RunLock?
@@ -91,51 +97,29 @@ public final class TrainingSession {
            isDirectory.boolValue {
             lock = try RunLock(directory: directory, resuming: true)
         }
-        let optionsPath = TrainingOptions.path(in: directory)
-        guard let data = FileManager.default.contents(atPath: optionsPath) else {
-            throw FileManager.default.fileExists(atPath: directory)
-                ? CheckpointError.missingOptions(directory: directory) : CheckpointError.missing(path: directory)
-        }
-        var options: TrainingOptions
-        do {
-            options = try JSONDecoder().decode(TrainingOptions.self, from: data)
-        } catch {
-            throw CheckpointError.badHeader(path: optionsPath, reason: "not the options.json of a latent run")
-        }
+        var options = try TrainingOptions.load(runDirectory: directory)
         options.out = directory
-        let extending = epochs != nil || iterations != nil
-        if extending { (options.epochs, options.iterations) = (epochs, iterations) }
         let checkpoint = try Checkpoint.load(from: directory)
-        guard checkpoint.configuration == options.configuration else {
-            throw CheckpointError.configurationMismatch(path: directory)
-        }
         let state = checkpoint.state
-        var agreement = [("--seed", state.seed == options.seed), ("--batch", state.batch == options.batch),
-                         ("--lr", state.learningRate == options.learningRate),
-                         ("--threads", state.threads == options.threads), ("--data", state.data == options.data)]
-        if let parallelism = state.parallelism {
-            agreement += [("--parallelism", parallelism == options.parallelism.rawValue),
-                          ("--train-limit", state.trainLimit == options.trainLimit),
-                          ("--test-limit", state.testLimit == options.testLimit)]
-        }
-        for (field, agrees) in agreement where !agrees {
-            throw CheckpointError.optionsMismatch(path: directory, field: field)
-        }
-        let kept = try lock.map { _ in try MetricsFile(directory: directory).kept(completedEpochs: state.epoch) }
+        // With fingerprints the data is checked by content, wherever it is; without, by its path.
+        let fingerprinted = state.trainSet != nil && state.testSet != nil
+        try options.checkAgreement(with: checkpoint, directory: directory, comparesData: !fingerprinted && data == nil)
+        let moved = (data.map { $0 != options.data } ?? false) || state.data != options.data
+        if let data { options.data = data }
+        let extending = epochs != nil || iterations != nil
+        let written = (epochs: options.epochs, iterations: options.iterations)  // the length of the run that wrote it
+        if extending { (options.epochs, options.iterations) = (epochs, iterations) }
         let session = try TrainingSession(options: options, dataset: dataset, communicator: communicator, lock: lock)
-        if let kept { (session.history, session.keptMetrics) = (kept.history, kept) }
-        session.notes += kept?.notes ?? []
-        if (state.ranks ?? 1) != session.ranks {
-            session.notes.append("note: the run in \(directory) was trained by \(state.ranks ?? 1) process(es) and "
-                + "continues on \(session.ranks): the gradient's sums are added in another order, so the result is "
-                + "close to, not bit-identical with, an uninterrupted run")
+        let checkpointPath = Checkpoint.path(in: directory)
+        if fingerprinted {
+            try session.verifyData(trainSet: state.trainSet, testSet: state.testSet, checkpoint: checkpointPath)
+        } else {
+            session.notes.append("note: \(checkpointPath) was written before checkpoints recorded their data (format 3), "
+                + "so resuming cannot verify that \(options.data) holds the images it was trained on")
         }
-        session.model.load(checkpoint, adam: session.trainer.adam)
-        session.trainer.restore(step: state.step, epoch: state.epoch, optimizerStep: state.optimizerStep)
-        session.trainer.restore(skippedBatches: state.skippedBatches ?? 0)
-        session.model.factorizationRetries.restore(state.factorizationRetries ?? 0)
-        session.resumedEpochSums = state.epochSums
-        session.resuming = true
+        let writtenSteps = written.iterations ?? (written.epochs ?? 0) * session.trainer.stepsPerEpoch
+        try state.validatePosition(trainingImages: session.dataset.train.count, totalSteps: writtenSteps,
+                                   path: checkpointPath)
         if extending {
             // A run that finished mid-epoch (`--iterations`) counted that epoch as done and kept no partial sums.
             guard state.epoch * session.trainer.stepsPerEpoch <= state.step else {
@@ -147,8 +131,26 @@ public final class TrainingSession {
                 throw TrainingError.invalidOption("the run in \(directory) is already at step \(state.step) "
                     + "(\(state.epoch) epochs); to extend it, ask for more with --epochs or --iterations")
             }
-            session.rewritesOptions = true
         }
+        // Rank 0 keeps the metrics of the epochs the checkpoint holds (written back when the run starts).
+        if lock != nil {
+            let kept = try MetricsFile(directory: directory).kept(completedEpochs: state.epoch)
+            (session.history, session.keptMetrics) = (kept.history, kept)
+            session.notes += kept.notes
+        }
+        if (state.ranks ?? 1) != session.ranks {
+            session.notes.append("note: the run in \(directory) was trained by \(state.ranks ?? 1) process(es) and "
+                + "continues on \(session.ranks): the gradient's sums are added in another order, so the result is "
+                + "close to, not bit-identical with, an uninterrupted run")
+        }
+        session.model.load(checkpoint, adam: session.trainer.adam)
+        session.trainer.restore(step: state.step, epoch: state.epoch, optimizerStep: state.optimizerStep)
+        session.trainer.restore(skippedBatches: state.skippedBatches ?? 0)
+        session.model.factorizationRetries.restore(state.factorizationRetries ?? 0)
+        session.resumedEpochSums = state.epochSums
+        session.resuming = true
+        // A moved data set's new path goes into options.json when the run starts (and into its next checkpoint).
+        session.rewritesOptions = moved || extending
         return session
     }
 
@@ -343,7 +345,8 @@ public final class TrainingSession {
                                   skippedBatches: trainer.skippedBatches,
                                   factorizationRetries: model.factorizationRetries.value,
                                   parallelism: options.parallelism.rawValue, trainLimit: options.trainLimit,
-                                  testLimit: options.testLimit, ranks: communicator.map { $0.size })
+                                  testLimit: options.testLimit, ranks: communicator.map { $0.size },
+                                  trainSet: fingerprints.train, testSet: fingerprints.test)
         guard isWriter else { return }
         try model.checkpoint(adam: trainer.adam, state: state).save(to: options.out)
     }

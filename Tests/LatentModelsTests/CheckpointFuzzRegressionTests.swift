@@ -7,7 +7,8 @@ import LatentTraining
 /// Replays the checkpoint fuzz target's inputs (Tests/Fuzz/corpus/checkpoint, the seeds, and
 /// Tests/Fuzz/regressions/checkpoint, every crash scripts/fuzz.sh found) through `Checkpoint.decode` the way the
 /// target does: as is and with the CRC-32 recomputed. Each must throw a CheckpointError or decode to a checkpoint that
-/// re-encodes and decodes to the same values.
+/// re-encodes and decodes to the same values, and whose step (where `validatePosition` accepts it) is a batch inside an
+/// epoch for the training loop to continue from.
 final class CheckpointFuzzRegressionTests: XCTestCase {
     /// Tests/Fuzz, found from this file's path.
     static let fuzzDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -60,6 +61,22 @@ final class CheckpointFuzzRegressionTests: XCTestCase {
         } catch {
             XCTFail("\(name) decoded but does not re-encode and decode: \(error)", file: file, line: line)
         }
+        let state = checkpoint.state
+        for images in [state.trainSet?.count, state.testSet?.count, state.trainLimit, 1].compactMap({ $0 }) {
+            for total in [state.step, state.step &+ 1] {
+                guard (try? state.validatePosition(trainingImages: images, totalSteps: total, path: name)) != nil,
+                      state.step < total else { continue }
+                let perEpoch = images / state.batch + (images % state.batch == 0 ? 0 : 1)
+                let (start, overflow) = state.epoch.multipliedReportingOverflow(by: perEpoch)
+                let batch = state.step - start
+                XCTAssertFalse(overflow, name, file: file, line: line)
+                XCTAssertTrue((0..<perEpoch).contains(batch), "\(name): accepted for \(images) images, the loop would "
+                              + "continue at batch \(batch) of \(perEpoch)", file: file, line: line)
+                let most = batch.multipliedReportingOverflow(by: state.batch)
+                XCTAssertTrue(most.overflow || (state.epochSums?.examples ?? 0) <= most.partialValue, name,
+                              file: file, line: line)
+            }
+        }
         return true
     }
 
@@ -85,6 +102,24 @@ final class CheckpointFuzzRegressionTests: XCTestCase {
     /// Every input the fuzzer ever crashed on (none yet) must now be rejected or decoded, without a trap.
     func testRegressionInputsDoNotCrash() throws {
         for (name, bytes) in try inputs("regressions") { replay(name, bytes) }
+    }
+
+    /// The hostile-* regressions (valid CRC-32; the step = -5, step = 7 after epoch 1, and configurations the
+    /// command line refuses) are refused: by the header checks, or, for a step that does not fit its epoch, before a
+    /// run that goes on continues from it.
+    func testHostileHeadersAreRefused() throws {
+        let hostile = try inputs("regressions").filter { $0.name.contains("/hostile-") }
+        XCTAssertGreaterThanOrEqual(hostile.count, 5)
+        for (name, bytes) in hostile {
+            do {
+                let state = try Checkpoint.decode(bytes, path: name).state
+                let images = try XCTUnwrap(state.trainSet?.count, name)
+                XCTAssertThrowsError(try state.validatePosition(trainingImages: images, totalSteps: state.step + 1,
+                                                                path: name), name)
+            } catch let error as CheckpointError {
+                guard case .invalidField = error else { return XCTFail("\(name): \(error)") }
+            }
+        }
     }
 
     /// Every prefix of every seed checkpoint, resealed or not: truncated files must throw, not trap.

@@ -1,5 +1,6 @@
 import Foundation
 import LatentCore
+import LatentData
 import TestSupport
 import XCTest
 @testable import LatentModels
@@ -21,7 +22,9 @@ final class CheckpointTests: XCTestCase {
         p[2] = .greatestFiniteMagnitude
         p[3] = -.infinity
         let state = TrainingState(seed: 12_345_678_901, step: 777, epoch: 3, batch: 64, learningRate: 3e-4, threads: 2,
-                                  data: "/data/with \"quotes\" and ünïcode")
+                                  data: "/data/with \"quotes\" and ünïcode",
+                                  trainSet: ImageSetFingerprint(count: 20_000, crc32: 0xDEAD_BEEF),
+                                  testSet: ImageSetFingerprint(count: 1, crc32: 0))
         return Checkpoint(configuration: configuration, state: state, parameters: p, firstMoment: values(),
                           secondMoment: values().map(abs))
     }
@@ -217,7 +220,9 @@ final class CheckpointTests: XCTestCase {
             adam.firstMoment[i] = Float(i) * 0.5
             adam.secondMoment[i] = Float(i) * 0.25
         }
-        let state = TrainingState(seed: 3, step: 10, epoch: 1, batch: 5, learningRate: 1e-3, threads: 1, data: "d")
+        let state = TrainingState(seed: 3, step: 10, epoch: 1, batch: 5, learningRate: 1e-3, threads: 1, data: "d",
+                                  trainSet: ImageSetFingerprint(count: 50, crc32: 1),
+                                  testSet: ImageSetFingerprint(count: 5, crc32: 2))
         let bytes = try model.checkpoint(adam: adam, state: state).encoded()
         let restored = VariationalAutoencoder<Float>(configuration)
         let restoredAdam = Adam<Float>(count: model.parameterCount, learningRate: 1e-3)

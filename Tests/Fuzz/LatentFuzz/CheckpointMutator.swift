@@ -61,10 +61,13 @@ struct CheckpointMutator {
         }
         // A quarter of the time, and for anything that is not framed like a checkpoint: libFuzzer's mutations.
         guard below(4) != 0, var frame = Frame(input) else { return plain() }
-        switch below(3) {
+        switch below(4) {
         case 0:  // the header's bytes (libFuzzer's mutations, the dictionary's JSON tokens), the framing kept right
             var buffer = frame.header + [UInt8](repeating: 0, count: max(0, maxSize - input.count))
             frame.header = Array(buffer.prefix(byteMutate(&buffer, frame.header.count)))
+        case 1:  // values aimed at the range checks behind the CRC
+            guard let header = hostileValues(frame.header) else { return plain() }
+            frame.header = header
         default:  // one or more of the header's values
             guard let header = mutateValues(frame.header) else { return plain() }
             frame.header = header
@@ -118,6 +121,8 @@ struct CheckpointMutator {
     static let enumValues = [
         "model": ["vae", "gmvae", "iwae"], "posterior": ["diagonal", "full", "covariance"],
         "activation": ["elu", "relu", "tanh", "identity"], "prior": ["normal", "mixture"],
+        "likelihood": ["bernoulli", "gaussian"], "binarization": ["dynamic", "none"],
+        "estimator": ["standard", "stl", "dreg"], "parallelism": ["auto", "reference", "data", "tensor", "blas"],
     ]
 
     /// A number near or far from `current`.
@@ -129,6 +134,68 @@ struct CheckpointMutator {
         case 2: return Int(truncatingIfNeeded: next())
         default: return Self.interestingIntegers[below(Self.interestingIntegers.count)]
         }
+    }
+
+    /// One of `values`.
+    mutating func pick<T>(_ values: [T]) -> T { values[below(values.count)] }
+
+    /// Counters near the edges of what a header may hold: negative, zero, one, the limits and past them.
+    var edgeCounts: [Int] {
+        [-5, -1, 0, 1, 2, 7, TrainingState.epochLimit, TrainingState.epochLimit + 1, TrainingState.stepLimit,
+         TrainingState.stepLimit + 1, Int(UInt32.max), Int(UInt32.max) + 1, Int.max, Int.min]
+    }
+
+    /// The header with a value a damaged or edited file could hold, aimed at one range check behind the CRC-32: a
+    /// negative or huge counter, a step that does not (or just does) fit its epoch and data set, fingerprints of
+    /// impossible sizes, partial sums that count too much, a configuration the command line refuses.
+    mutating func hostileValues(_ header: [UInt8]) -> [UInt8]? {
+        guard var root = (try? JSONSerialization.jsonObject(with: Data(header), options: [.mutableContainers]))
+                as? [String: Any] else { return nil }
+        var state = root["state"] as? [String: Any] ?? [:]
+        var configuration = root["configuration"] as? [String: Any] ?? [:]
+        func int(_ key: String, _ fallback: Int) -> Int { (state[key] as? NSNumber)?.intValue ?? fallback }
+        switch below(11) {
+        case 0:
+            state[pick(["step", "epoch", "batch", "threads", "optimizerStep", "skippedBatches", "factorizationRetries",
+                        "trainLimit", "testLimit", "ranks"])] = pick(edgeCounts)
+        case 1, 2:  // a step around the boundaries of an epoch of the recorded data set, with or without partial sums
+            let images = max(1, (state["trainSet"] as? [String: Any]).flatMap { ($0["count"] as? NSNumber)?.intValue }
+                ?? 40)
+            let batch = max(1, int("batch", 4))
+            let perEpoch = images / batch + (images % batch == 0 ? 0 : 1)
+            let epoch = pick([0, 1, 2, int("epoch", 1), int("epoch", 1) &+ 1])
+            state["epoch"] = epoch
+            state["step"] = epoch &* perEpoch &+ pick([-perEpoch - 1, -perEpoch, -perEpoch + 1, -1, 0, 1, perEpoch - 1,
+                                                     perEpoch, -7, 7])
+            if below(2) == 0 { state.removeValue(forKey: "epochSums") }
+            else { state["epochSums"] = ["rec": 1.5, "kl": 0.5, "loss": 2.0, "examples": pick([0, 1, batch, -1])] }
+        case 3:
+            let key = pick(["trainSet", "testSet"])
+            if below(4) == 0 { state.removeValue(forKey: key) }
+            else { state[key] = ["count": pick(edgeCounts), "crc32": pick([0, -1, Int(UInt32.max), Int(UInt32.max) + 1])] }
+        case 4:
+            state["epochSums"] = ["rec": pick(Self.interestingDoubles), "kl": pick(Self.interestingDoubles),
+                                  "loss": pick(Self.interestingDoubles), "examples": pick(edgeCounts)]
+        case 5:
+            state[pick(["learningRate", "step", "epoch"])] = pick(Self.interestingDoubles.map { -$0 } + [0, 1e-3])
+        case 6:
+            configuration["hidden"] = pick([[], [0], [-3], [1], [3, 0], Array(repeating: 1, count: 65)] as [[Int]])
+        case 7:  // objective, prior and estimator combinations
+            configuration["model"] = pick(["vae", "gmvae", "iwae"])
+            configuration["prior"] = pick(["normal", "mixture"])
+            configuration["estimator"] = pick(["standard", "stl", "dreg"])
+            configuration["samples"] = pick([1, 2, 0, -1, ModelConfiguration.samplesLimit + 1])
+        case 8:
+            configuration["jitter"] = pick([-1e-3, -0.0, 0, 1e-3, -1e300, 1e300])
+        case 9:
+            configuration[pick(["latent", "inputs", "components"])] = pick([0, -1, 1, 4096, 4097, ModelConfiguration.sizeLimit + 1])
+        default:
+            state["parallelism"] = pick(["auto", "reference", "data", "tensor", "blas", "", "fast"])
+        }
+        root["state"] = state
+        root["configuration"] = configuration
+        guard let data = try? JSONSerialization.data(withJSONObject: root, options: [.sortedKeys]) else { return nil }
+        return [UInt8](data)
     }
 
     /// The header with one to three of its values changed, or nil when it is not a JSON object.

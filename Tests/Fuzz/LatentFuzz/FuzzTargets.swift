@@ -11,8 +11,9 @@ enum FuzzTarget: String, CaseIterable, Sendable {
     /// `parseImages` and `parseLabels` on the result.
     case idx
     /// `Checkpoint.decode` on the input as is and with its trailing CRC-32 recomputed (so that byte mutations reach
-    /// the checks behind the checksum); a decoded checkpoint must re-encode and decode to the same values.
-    /// When fuzzing, `CheckpointMutator` writes most inputs: well-framed files with mutated JSON headers.
+    /// the checks behind the checksum); a decoded checkpoint must re-encode and decode to the same values, and one
+    /// whose step passes `validatePosition` must give the training loop a batch inside an epoch to continue from.
+    /// When fuzzing, `CheckpointMutator` writes most inputs: well-framed files with mutated (often hostile) headers.
     case checkpoint
 
     /// Runs this target on one input.
@@ -124,6 +125,34 @@ enum FuzzTargets {
             }
         } catch {
             violation("re-encoded checkpoint does not decode: \(error)")
+        }
+        let state = checkpoint.state
+        for images in [state.trainSet?.count, state.testSet?.count, state.trainLimit, 1].compactMap({ $0 }) {
+            for total in [state.step, state.step &+ 1] { checkPosition(state, images: images, totalSteps: total) }
+        }
+    }
+
+    /// What `TrainingSession.resume` relies on: a position that `validatePosition` accepts for a training set of
+    /// `images` images is the start of a batch inside an epoch (when the run goes on), computed without overflow.
+    static func checkPosition(_ state: TrainingState, images: Int, totalSteps: Int) {
+        do {
+            try state.validatePosition(trainingImages: images, totalSteps: totalSteps, path: path)
+        } catch {
+            describe(error)
+            return
+        }
+        let perEpoch = images / state.batch + (images % state.batch == 0 ? 0 : 1)
+        let (start, overflow) = state.epoch.multipliedReportingOverflow(by: perEpoch)
+        guard !overflow, perEpoch >= 1 else {
+            violation("position accepted for epoch \(state.epoch) of \(perEpoch) steps (\(images) images)")
+        }
+        guard state.step < totalSteps else { return }  // the run is over: the loop does not start
+        let batch = state.step - start
+        let examples = state.epochSums?.examples ?? 0
+        let most = batch.multipliedReportingOverflow(by: state.batch)
+        guard (0..<perEpoch).contains(batch), most.overflow || examples <= most.partialValue else {
+            violation("step \(state.step), epoch \(state.epoch) accepted with \(perEpoch) steps per epoch: the loop "
+                      + "would continue at batch \(batch) (\(examples) examples so far)")
         }
     }
 }

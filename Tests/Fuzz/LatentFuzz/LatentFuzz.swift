@@ -1,5 +1,6 @@
 import Foundation
 import LatentCore
+import LatentData
 import LatentModels
 import LatentEvaluation
 import LatentTraining
@@ -132,12 +133,17 @@ enum LatentFuzzMain {
         try write(be([0x803, 0, 28, 28]), "idx", "images-empty-28x28.idx")
         try write(be([0x801, 3]) + [7, 0, 9], "idx", "labels-3.idx")
 
+        // 40 training images at batch 4: 10 steps per epoch.
         let state = TrainingState(seed: 1, step: 10, epoch: 1, batch: 4, learningRate: 1e-3, threads: 1,
-                                  data: "/data/fashion-mnist")
+                                  data: "/data/fashion-mnist", trainSet: ImageSetFingerprint(count: 40, crc32: 0x1234),
+                                  testSet: ImageSetFingerprint(count: 8, crc32: 0xFEDC_BA98))
         // A mid-epoch checkpoint also carries the optional resume fields.
         var midEpoch = state
-        midEpoch.optimizerStep = 9
+        midEpoch.step = 12
+        midEpoch.optimizerStep = 11
         midEpoch.skippedBatches = 1
+        midEpoch.parallelism = "auto"
+        midEpoch.ranks = 1
         midEpoch.epochSums = TermSums(rec: 123.5, kl: 4.25, examples: 8)
         let configurations = [
             ("vae-diagonal", ModelConfiguration(inputs: 4, hidden: [3], latent: 2, activation: .tanh), state),
