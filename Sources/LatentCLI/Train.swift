@@ -20,6 +20,10 @@ struct Train: ParsableCommand {
         + "--epochs or --iterations extends it, and no other flag may be given with it."))
     var resume: String?
     @Option(help: .hidden) var logSteps: String?
+    @Flag(help: ArgumentHelp("Check the options and print the run's estimated peak memory (and address space, "
+        + "which ulimit -v bounds) against this process's limits, then exit without loading the data or training; "
+        + "a run whose estimate exceeds a limit is refused before it starts."))
+    var dryRun = false
 
     func validate() throws {
         // The run's options come from DIR/options.json: a flag that would change them must not be silently dropped.
@@ -48,6 +52,7 @@ struct Train: ParsableCommand {
     }
 
     func train(_ mpi: OpenMPI?) throws {
+        if dryRun { return try reportingErrors { print(try MemoryEstimate.newRun(flags.options).summary()) } }
         try reportingErrors(rank: mpi.map { $0.size > 1 ? $0.rank : nil } ?? nil) {
             Interruption.install()
             let session = try resume.map {
