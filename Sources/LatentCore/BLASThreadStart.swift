@@ -1,20 +1,22 @@
 import Foundation
 
 extension BLASThreads {
-    /// Sets OpenBLAS's thread count to `count` and checks that the threads it started for it exist: OpenBLAS ignores
-    /// a thread it cannot create and would later wait for it forever inside a GEMM. On a shortfall the count goes
-    /// back to 1 (the calling thread alone, which never waits) and the error says how many started.
+    /// Sets OpenBLAS's thread count to `count` after checking that the threads it will start can be: OpenBLAS ignores
+    /// a thread it cannot create, then waits for it forever inside a GEMM and joins it at exit. As many threads are
+    /// started and ended first (a pool), so a limit on the process's threads is an error here; should OpenBLAS
+    /// still start fewer (another process took the last ones meanwhile), its count goes back to 1 and the error
+    /// says how many started.
     package static func start(_ count: Int) throws(WorkerPoolError) {
         let before = highest
+        let expected = Swift.max(0, Swift.min(count, maximum ?? count) - before)
+        if expected > 0 { _ = try WorkerPool(size: expected + 1) }
         let threadsBefore = ProcessThreads.count()
         set(count)
-        let expected = Swift.max(0, current - before)
         guard expected > 0, let threadsBefore, let threadsAfter = ProcessThreads.count() else { return }
         let created = threadsAfter - threadsBefore
         guard created < expected else { return }
         set(1)
-        throw .cannotStart(thread: Swift.max(0, created) + 1, of: expected,
-                           reason: "OpenBLAS could not create it")
+        throw .cannotStart(thread: Swift.max(0, created) + 1, of: expected, reason: "OpenBLAS could not create it")
     }
 }
 

@@ -189,8 +189,8 @@ package struct MemoryEstimate: Sendable {
     /// the memory this process may use (`MemoryLimit`) or its address space (`ulimit -v`).
     package func check(memory: (bytes: Double, isControlGroupLimit: Bool) = MemoryLimit.available(),
                        addressSpaceLimit: Double? = ProcessMemory.addressSpaceLimit()) throws(TrainingError) {
-        let lower = "lower --hidden, --latent, --batch, --samples or --threads"
         if resident > memory.bytes {
+            let lower = MemoryEstimate.remedy(parts)
             let limit = memory.isControlGroupLimit ? "the memory limit of this process's control group"
                 : "this machine's memory"
             throw .invalidOption("this run needs an estimated \(MemoryEstimate.format(resident)) of memory ("
@@ -198,6 +198,7 @@ package struct MemoryEstimate: Sendable {
                 + "\(limit); \(lower)")
         }
         if let addressSpaceLimit, addressSpace > addressSpaceLimit {
+            let lower = MemoryEstimate.remedy(mappedParts)
             throw .invalidOption("this run needs an estimated \(MemoryEstimate.format(addressSpace)) of address "
                 + "space (" + MemoryEstimate.describe(mappedParts) + "), more than its limit of "
                 + "\(MemoryEstimate.format(addressSpaceLimit)) (ulimit -v); raise the limit, or \(lower)")
@@ -212,6 +213,14 @@ package struct MemoryEstimate: Sendable {
             + (memory.isControlGroupLimit ? " (control group limit)" : "")
             + "; address space \(MemoryEstimate.format(addressSpace)) of "
             + (addressSpaceLimit.map { MemoryEstimate.format($0) + " (ulimit -v)" } ?? "unlimited")
+    }
+
+    /// What lowers the largest part that the options decide: the data set's own size, or the model's and the run's.
+    static func remedy(_ parts: [Part]) -> String {
+        let largest = parts.filter { !$0.name.hasPrefix("the process") }.max { $0.bytes < $1.bytes }
+        return largest?.name.contains("data set") == true
+            ? "use a smaller data set in --data (it is loaded whole, whatever --train-limit)"
+            : "lower --hidden, --latent, --batch, --samples or --threads"
     }
 
     /// The largest `count` parts as "name size".
