@@ -204,7 +204,7 @@ struct TrainingFlags: ParsableArguments {
         try requireFinite(lr, "--lr")
         guard lr > 0 else { throw ValidationError("--lr must be positive (got \(lr))") }
         guard batch > 0 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
-        try validateThreads(threads)
+        // --threads is checked with the other options (`TrainingOptions.validate`): one line, before any thread starts.
         if epochs != nil && iterations != nil {
             throw ValidationError("give either --epochs or --iterations, not both")
         }
