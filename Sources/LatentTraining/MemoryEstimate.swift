@@ -137,7 +137,7 @@ package struct MemoryEstimate: Sendable {
 
     /// The step's workers and the scalars its strategy allocates for `rows` rows per step (`ReferenceStep`,
     /// `DataParallelStep`, `TensorParallelStep` and their `WeightUpdates`).
-    static func stepScalars(_ configuration: ModelConfiguration, parallelism: Trainer.Parallelism, rows: Int,
+    package static func stepScalars(_ configuration: ModelConfiguration, parallelism: Trainer.Parallelism, rows: Int,
                             threads: Int, parameters: Int) -> (workers: Int, scalars: Int) {
         let layers = MemoryEstimate.layers(configuration)
         switch parallelism {
