@@ -44,12 +44,22 @@ final class ResourceLimitTests: XCTestCase {
 
     /// Under a pids control group of 40 tasks, 100 data-parallel workers (and 64 OpenBLAS threads) cannot start.
     func testAThreadThatCannotStartIsAOneLineError() throws {
-        let group = try PidsGroup(limit: 40)
+        let group = try ControlGroup("pids", limit: 40)
         defer { group.remove() }
         for flags in ["--threads 100 --batch 200 --parallelism data", "--threads 64 --parallelism blas"] {
             let run = try Shell.run("echo $$ > '\(group.procs)' && exec timeout -s KILL 30 " + train(flags))
             assertRefused(run, within: 10, mentioning: ["cannot start worker thread", "lower --threads"])
         }
+    }
+
+    /// `--hidden 4096,4096 --latent 64` was estimated at 0.6 GB and killed, in a 1.5 GB memory control group, while
+    /// its checkpoint was being encoded.
+    func testALargeModelPastItsMemoryControlGroupIsRefusedBeforeTraining() throws {
+        let group = try ControlGroup("memory", limit: 1_500_000_000)
+        defer { group.remove() }
+        let run = try Shell.run("echo $$ > '\(group.procs)' && exec timeout -s KILL 120 "
+            + train("--hidden 4096,4096 --latent 64"))
+        assertRefused(run, within: 10, mentioning: ["control group", "checkpoint encoding", "--hidden"])
     }
 
     /// The default run under `ulimit -v 500000` spun forever inside OpenBLAS's buffer allocation.
@@ -157,30 +167,38 @@ enum Shell {
     }
 }
 
-/// A pids control group of its own (cgroup v1's pids hierarchy, or a v2 group under this process's own), with a
-/// limit on its tasks; the test is skipped when none can be made here.
-struct PidsGroup {
+/// A control group of its own under this process's (cgroup v1's hierarchy of `controller`, or v2's unified one),
+/// with `limit` written to its limit file; the test is skipped when none can be made here.
+struct ControlGroup {
     let path: String
     var procs: String { path + "/cgroup.procs" }
 
-    init(limit: Int) throws {
+    /// `controller` is "pids" or "memory"; `limit` a task count or bytes.
+    init(_ controller: String, limit: Int) throws {
         let name = "latent-test-\(UUID().uuidString)"
-        var parents = ["/sys/fs/cgroup/pids"]
-        if let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
-           let v2 = membership.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) {
-            parents.append("/sys/fs/cgroup" + v2.dropFirst(3))
+        let membership = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? ""
+        var candidates: [(parent: String, file: String)] = []
+        for line in membership.split(separator: "\n") {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3 else { continue }
+            if fields[1].split(separator: ",").contains(Substring(controller)) {
+                candidates.append(("/sys/fs/cgroup/\(controller)" + fields[2],
+                                   controller == "pids" ? "pids.max" : "memory.limit_in_bytes"))
+            } else if fields[0] == "0" && fields[1].isEmpty {
+                candidates.append(("/sys/fs/cgroup" + fields[2], controller == "pids" ? "pids.max" : "memory.max"))
+            }
         }
-        for parent in parents where FileManager.default.fileExists(atPath: parent + "/cgroup.procs") {
-            let path = parent + "/" + name
+        for (parent, file) in candidates where FileManager.default.fileExists(atPath: parent + "/cgroup.procs") {
+            let path = (parent as NSString).appendingPathComponent(name)
             guard (try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)) != nil
             else { continue }
-            if (try? "\(limit)\n".write(toFile: path + "/pids.max", atomically: false, encoding: .utf8)) != nil {
+            if (try? "\(limit)\n".write(toFile: path + "/" + file, atomically: false, encoding: .utf8)) != nil {
                 self.path = path
                 return
             }
             rmdir(path)
         }
-        throw XCTSkip("no pids control group can be created here (needs a writable cgroup pids hierarchy)")
+        throw XCTSkip("no \(controller) control group can be created here (needs a writable cgroup hierarchy)")
     }
 
     func remove() { rmdir(path) }
