@@ -20,9 +20,9 @@ struct Train: ParsableCommand {
         + "--epochs or --iterations extends it, and no other flag may be given with it."))
     var resume: String?
     @Option(help: .hidden) var logSteps: String?
-    @Flag(help: ArgumentHelp("Check the options and print the run's estimated peak memory (and address space, "
-        + "which ulimit -v bounds) against this process's limits, then exit without loading the data or training; "
-        + "a run whose estimate exceeds a limit is refused before it starts."))
+    @Flag(help: ArgumentHelp("Check the options, print the run's estimated peak memory (and address space, which "
+        + "ulimit -v bounds) against this process's limits and exit, without loading the data or training: status 1 "
+        + "when a limit is exceeded, as a run is then refused before it starts."))
     var dryRun = false
 
     func validate() throws {
@@ -52,7 +52,13 @@ struct Train: ParsableCommand {
     }
 
     func train(_ mpi: OpenMPI?) throws {
-        if dryRun { return try reportingErrors { print(try MemoryEstimate.newRun(flags.options).summary()) } }
+        if dryRun {
+            return try reportingErrors {
+                let estimate = try MemoryEstimate.newRun(flags.options)
+                print(estimate.summary())
+                try estimate.check()
+            }
+        }
         try reportingErrors(rank: mpi.map { $0.size > 1 ? $0.rank : nil } ?? nil) {
             Interruption.install()
             let session = try resume.map {
