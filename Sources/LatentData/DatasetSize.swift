@@ -42,7 +42,7 @@ package struct IDXFileSize: Sendable, Equatable {
         }
         guard bytes.count >= 8 else { return nil }
         func word(_ at: Int) -> Int {
-            Int(UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3]))
+            bytes[at..<(at + 4)].reduce(0) { $0 << 8 | Int($1) }
         }
         fileBytes = Int(size)
         count = word(4)

@@ -101,7 +101,8 @@ public enum Generation {
         -> [T] {
         let k = model.configuration.latent, d = model.configuration.inputs
         guard count >= 0, z.count / k >= count else {
-            throw GenerationError.inputTooShort(what: "latent codes", count: count, needed: needed(count, k), found: z.count)
+            throw GenerationError.inputTooShort(what: "latent codes", count: count, needed: needed(count, k),
+                                                found: z.count)
         }
         var out = [T](repeating: 0, count: count * d)
         guard count > 0 else { return out }

@@ -96,7 +96,8 @@ package struct MemoryEstimate: Sendable {
         let newBLASThreads = parallelism == .blas ? max(0, blasThreads - BLASThreads.highest) : 0
         let newThreads = (step.workers - 1) + (separateEvaluationPool ? evaluators - 1 : 0) + newBLASThreads
         let blasCallers = Double(max(step.workers, evaluators) + newBLASThreads)
-        let widest = Double(([configuration.inputs, configuration.posteriorParameterCount] + configuration.hidden).max()!)
+        let widths = [configuration.inputs, configuration.posteriorParameterCount] + configuration.hidden
+        let widest = Double(widths.max()!)
         let panels = MemoryEstimate.blasPanelRows
         let blasTouched = blasCallers * min(MemoryEstimate.blasBufferBytes,
                                             scalar * (panels.p * panels.q + panels.q * widest) + 4096)
@@ -164,7 +165,8 @@ package struct MemoryEstimate: Sendable {
             for (index, layer) in layers.enumerated() {
                 let decoder = index >= encoderLayers
                 let position = decoder ? index - encoderLayers : index
-                let count = decoder ? configuration.hidden.count + 1 : (headByBlocks ? encoderLayers - 1 : encoderLayers)
+                let count = decoder ? configuration.hidden.count + 1
+                    : (headByBlocks ? encoderLayers - 1 : encoderLayers)
                 let next = position + 1
                 guard next >= 1, next < count,
                       TeamStage.splitsInnerDimension(rows: rows * (decoder ? m : 1)) else { continue }

@@ -25,7 +25,8 @@ package final class ReferenceStep: TrainingStrategy {
     package let blasThreads: Int
     package var workers: Int { 1 }
 
-    package init(model: VariationalAutoencoder<Float>, batchSize: Int, blasThreads: Int = 1, pool: WorkerPool? = nil) throws {
+    package init(model: VariationalAutoencoder<Float>, batchSize: Int, blasThreads: Int = 1,
+                 pool: WorkerPool? = nil) throws {
         self.model = model
         objective = model.objective
         workspace = StepWorkspace(model: model, capacity: batchSize)

@@ -140,7 +140,8 @@ enum Shell {
     }
 
     static func run(_ script: String) throws -> Run {
-        let scratch = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("latent-sh-\(UUID().uuidString)")
+        let scratch = URL(fileURLWithPath: NSTemporaryDirectory())
+            .appendingPathComponent("latent-sh-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         let outURL = scratch.appendingPathComponent("stdout"), errURL = scratch.appendingPathComponent("stderr")
@@ -162,7 +163,8 @@ enum Shell {
         let seconds = Date().timeIntervalSince(start)
         try out.close()
         try err.close()
-        return Run(status: process.terminationStatus, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+        return Run(status: process.terminationStatus,
+                   stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
                    stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self), seconds: seconds)
     }
 }

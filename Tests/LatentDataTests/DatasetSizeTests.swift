@@ -55,7 +55,8 @@ final class DatasetSizeTests: XCTestCase {
         _ = try write(IDXFixture.labelFile([5]), names[3])
         let size = try XCTUnwrap(DatasetSize(directory: dir.path))
         XCTAssertEqual(size.files.map(\.count), [3, 3, 1, 1])
-        XCTAssertEqual(size, DatasetSize(try Dataset.load(directory: dir.path, expectedPixels: 4)).withFileSizes(of: size))
+        let loaded = DatasetSize(try Dataset.load(directory: dir.path, expectedPixels: 4))
+        XCTAssertEqual(size, loaded.withFileSizes(of: size))
     }
 }
 
