@@ -21,7 +21,7 @@ package struct MemoryEstimate: Sendable {
     package var addressSpace: Double
     /// The resident parts of the peak, largest first.
     package var parts: [Part]
-    /// The mapped parts beyond the resident ones, largest first.
+    /// The parts of the peak address space, largest first.
     package var mappedParts: [Part]
 
     /// OpenBLAS's buffer of each thread that calls it (its `BUFFER_SIZE`, 128 MiB on x86-64, and a page), mapped

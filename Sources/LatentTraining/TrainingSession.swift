@@ -168,11 +168,11 @@ public final class TrainingSession {
         model = VariationalAutoencoder<Float>(options.configuration)
         model.initialize(seed: options.seed)
         trainer = try Trainer(model: model, images: data.train, batchSize: options.batch,
-                          learningRate: options.learningRate, seed: options.seed, threads: options.threads,
-                          parallelism: options.parallelism, communicator: communicator)
+                              learningRate: options.learningRate, seed: options.seed, threads: options.threads,
+                              parallelism: options.parallelism, communicator: communicator)
         trainer.nonFinitePolicy = options.onNonFinite
         evaluator = try Evaluator(model: model, threads: options.threads,
-                              pool: trainer.parallelism == .blas ? nil : trainer.pool)
+                                  pool: trainer.parallelism == .blas ? nil : trainer.pool)
         testCount = data.test.count
         testBinarized = Binarization.evaluationInputs(data.test, mode: options.configuration.binarization,
                                                        seed: TrainingSession.testBinarizationSeed)
