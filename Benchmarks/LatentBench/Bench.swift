@@ -102,6 +102,11 @@ struct Bench {
     }
 }
 
+/// What `make` builds, or the end of the run with its error (threads that cannot be started).
+func started<T>(_ make: () throws -> T) -> T {
+    do { return try make() } catch { Bench.fail("\(error)") }
+}
+
 /// Runs every section and prints its table as it goes.
 struct BenchRunner {
     let mode: Bench.Mode
@@ -437,9 +442,9 @@ struct BenchRunner {
                                                components: mode == .smoke ? 8 : 500, estimator: config.estimator)
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 0)
-        return Trainer(model: model, images: syntheticImages(count: max(config.batch * 8, 1024)),
+        return started { try Trainer(model: model, images: syntheticImages(count: max(config.batch * 8, 1024)),
                        batchSize: config.batch, learningRate: 1e-3, seed: 0, threads: config.threads,
-                       parallelism: config.parallelism, pool: pool, communicator: communicator)
+                       parallelism: config.parallelism, pool: pool, communicator: communicator) }
     }
 
     func measureStep(_ config: StepConfig, competing: Bool = false) -> Row {
@@ -540,7 +545,7 @@ struct BenchRunner {
     func independentCopies(_ base: StepConfig) -> Row {
         // Copy 0 runs alone; copies 1...cores run at once, one per pool thread, each advancing its own batch index.
         let copies = (0...cores).map { _ in makeTrainer(base) }
-        let pool = WorkerPool(size: cores)
+        let pool = started { try WorkerPool(size: cores) }
         let batches = UnsafeMutablePointer<Int>.allocate(capacity: copies.count)
         batches.initialize(repeating: 0, count: copies.count)
         defer { batches.deallocate() }
@@ -618,7 +623,7 @@ struct BenchRunner {
         print("|---:|---:|---|")
         let images = syntheticImages(count: examples)
         let binarized = Binarization.staticBinarized(images, seed: 0, as: Float.self)
-        let evaluator = ImportanceBoundEvaluator(model: model, threads: cores)
+        let evaluator = started { try ImportanceBoundEvaluator(model: model, threads: cores) }
         let result = Measurement.rate(repetitions: repetitions, warmup: 1, work: Double(examples * m)) {
             _ = try? evaluator.evaluate(binarized: binarized, count: examples, sampleCounts: [m])
         }

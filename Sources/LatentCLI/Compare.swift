@@ -43,6 +43,7 @@ struct Compare: ParsableCommand {
         try reportingErrors {
             var base = flags.options
             if flags.out == "runs/latest" { base.out = "runs/compare" }
+            try base.validate()  // before the warnings: a refused --threads is one line
             if let warning = TrainingFlags.oversubscriptionWarning(threads: base.threads) { printError(warning) }
             if let note = flags.model.estimatorNote { printError(note) }
             Interruption.install()

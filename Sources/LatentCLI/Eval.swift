@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LatentCore
 import LatentData
 import LatentModels
 import LatentEvaluation
@@ -27,13 +28,13 @@ struct Eval: ParsableCommand {
     @Option(help: "cs236: the homework's fixed 100-image (10 per class) subset, NELBO over 100 repeats, IWAE-1,10,100,1000.")
     var preset: Preset?
     @Option(parsing: .unconditional, help: "Seed of the evaluation noise.") var seed: UInt64 = 0
-    @Option(parsing: .unconditional, help: "Worker threads.")
+    @Option(parsing: .unconditional, help: "Worker threads, at most \(WorkerPool.maximumSize).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print one JSON object instead of a table.") var json = false
 
     func validate() throws {
         if let limit, limit <= 0 { throw ValidationError("--limit must be at least 1 (got \(limit))") }
-        guard threads > 0 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        try validateThreads(threads)
         if let bad = iw?.values.first(where: { $0 < 1 }) {
             throw ValidationError("--iw sample counts must be at least 1 (got \(bad)), e.g. --iw 1,10,100")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LatentCore
 import LatentData
 import LatentModels
 import LatentEvaluation
@@ -30,7 +31,8 @@ struct GradVariance: ParsableCommand {
     var referenceDraws: Int?
     @Option(help: "Seed of the noise (draws, reference and baseline).") var seed: UInt64 = 0
     @Option(help: "Directory with the IDX files (default: the one the model was trained on).") var data: String?
-    @Option(help: "Worker threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Worker threads, at most \(WorkerPool.maximumSize).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Flag(help: "Print one JSON object {\"groups\": [...]} instead of a table.") var json = false
 
     func validate() throws {
@@ -45,7 +47,7 @@ struct GradVariance: ParsableCommand {
             }
         }
         try asValidationError { try GradientVariance.checkDraws(draws, referenceDraws: referenceDraws) }
-        guard threads > 0 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        try validateThreads(threads)
     }
 
     func run() throws {

@@ -13,9 +13,16 @@ struct Latent: ParsableCommand {
         subcommands: [Train.self, Eval.self, Compare.self, Sample.self, Reconstruct.self, Interpolate.self,
                       LatentMap.self, ReportCommand.self, GradVariance.self])
 
-    /// Makes OpenBLAS run the kernel this CPU can (`BLASKernel`), then parses the command line and runs.
+    /// Makes OpenBLAS run the kernel this CPU can (`BLASKernel`), reports a failed allocation in one line, then parses
+    /// the command line and runs.
     static func main() {
         BLASKernel.selectForThisCPU()
+        AllocationFailure.handler = { bytes in
+            printError("error: out of memory: could not allocate " + String(format: "%.1f MB", Double(bytes) / 1e6)
+                + " (other processes took memory, or the estimate of `latent train --dry-run` fell short); lower "
+                + "--batch, --hidden or --threads")
+            Foundation.exit(1)
+        }
         main(nil)
     }
 }
@@ -36,6 +43,11 @@ func reportingErrors<R>(rank: Int? = nil, _ body: () throws -> R) throws -> R {
         // and every rank leaves with the signal's status, as from a stop at a step.
         if (rank ?? 0) == 0 { printError("\(RunDirectoryError.stoppedBeforeStart(directory: directory))") }
         throw ExitCode(Interruption.requested ? Interruption.exitStatus : 128 + SIGTERM)
+    } catch let error as WorkerPoolError {
+        // The pool's remedy in the command line's terms.
+        let prefix = rank.map { "error (rank \($0)): " } ?? "error: "
+        printError(prefix + error.message(fewerThreads: "lower --threads"))
+        throw ExitCode(1)
     } catch let ConfigurationError.invalid(setting, requirement, value) {
         // The library names its settings; the command line names the flags that set them.
         FileHandle.standardError.write(Data("error: \(flag(for: setting)) \(requirement) (got \(value))\n".utf8))

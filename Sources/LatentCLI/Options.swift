@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LatentCore
 import LatentData
 import LatentModels
 import LatentEvaluation
@@ -141,6 +142,13 @@ struct DataOptions: ParsableArguments {
     var data: String = Dataset.defaultDirectory
 }
 
+/// Rejects a `--threads` outside 1 … `WorkerPool.maximumSize`, before any thread is started.
+func validateThreads(_ threads: Int) throws {
+    guard (1...WorkerPool.maximumSize).contains(threads) else {
+        throw ValidationError("--threads must be between 1 and \(WorkerPool.maximumSize) (got \(threads))")
+    }
+}
+
 /// Rejects NaN and infinities, which ArgumentParser's Double parsing accepts.
 func requireFinite(_ value: Double, _ flag: String) throws {
     guard value.isFinite else { throw ValidationError("\(flag) must be a finite number (got \(value))") }
@@ -165,7 +173,9 @@ struct TrainingFlags: ParsableArguments {
     @Option(parsing: .unconditional, help: "Total optimization steps (instead of --epochs).") var iterations: Int?
     @Option(parsing: .unconditional, help: "Random seed (initialization, shuffling, binarization, noise).")
     var seed: UInt64 = 0
-    @Option(parsing: .unconditional, help: "Worker threads; the core count by default.")
+    @Option(parsing: .unconditional, help: ArgumentHelp("Worker threads, at most \(TrainingOptions.threadLimit); the "
+        + "core count by default. A step uses no more than its batch has rows (OpenBLAS's own: no more than its "
+        + "build allows)."))
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: ArgumentHelp("How --threads are used: auto (tensor up to batch \(Trainer.tensorBatchLimit), data "
         + "above), data (split the batch; single-threaded BLAS per worker), tensor (split every layer's outputs) or "
@@ -194,7 +204,7 @@ struct TrainingFlags: ParsableArguments {
         try requireFinite(lr, "--lr")
         guard lr > 0 else { throw ValidationError("--lr must be positive (got \(lr))") }
         guard batch > 0 else { throw ValidationError("--batch must be at least 1 (got \(batch))") }
-        guard threads > 0 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        // --threads is checked with the other options (`TrainingOptions.validate`): one line, before any thread starts.
         if epochs != nil && iterations != nil {
             throw ValidationError("give either --epochs or --iterations, not both")
         }

@@ -21,6 +21,10 @@ struct Train: ParsableCommand {
         + "may be given with it."))
     var resume: String?
     @Option(help: .hidden) var logSteps: String?
+    @Flag(help: ArgumentHelp("Check the options, print the run's estimated peak memory (and address space, which "
+        + "ulimit -v bounds) against this process's limits and exit, without loading the data or training: status 1 "
+        + "when a limit is exceeded, as a run is then refused before it starts."))
+    var dryRun = false
 
     func validate() throws {
         // The run's options come from DIR/options.json: a flag that would change them must not be silently dropped.
@@ -50,6 +54,13 @@ struct Train: ParsableCommand {
     }
 
     func train(_ mpi: OpenMPI?) throws {
+        if dryRun {
+            return try reportingErrors {
+                let estimate = try MemoryEstimate.newRun(flags.options)
+                print(estimate.summary())
+                try estimate.check()
+            }
+        }
         try reportingErrors(rank: mpi.map { $0.size > 1 ? $0.rank : nil } ?? nil) {
             Interruption.install()
             // `--resume DIR --data NEW`: the run's data moved (resuming checks it is the same).

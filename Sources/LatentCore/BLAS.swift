@@ -1,4 +1,5 @@
 internal import CLinearAlgebra
+import Synchronization
 
 // The only file that calls `cblas_*`. Every call is row-major.
 
@@ -133,7 +134,16 @@ extension BLASScalar {
 
 /// OpenBLAS's own thread count (threads inside each GEMM); 1 when the engine parallelizes over the batch itself.
 @usableFromInline package enum BLASThreads {
-    @usableFromInline package static func set(_ count: Int) { openblas_set_num_threads(Int32(max(1, count))) }
+    @usableFromInline package static func set(_ count: Int) {
+        started.withLock { highest in
+            // OpenBLAS never ends a thread: the count it was loaded with is the first high-water mark.
+            if highest == 0 { highest = Int(openblas_get_num_threads()) }
+            openblas_set_num_threads(Int32(max(1, count)))
+            highest = Swift.max(highest, Int(openblas_get_num_threads()))
+        }
+    }
+    /// The most threads OpenBLAS has been set to (its worker threads are one fewer); 0 before the first `set`.
+    static let started = Mutex<Int>(0)
     @usableFromInline package static var current: Int { Int(openblas_get_num_threads()) }
     @usableFromInline package static var processors: Int { Int(openblas_get_num_procs()) }
     /// OpenBLAS's build configuration and kernel, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH … Zen (Zen)".

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A fixed-size, 64-byte-aligned, zero-initialized scalar buffer owned by a class: allocated once, reused every step.
 ///
 /// Hot loops take its `pointer` once; there are no bounds or uniqueness checks on the way. A buffer can also be a
@@ -10,7 +16,11 @@
 
     @usableFromInline package init(count: Int) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<T>.stride, alignment: 64)
+        let (bytes, overflow) = max(1, count).multipliedReportingOverflow(by: MemoryLayout<T>.stride)
+        var memory: UnsafeMutableRawPointer?
+        guard !overflow, posix_memalign(&memory, 64, bytes) == 0, let raw = memory else {
+            AllocationFailure.report(bytes: overflow ? Int.max : bytes)
+        }
         pointer = raw.bindMemory(to: T.self, capacity: max(1, count))
         pointer.initialize(repeating: 0, count: max(1, count))
         base = nil
@@ -30,7 +40,7 @@
         for i in 0..<values.count { pointer[i] = values[i] }
     }
 
-    deinit { if base == nil { UnsafeMutableRawPointer(pointer).deallocate() } }
+    deinit { if base == nil { free(pointer) } }
 
     @usableFromInline package var array: [T] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 

@@ -6,3 +6,8 @@ extension LinearAlgebraError: LocalizedError {
     /// The error's one-line message: what is wrong and what to do.
     public var errorDescription: String? { description }
 }
+
+extension WorkerPoolError: LocalizedError {
+    /// The error's one-line message: what is wrong and what to do.
+    public var errorDescription: String? { description }
+}

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 import Synchronization
 
@@ -15,27 +17,44 @@ public final class WorkerPool: @unchecked Sendable {
     private let state: PoolState
     private var threads: [pthread_t] = []
 
+    /// The most parts a pool may have: far more than any machine's cores, and few enough that the threads' stacks
+    /// and OpenBLAS's per-thread buffers stay a small part of a process's address space.
+    public static let maximumSize = 256
+
     /// Starts `size − 1` worker threads (at least one part: a size below 1 counts as 1); they end with the pool.
-    public init(size: Int) {
+    /// Throws, with every thread already started stopped again, when `size` is above `maximumSize` or a thread
+    /// cannot be created (a limit on the process's threads or its address space).
+    public init(size: Int) throws(WorkerPoolError) {
+        guard size <= WorkerPool.maximumSize else {
+            throw .tooManyThreads(requested: size, limit: WorkerPool.maximumSize)
+        }
         self.size = max(1, size)
         state = PoolState()
         for part in 1..<self.size {
-            let context = Unmanaged.passRetained(WorkerContext(state: state, part: part)).toOpaque()
+            let context = Unmanaged.passRetained(WorkerContext(state: state, part: part))
             var thread = pthread_t()
             let status = pthread_create(&thread, nil, { raw in
                 let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
                 context.state.work(part: context.part)
                 return nil
-            }, context)
-            precondition(status == 0, "WorkerPool: pthread_create failed (\(status))")
+            }, context.toOpaque())
+            guard status == 0 else {
+                context.release()
+                stop()
+                throw .cannotStart(thread: part, of: self.size - 1, reason: String(cString: strerror(status)))
+            }
             threads.append(thread)
         }
     }
 
-    deinit {
+    deinit { stop() }
+
+    /// Ends and joins every worker thread started so far.
+    private func stop() {
         state.stopping.store(true, ordering: .releasing)
         state.generation.add(1, ordering: .releasing)
         for thread in threads { pthread_join(thread, nil) }
+        threads = []
     }
 
     /// Runs `region.run(part:)` for every part concurrently and returns when all have finished. Unlike a closure,
@@ -133,6 +152,29 @@ private final class PoolState: @unchecked Sendable {
             if stopping.load(ordering: .acquiring) { return }
             if let region { region.run(part: part) } else { body(part) }
             pending.subtract(1, ordering: .releasing)
+        }
+    }
+}
+
+/// Why a `WorkerPool` could not be made.
+public enum WorkerPoolError: Error, CustomStringConvertible, Equatable {
+    /// More parts were asked for than `WorkerPool.maximumSize`.
+    case tooManyThreads(requested: Int, limit: Int)
+    /// Worker thread `thread` of `of` could not be created; `reason` is the system's (e.g. "Resource temporarily
+    /// unavailable" under a limit on the process's threads).
+    case cannotStart(thread: Int, of: Int, reason: String)
+
+    /// One line: what failed and what to do.
+    public var description: String { message(fewerThreads: "use fewer threads") }
+
+    /// The message with `fewerThreads` as the remedy (the command line names its flag).
+    public func message(fewerThreads: String) -> String {
+        switch self {
+        case let .tooManyThreads(requested, limit):
+            return "\(requested) threads are more than the \(limit) a pool may have; \(fewerThreads)"
+        case let .cannotStart(thread, count, reason):
+            return "cannot start worker thread \(thread) of \(count) (\(reason)): this process may not have that many "
+                + "threads (a limit such as ulimit -u, a pids control group, or ulimit -v); \(fewerThreads)"
         }
     }
 }

@@ -98,7 +98,7 @@ public enum EvaluationProtocol {
         model: VariationalAutoencoder<Float>, binarized: [Float], count: Int, repeats: Int, sampleCounts: [Int],
         seed: UInt64, threads: Int, progress: (String) -> Void = { _ in }
     ) throws -> EvaluationReport {
-        let evaluator = Evaluator(model: model, threads: threads)
+        let evaluator = try Evaluator(model: model, threads: threads)
         var sums = TermSums()
         for r in 0..<repeats {
             sums = sums + evaluator.evaluate(binarized: binarized, count: count, seed: seed &+ UInt64(r))

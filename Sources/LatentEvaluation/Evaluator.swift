@@ -20,14 +20,17 @@ public final class Evaluator: @unchecked Sendable {
     let workspaces: [StepWorkspace<Float>]
     let workerSums: UnsafeMutablePointer<TermSums>
 
-    /// An evaluator over `threads` workers (at least 1) that passes `batchSize` examples at a time, split among
-    /// them; `pool` is reused when it has exactly that many threads, otherwise a pool of its own is made.
-    public init(model: VariationalAutoencoder<Float>, threads: Int, batchSize: Int = 500, pool: WorkerPool? = nil) {
+    /// An evaluator over `threads` workers (at least 1, at most `batchSize`: more would have no example to take)
+    /// that passes `batchSize` examples at a time, split among them; `pool` is reused when it has exactly that many
+    /// threads, otherwise a pool of its own is made. Throws `WorkerPoolError` when its threads cannot be started.
+    public init(model: VariationalAutoencoder<Float>, threads: Int, batchSize: Int = 500,
+                pool: WorkerPool? = nil) throws {
         self.model = model
-        workers = max(1, threads)
-        self.pool = pool.flatMap { $0.size == max(1, threads) ? $0 : nil } ?? WorkerPool(size: max(1, threads))
+        let workers = Evaluator.workers(threads: threads, batchSize: batchSize)
+        self.workers = workers
+        self.pool = try pool.flatMap { $0.size == workers ? $0 : nil } ?? WorkerPool(size: workers)
         self.batchSize = batchSize
-        let capacity = (batchSize + workers - 1) / workers
+        let capacity = (max(1, batchSize) + workers - 1) / workers
         workspaces = (0..<workers).map { _ in StepWorkspace(model: model, capacity: capacity, samples: 1) }
         for ws in workspaces { ws.factorizationRetries = model.evaluationFactorizationRetries }
         workerSums = .allocate(capacity: workers)
@@ -35,6 +38,9 @@ public final class Evaluator: @unchecked Sendable {
     }
 
     deinit { workerSums.deallocate() }
+
+    /// The workers an evaluator of `threads` threads runs for `batchSize` examples at a time.
+    package static func workers(threads: Int, batchSize: Int) -> Int { max(1, min(threads, batchSize)) }
 
     /// Mean-able sums of Rec and KL over `binarized` (count × inputs values in {0, 1}).
     public func evaluate(binarized: [Float], count: Int, seed: UInt64 = 0) -> TermSums {

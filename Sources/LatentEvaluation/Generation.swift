@@ -12,6 +12,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     case invalidCount(name: String, value: Int)
     /// A flag value whose grid would exceed `PNGWriter.maximumSide`; width and height as `ImageGrid.size` gives them.
     case imageTooLarge(flag: String, value: Int, maximum: Int, width: Int, height: Int)
+    /// `count` codes or images (`what`) need `needed` values and `found` were given.
+    case inputTooShort(what: String, count: Int, needed: Int, found: Int)
 
     /// One line: what went wrong and what to do.
     public var description: String {
@@ -27,6 +29,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
             let size = width == Int.max || height == Int.max ? "" : "the image would be \(width)×\(height) pixels, "
             return "\(flag) must be at most \(maximum) (got \(value)): \(size)PNG images are at most "
                 + "\(PNGWriter.maximumSide) pixels per side"
+        case let .inputTooShort(what, count, needed, found):
+            return "\(count) \(what) need \(needed) values, but \(found) were given"
         }
     }
 }
@@ -92,9 +96,14 @@ public enum Generation {
     // MARK: - Intensities
 
     /// Decoder means sigmoid(decoder(z)) for `count` latent codes `z` (count × latent), as count × inputs values.
-    public static func decode<T: BLASScalar>(_ model: VariationalAutoencoder<T>, latents z: [T], count: Int) -> [T] {
+    /// Throws when `z` holds fewer values: the check stays in every build, as it guards the reads.
+    public static func decode<T: BLASScalar>(_ model: VariationalAutoencoder<T>, latents z: [T], count: Int) throws
+        -> [T] {
         let k = model.configuration.latent, d = model.configuration.inputs
-        precondition(z.count >= count * k, "decode: \(count) codes need \(count * k) values, got \(z.count)")
+        guard count >= 0, z.count / k >= count else {
+            throw GenerationError.inputTooShort(what: "latent codes", count: count, needed: needed(count, k),
+                                                found: z.count)
+        }
         var out = [T](repeating: 0, count: count * d)
         guard count > 0 else { return out }
         let workspace = MLPWorkspace<T>(model.decoder, capacity: min(count, chunk))
@@ -115,11 +124,21 @@ public enum Generation {
         return out
     }
 
+    /// `count` × `width` values, or `Int.max` past it.
+    private static func needed(_ count: Int, _ width: Int) -> Int {
+        let (product, overflow) = count.multipliedReportingOverflow(by: width)
+        return overflow ? Int.max : product
+    }
+
     /// Posterior means μ(x) (the first `latent` encoder outputs of every family) for `count` images x (count × inputs).
-    public static func posteriorMeans<T: BLASScalar>(_ model: VariationalAutoencoder<T>, images x: [T], count: Int) -> [T] {
+    /// Throws when `x` holds fewer values: the check stays in every build, as it guards the reads.
+    public static func posteriorMeans<T: BLASScalar>(_ model: VariationalAutoencoder<T>, images x: [T], count: Int)
+        throws -> [T] {
         let k = model.configuration.latent, d = model.configuration.inputs
         let width = model.configuration.posteriorParameterCount
-        precondition(x.count >= count * d, "posteriorMeans: \(count) images need \(count * d) values, got \(x.count)")
+        guard count >= 0, x.count / d >= count else {
+            throw GenerationError.inputTooShort(what: "images", count: count, needed: needed(count, d), found: x.count)
+        }
         var out = [T](repeating: 0, count: count * k)
         guard count > 0 else { return out }
         let workspace = MLPWorkspace<T>(model.encoder, capacity: min(count, chunk))
@@ -196,7 +215,7 @@ public enum Generation {
         guard count > 0 else { throw GenerationError.invalidCount(name: "--count", value: count) }
         let side = try ImageGrid.squareSide(pixels: model.configuration.inputs)
         try checkSampleCount(count, tile: side)
-        let means = decode(model, latents: priorLatents(model, count: count, seed: seed), count: count)
+        let means = try decode(model, latents: priorLatents(model, count: count, seed: seed), count: count)
         return try ImageGrid.compose(tiles: means, count: count, tileWidth: side, tileHeight: side,
                                      columns: ImageGrid.squareColumns(count: count))
     }
@@ -215,7 +234,7 @@ public enum Generation {
         let d = model.configuration.inputs
         let x = Binarization.evaluationInputs(testImages.prefix(count), mode: model.configuration.binarization,
                                               seed: Evaluator.testBinarizationSeed, as: T.self)
-        let reconstructions = decode(model, latents: posteriorMeans(model, images: x, count: count), count: count)
+        let reconstructions = try decode(model, latents: posteriorMeans(model, images: x, count: count), count: count)
         var tiles = [T]()
         tiles.reserveCapacity(2 * count * d)
         for n in 0..<count {
@@ -241,14 +260,14 @@ public enum Generation {
         let k = model.configuration.latent
         let x = Binarization.evaluationInputs(testImages.prefix(2 * pairs), mode: model.configuration.binarization,
                                               seed: Evaluator.testBinarizationSeed, as: T.self)
-        let mu = posteriorMeans(model, images: x, count: 2 * pairs)
+        let mu = try posteriorMeans(model, images: x, count: 2 * pairs)
         var path = [T]()
         path.reserveCapacity(pairs * steps * k)
         for p in 0..<pairs {
             path += line(from: mu[(2 * p * k)..<((2 * p + 1) * k)], to: mu[((2 * p + 1) * k)..<((2 * p + 2) * k)],
                          steps: steps)
         }
-        let means = decode(model, latents: path, count: pairs * steps)
+        let means = try decode(model, latents: path, count: pairs * steps)
         return try ImageGrid.compose(tiles: means, count: pairs * steps, tileWidth: side, tileHeight: side, columns: steps)
     }
 
@@ -261,7 +280,7 @@ public enum Generation {
         guard side > 0 else { throw GenerationError.invalidCount(name: "--grid", value: side) }
         let tile = try ImageGrid.squareSide(pixels: model.configuration.inputs)
         try checkLatentMap(side: side, tile: tile)
-        let means = decode(model, latents: gridLatents(side: side, range: range) as [T], count: side * side)
+        let means = try decode(model, latents: gridLatents(side: side, range: range) as [T], count: side * side)
         return try ImageGrid.compose(tiles: means, count: side * side, tileWidth: tile, tileHeight: tile, columns: side)
     }
 }

@@ -211,7 +211,7 @@ public enum GradientVariance {
                                        estimators: estimators.count)
         }
         let groups = [ParameterGroup.encoder(of: model), ParameterGroup.decoder(of: model)]
-        let pool = WorkerPool(size: workers)
+        let pool = try WorkerPool(size: workers)
         // The workers are the parallelism; BLAS threads inside them would oversubscribe the cores.
         if workers > 1 && BLASThreads.current != 1 { BLASThreads.set(1) }
 

@@ -20,12 +20,13 @@ public final class ImportanceBoundEvaluator<Scalar: BLASScalar>: @unchecked Send
     @usableFromInline package let chunk: Int
     let workspaces: [StepWorkspace<Scalar>]
 
-    /// `decoderRows` bounds the samples × examples one worker decodes at once (the memory knob).
+    /// `decoderRows` bounds the samples × examples one worker decodes at once (the memory knob). Throws
+    /// `WorkerPoolError` when its threads cannot be started.
     public init(model: VariationalAutoencoder<Scalar>, threads: Int, rowsPerWorker: Int = 50, decoderRows: Int = 2500,
-                pool: WorkerPool? = nil) {
+                pool: WorkerPool? = nil) throws {
         self.model = model
         workers = max(1, threads)
-        self.pool = pool.flatMap { $0.size == max(1, threads) ? $0 : nil } ?? WorkerPool(size: max(1, threads))
+        self.pool = try pool.flatMap { $0.size == max(1, threads) ? $0 : nil } ?? WorkerPool(size: max(1, threads))
         self.rowsPerWorker = rowsPerWorker
         let chunk = max(1, decoderRows / rowsPerWorker)
         self.chunk = chunk

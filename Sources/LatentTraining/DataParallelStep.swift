@@ -32,12 +32,12 @@ package final class DataParallelStep: TrainingStrategy {
     package var batch: StepBatch?
     package var consumer: (any GradientConsumer)?
 
-    package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int, pool: WorkerPool?) {
+    package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int, pool: WorkerPool?) throws {
         self.model = model
         objective = model.objective
         let workers = max(1, min(threads, batchSize))
         self.workers = workers
-        self.pool = pool.flatMap { $0.size == workers ? $0 : nil } ?? WorkerPool(size: workers)
+        self.pool = try pool.flatMap { $0.size == workers ? $0 : nil } ?? WorkerPool(size: workers)
         let capacity = (batchSize + workers - 1) / workers
         workspaces = (0..<workers).map { _ in
             let workspace = StepWorkspace(model: model, capacity: capacity)

@@ -25,13 +25,14 @@ package final class ReferenceStep: TrainingStrategy {
     package let blasThreads: Int
     package var workers: Int { 1 }
 
-    package init(model: VariationalAutoencoder<Float>, batchSize: Int, blasThreads: Int = 1, pool: WorkerPool? = nil) {
+    package init(model: VariationalAutoencoder<Float>, batchSize: Int, blasThreads: Int = 1,
+                 pool: WorkerPool? = nil) throws {
         self.model = model
         objective = model.objective
         workspace = StepWorkspace(model: model, capacity: batchSize)
         gradient = Buffer(count: model.parameterCount)
         self.blasThreads = blasThreads
-        self.pool = pool.flatMap { $0.size == 1 ? $0 : nil } ?? WorkerPool(size: 1)
+        self.pool = try pool.flatMap { $0.size == 1 ? $0 : nil } ?? WorkerPool(size: 1)
     }
 
     /// Runs with subnormals flushed to zero, as every part of a parallel region does (`WorkerPool`).
@@ -88,8 +89,10 @@ package final class BLASThreadedStep: TrainingStrategy {
     package var blasThreads: Int { reference.blasThreads }
     package var pool: WorkerPool { reference.pool }
 
-    package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int) {
-        reference = ReferenceStep(model: model, batchSize: batchSize, blasThreads: max(1, threads))
+    /// Starts OpenBLAS's threads now, so that a thread it cannot create is an error here, not a hang in a GEMM.
+    package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int) throws {
+        reference = try ReferenceStep(model: model, batchSize: batchSize, blasThreads: max(1, threads))
+        try BLASThreads.start(reference.blasThreads)
     }
 
     package func computeGradients(_ batch: StepBatch) -> (sums: TermSums, failedTerm: String?) {

@@ -39,12 +39,12 @@ package final class TensorParallelStep: TrainingStrategy {
     package var batch: StepBatch?
     package var consumer: (any GradientConsumer)?
 
-    package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int, pool: WorkerPool?) {
+    package init(model: VariationalAutoencoder<Float>, batchSize: Int, threads: Int, pool: WorkerPool?) throws {
         self.model = model
         objective = model.objective
         let workers = max(1, min(threads, batchSize, ColumnTeam.maximumWorkers))
         self.workers = workers
-        self.pool = pool.flatMap { $0.size == workers ? $0 : nil } ?? WorkerPool(size: workers)
+        self.pool = try pool.flatMap { $0.size == workers ? $0 : nil } ?? WorkerPool(size: workers)
         let capacity = (batchSize + workers - 1) / workers
         let stages = TeamStage.schedule(model, workers: workers, batchSize: batchSize)
         self.stages = stages

@@ -67,19 +67,20 @@ public final class Trainer: @unchecked Sendable {
     let thresholds = Binarization.thresholds
 
     /// A trainer of `model` on `images` with `threads` workers, split as `requested` says (`auto`, the default, is what
-    /// `latent train --threads` does); `pool` is reused when it has the workers' count.
+    /// `latent train --threads` does); `pool` is reused when it has the workers' count. Throws `WorkerPoolError` when
+    /// the workers' threads cannot be started.
     public convenience init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int,
                             learningRate: Double, seed: UInt64, threads: Int, parallelism requested: Parallelism = .auto,
-                            pool: WorkerPool? = nil) {
-        self.init(model: model, images: images, batchSize: batchSize, learningRate: learningRate, seed: seed,
-                  threads: threads, parallelism: requested, pool: pool, communicator: nil)
+                            pool: WorkerPool? = nil) throws {
+        try self.init(model: model, images: images, batchSize: batchSize, learningRate: learningRate, seed: seed,
+                      threads: threads, parallelism: requested, pool: pool, communicator: nil)
     }
 
     /// A trainer that is one rank of a data-parallel job when `communicator` is given: `batchSize` is the global
     /// batch, and the local strategy runs on this rank's share of it (`DistributedStrategy`).
     package init(model: VariationalAutoencoder<Float>, images: ImageSet, batchSize: Int, learningRate: Double,
                  seed: UInt64, threads: Int, parallelism requested: Parallelism = .auto, pool: WorkerPool? = nil,
-                 communicator: (any Communicator)?) {
+                 communicator: (any Communicator)?) throws {
         BLASKernel.noteIfFallback()
         self.model = model
         self.images = images
@@ -87,18 +88,20 @@ public final class Trainer: @unchecked Sendable {
         self.seed = seed
         adam = Adam(count: model.parameterCount, learningRate: learningRate)
         permutation = Array(0..<images.count)
-        // A rank's strategy sees its share of the global batch (the first ranks' shares are the largest).
-        let rows = communicator.map { DistributedStrategy.share(of: batchSize, rank: 0, ranks: $0.size).count }
-            ?? batchSize
+        // No step takes more rows than there are images, so the workspaces are sized for the effective batch; a rank's
+        // strategy sees its share of it (the first ranks' shares are the largest).
+        let effective = max(1, min(batchSize, images.count))
+        let rows = communicator.map { DistributedStrategy.share(of: effective, rank: 0, ranks: $0.size).count }
+            ?? effective
         var parallelism = requested.resolved(batchSize: rows, threads: threads)
         // One worker of data or tensor parallelism is the reference step.
         if (parallelism == .data || parallelism == .tensor) && min(threads, rows) <= 1 { parallelism = .reference }
         self.parallelism = parallelism
         let local: any TrainingStrategy = switch parallelism {
-        case .auto, .reference: ReferenceStep(model: model, batchSize: rows, pool: pool)
-        case .data: DataParallelStep(model: model, batchSize: rows, threads: threads, pool: pool)
-        case .tensor: TensorParallelStep(model: model, batchSize: rows, threads: threads, pool: pool)
-        case .blas: BLASThreadedStep(model: model, batchSize: rows, threads: threads)
+        case .auto, .reference: try ReferenceStep(model: model, batchSize: rows, pool: pool)
+        case .data: try DataParallelStep(model: model, batchSize: rows, threads: threads, pool: pool)
+        case .tensor: try TensorParallelStep(model: model, batchSize: rows, threads: threads, pool: pool)
+        case .blas: try BLASThreadedStep(model: model, batchSize: rows, threads: threads)
         }
         strategy = communicator.map { DistributedStrategy(local: local, model: model, communicator: $0) } ?? local
     }

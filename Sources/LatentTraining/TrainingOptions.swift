@@ -72,14 +72,9 @@ public struct TrainingOptions: Codable, Sendable {
     /// small enough that step counts never overflow.
     package static let lengthLimit = 1_000_000
 
-    /// A lower bound on the bytes a run's buffers take: the hidden layers' weights (encoder and decoder) with their
-    /// gradients and Adam's two moments, and one step's decoder activations and gradients (batch × samples rows).
-    package func minimumBytes(trainingImages: Int) -> Double {
-        let widths = [configuration.inputs] + configuration.hidden
-        let weights = 2 * zip(widths, widths.dropFirst()).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-        let rows = Double(min(batch, trainingImages)) * Double(configuration.samples)
-        return Double(MemoryLayout<Float>.size) * (4 * weights + rows * 2 * Double(widths.reduce(0, +)))
-    }
+    /// The most worker threads a run may ask for (`WorkerPool.maximumSize`): far more than any machine's cores;
+    /// the strategies use no more than the batch has rows, and OpenBLAS no more than its build allows.
+    public static let threadLimit = WorkerPool.maximumSize
 
     /// Checks the model configuration, then every option's range; the error names the setting and what it must be.
     public func validate() throws(ConfigurationError) {
@@ -96,7 +91,9 @@ public struct TrainingOptions: Codable, Sendable {
         if let iterations, !(1...(limit * 1000)).contains(iterations) {
             throw fail("iterations", "must be between 1 and \(limit * 1000)", iterations)
         }
-        guard threads > 0 else { throw fail("threads", "must be at least 1", threads) }
+        guard (1...TrainingOptions.threadLimit).contains(threads) else {
+            throw fail("threads", "must be between 1 and \(TrainingOptions.threadLimit)", threads)
+        }
         if let trainLimit, trainLimit <= 0 { throw fail("trainLimit", "must be at least 1", trainLimit) }
         if let testLimit, testLimit <= 0 { throw fail("testLimit", "must be at least 1", testLimit) }
         guard checkpointEvery >= 0 else { throw fail("checkpointEvery", "must be ≥ 0", checkpointEvery) }

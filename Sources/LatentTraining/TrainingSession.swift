@@ -168,33 +168,31 @@ public final class TrainingSession {
         try options.validate()
         self.options = options
         self.communicator = communicator
+        // The memory check comes before the data set is loaded (from its headers) and before any large allocation.
+        let declared = dataset == nil ? DatasetSize(directory: options.data) : nil
+        let ranks = communicator?.size ?? 1
+        if let declared { try MemoryEstimate(options: options, data: declared, ranks: ranks).check() }
         var data = try dataset ?? Dataset.load(directory: options.data, expectedPixels: options.configuration.inputs)
         guard data.train.pixelsPerImage == options.configuration.inputs else {
             throw DataError.wrongImageSize(path: options.data, rows: data.train.rows, columns: data.train.columns,
                                            expected: options.configuration.inputs)
         }
+        if declared == nil {
+            try MemoryEstimate(options: options, data: DatasetSize(data), loaded: dataset != nil, ranks: ranks).check()
+        }
         data.train = data.train.prefix(options.trainLimit)
         data.test = data.test.prefix(options.testLimit)
         guard data.train.count > 0 else { throw DataError.empty(path: options.data + " (training images)") }
         guard data.test.count > 0 else { throw DataError.empty(path: options.data + " (test images)") }
-        let needed = options.minimumBytes(trainingImages: data.train.count)
-        let available = MemoryLimit.available()
-        guard needed <= available.bytes else {
-            let limit = (available.isControlGroupLimit ? "the memory limit of this process's control group, "
-                : "this machine's ") + String(format: "%.1f GB", available.bytes / 1e9)
-            throw TrainingError.invalidOption(String(
-                format: "this run needs at least %.1f GB (weights, Adam's moments, one step's activations), more than ",
-                needed / 1e9) + limit + "; lower --hidden, --batch or --samples")
-        }
         self.dataset = data
         model = VariationalAutoencoder<Float>(options.configuration)
         model.initialize(seed: options.seed)
-        trainer = Trainer(model: model, images: data.train, batchSize: options.batch,
-                          learningRate: options.learningRate, seed: options.seed, threads: options.threads,
-                          parallelism: options.parallelism, communicator: communicator)
+        trainer = try Trainer(model: model, images: data.train, batchSize: options.batch,
+                              learningRate: options.learningRate, seed: options.seed, threads: options.threads,
+                              parallelism: options.parallelism, communicator: communicator)
         trainer.nonFinitePolicy = options.onNonFinite
-        evaluator = Evaluator(model: model, threads: options.threads,
-                              pool: trainer.parallelism == .blas ? nil : trainer.pool)
+        evaluator = try Evaluator(model: model, threads: options.threads,
+                                  pool: trainer.parallelism == .blas ? nil : trainer.pool)
         testCount = data.test.count
         testBinarized = Binarization.evaluationInputs(data.test, mode: options.configuration.binarization,
                                                        seed: TrainingSession.testBinarizationSeed)

@@ -6,13 +6,13 @@ import XCTest
 final class SpinBarrierTests: XCTestCase {
     /// Each of 3 threads writes its slot of a round, waits, and checks every slot of the round: a barrier that let a
     /// thread through early would show it a stale slot.
-    func testEveryMemberSeesEveryWriteBeforeTheBarrier() {
+    func testEveryMemberSeesEveryWriteBeforeTheBarrier() throws {
         let members = 3, rounds = 2_000
         let barrier = SpinBarrier(count: members)
         let slots = UnsafeMutablePointer<Int>.allocate(capacity: members)
         slots.initialize(repeating: -1, count: members)
         defer { slots.deallocate() }
-        let pool = WorkerPool(size: members)
+        let pool = try WorkerPool(size: members)
         let stale = UnsafeMutablePointer<Int>.allocate(capacity: members)
         stale.initialize(repeating: 0, count: members)
         defer { stale.deallocate() }
@@ -28,9 +28,9 @@ final class SpinBarrierTests: XCTestCase {
     }
 
     /// A member that arrives long after the others (past the spinning) wakes the ones asleep, every round.
-    func testLateMemberWakesSleepingWaiters() {
+    func testLateMemberWakesSleepingWaiters() throws {
         let barrier = SpinBarrier(count: 2)
-        let pool = WorkerPool(size: 2)
+        let pool = try WorkerPool(size: 2)
         let rounds = UnsafeMutablePointer<Int>.allocate(capacity: 2)
         rounds.initialize(repeating: 0, count: 2)
         defer { rounds.deallocate() }

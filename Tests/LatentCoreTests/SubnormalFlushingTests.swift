@@ -9,7 +9,7 @@ final class SubnormalFlushingTests: XCTestCase {
         (operands[0] * operands[1], operands[2] * operands[3])
     }
 
-    func testPoolPartsFlushSubnormalsAndTheCallerGetsItsModeBack() {
+    func testPoolPartsFlushSubnormalsAndTheCallerGetsItsModeBack() throws {
         #if arch(x86_64)
         let operands = UnsafeMutablePointer<Float>.allocate(capacity: 4)
         defer { operands.deallocate() }
@@ -19,7 +19,7 @@ final class SubnormalFlushingTests: XCTestCase {
         XCTAssertEqual(outside.product, Float.leastNormalMagnitude / 2)
         XCTAssertEqual(outside.subnormalTimesOne, Float.leastNonzeroMagnitude)
         for size in [1, 2, 3] {
-            let pool = WorkerPool(size: size)
+            let pool = try WorkerPool(size: size)
             let results = UnsafeMutablePointer<(Bool, Float, Float)>.allocate(capacity: size)
             defer { results.deallocate() }
             pool.run { part in
@@ -36,7 +36,7 @@ final class SubnormalFlushingTests: XCTestCase {
         }
         #else
         // Flushing is set through x86-64's MXCSR; elsewhere the pool leaves the mode alone.
-        WorkerPool(size: 2).run { _ in XCTAssertFalse(SubnormalFlushing.isEnabled) }
+        try WorkerPool(size: 2).run { _ in XCTAssertFalse(SubnormalFlushing.isEnabled) }
         #endif
     }
 }

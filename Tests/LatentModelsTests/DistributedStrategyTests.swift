@@ -19,11 +19,11 @@ final class DistributedStrategyTests: XCTestCase {
 
     /// A trainer on 30 images with batch 9 (its ranks' shares: 5 + 4, or 3 + 3 + 3).
     func trainer(_ configuration: ModelConfiguration, _ parallelism: Trainer.Parallelism, threads: Int,
-                 communicator: (any Communicator)?) -> Trainer {
+                 communicator: (any Communicator)?) throws -> Trainer {
         let side = Int(Double(configuration.inputs).squareRoot())
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 3)
-        let trainer = Trainer(model: model, images: images(count: 30, side: side, seed: 5), batchSize: 9,
+        let trainer = try Trainer(model: model, images: images(count: 30, side: side, seed: 5), batchSize: 9,
                               learningRate: 1e-3, seed: 31, threads: threads, parallelism: parallelism,
                               communicator: communicator)
         trainer.beginEpoch(0)
@@ -50,8 +50,8 @@ final class DistributedStrategyTests: XCTestCase {
                 let results = Results()
                 results.values = Array(repeating: nil, count: ranks)
                 ThreadedRanks(size: ranks).run { rank, communicator in
-                    let t = self.trainer(configuration, parallelism, threads: threads, communicator: communicator)
-                    results.values[rank] = try? self.secondGradient(t)
+                    results.values[rank] = try? self.secondGradient(
+                        self.trainer(configuration, parallelism, threads: threads, communicator: communicator))
                 }
                 let first = try XCTUnwrap(results.values[0], name)
                 XCTAssertEqual(first.examples, 9, name)
@@ -72,15 +72,15 @@ final class DistributedStrategyTests: XCTestCase {
     func testRanksWithoutRowsAddNothing() throws {
         let configuration = configurations[0]
         let side = Int(Double(configuration.inputs).squareRoot())
-        func make(_ communicator: (any Communicator)?) -> Trainer {
+        func make(_ communicator: (any Communicator)?) throws -> Trainer {
             let model = VariationalAutoencoder<Float>(configuration)
             model.initialize(seed: 3)
-            let t = Trainer(model: model, images: images(count: 2, side: side, seed: 5), batchSize: 2,
+            let t = try Trainer(model: model, images: images(count: 2, side: side, seed: 5), batchSize: 2,
                             learningRate: 1e-3, seed: 31, threads: 1, communicator: communicator)
             t.beginEpoch(0)
             return t
         }
-        let collector = StrategyTests.GradientCollector(count: make(nil).model.parameterCount)
+        let collector = StrategyTests.GradientCollector(count: try make(nil).model.parameterCount)
         let expected = try make(nil).gradient(batch: 0, into: collector)
         final class Box: @unchecked Sendable { var loss = [Double](repeating: .nan, count: 3); var g: [Float] = [] }
         let box = Box()

@@ -23,7 +23,7 @@ final class GenerationTests: XCTestCase {
         return model
     }
 
-    func testPosteriorMeansAreTheFirstLatentEncoderOutputs() {
+    func testPosteriorMeansAreTheFirstLatentEncoderOutputs() throws {
         for posterior in PosteriorKind.allCases {
             var c = configuration
             c.posterior = posterior
@@ -32,32 +32,44 @@ final class GenerationTests: XCTestCase {
             let bias = model.encoder.layers.last!.bias
             for (j, i) in bias.range.enumerated() { p[i] = Double(j) + 0.5 }
             let x = (0..<(3 * c.inputs)).map { Double($0 % 2) }
-            let mu = Generation.posteriorMeans(model, images: x, count: 3)
+            let mu = try Generation.posteriorMeans(model, images: x, count: 3)
             XCTAssertEqual(mu, [0.5, 1.5, 0.5, 1.5, 0.5, 1.5], "\(posterior)")
         }
     }
 
-    func testDecodeIsTheSigmoidOfTheLogits() {
+    func testDecodeIsTheSigmoidOfTheLogits() throws {
         let model = zeroWeightModel()
         let p = model.store.parameters.pointer
         let bias = model.decoder.layers.last!.bias
         let logits = (0..<configuration.inputs).map { Double($0) - 8 }
         for (j, i) in bias.range.enumerated() { p[i] = logits[j] }
-        let out = Generation.decode(model, latents: [0.3, -2, 5, 1], count: 2)
+        let out = try Generation.decode(model, latents: [0.3, -2, 5, 1], count: 2)
         XCTAssertEqual(out.count, 2 * configuration.inputs)
         for (n, v) in out.enumerated() {
             XCTAssertEqual(v, 1 / (1 + exp(-logits[n % configuration.inputs])), accuracy: 1e-15)
         }
     }
 
-    func testDecodeInChunksEqualsOneRowAtATime() {
+    /// Too few values for the count asked is an error in every build (`-Ounchecked` drops preconditions, and the
+    /// reads would run past the array).
+    func testInputsTooShortForTheirCountAreErrors() {
+        let model = zeroWeightModel()
+        XCTAssertThrowsError(try Generation.decode(model, latents: [0.3, -2, 5], count: 2)) { error in
+            XCTAssertEqual(error as? GenerationError,
+                           .inputTooShort(what: "latent codes", count: 2, needed: 4, found: 3))
+        }
+        XCTAssertThrowsError(try Generation.posteriorMeans(model, images: [0, 1], count: Int.max / 2))
+        XCTAssertThrowsError(try Generation.decode(model, latents: [], count: -1))
+    }
+
+    func testDecodeInChunksEqualsOneRowAtATime() throws {
         let model = VariationalAutoencoder<Double>(configuration)
         model.initialize(seed: 5)
         let count = Generation.chunk + 7
         let z = Generation.priorLatents(model, count: count, seed: 1)
-        let all = Generation.decode(model, latents: z, count: count)
+        let all = try Generation.decode(model, latents: z, count: count)
         for n in [0, Generation.chunk - 1, Generation.chunk, count - 1] {
-            let one = Generation.decode(model, latents: Array(z[(2 * n)..<(2 * n + 2)]), count: 1)
+            let one = try Generation.decode(model, latents: Array(z[(2 * n)..<(2 * n + 2)]), count: 1)
             for i in 0..<configuration.inputs {
                 XCTAssertEqual(all[n * configuration.inputs + i], one[i], accuracy: 1e-12)
             }

@@ -51,7 +51,7 @@ final class ImportanceBoundStreamingTests: XCTestCase {
             let direct = try directBounds(model: model, binarized: binarized, count: count,
                                           sampleCounts: sampleCounts, seed: seed)
             for chunk in [1, 7, 50, 120] {
-                let evaluator = ImportanceBoundEvaluator(model: model, threads: 1, rowsPerWorker: rowsPerWorker,
+                let evaluator = try ImportanceBoundEvaluator(model: model, threads: 1, rowsPerWorker: rowsPerWorker,
                                                          decoderRows: chunk * rowsPerWorker)
                 XCTAssertEqual(evaluator.chunk, chunk)
                 let streamed = try evaluator.evaluate(binarized: binarized, count: count, sampleCounts: sampleCounts,

@@ -264,7 +264,7 @@ final class ImportanceWeightedTests: XCTestCase {
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 900)
         let train = crossImages(count: 400, seed: 901)
-        let trainer = Trainer(model: model, images: train, batchSize: 40, learningRate: 3e-3, seed: 902, threads: 1)
+        let trainer = try Trainer(model: model, images: train, batchSize: 40, learningRate: 3e-3, seed: 902, threads: 1)
         var firstEpoch = 0.0, lastEpoch = 0.0
         for epoch in 0..<30 {  // 300 steps
             trainer.beginEpoch(epoch)
@@ -279,7 +279,7 @@ final class ImportanceWeightedTests: XCTestCase {
         let count = 200
         let test = crossImages(count: count, seed: 903, flips: 0.4)
         let binarized = Binarization.staticBinarized(test, seed: 904, as: Float.self)
-        let nelbo = Evaluator(model: model, threads: 1).evaluate(binarized: binarized, count: count).nelbo / Double(count)
+        let nelbo = try Evaluator(model: model, threads: 1).evaluate(binarized: binarized, count: count).nelbo / Double(count)
         let result = try ImportanceBoundEvaluator(model: model, threads: 1)
             .evaluate(binarized: binarized, count: count, sampleCounts: [1, 10, 100, 1000])
         let b = result.bounds

@@ -66,7 +66,7 @@ final class JitterRetryTests: XCTestCase {
         XCTAssertEqual(model.factorizationRetries.value, count)
         XCTAssertEqual(model.evaluationFactorizationRetries.value, 0)
         // IWAE evaluation with 1 sample per chunk re-factorizes each example 30 times: it still counts once each.
-        let evaluator = ImportanceBoundEvaluator(model: model, threads: 1, rowsPerWorker: 2, decoderRows: 2)
+        let evaluator = try ImportanceBoundEvaluator(model: model, threads: 1, rowsPerWorker: 2, decoderRows: 2)
         XCTAssertEqual(evaluator.chunk, 1)
         let result = try evaluator.evaluate(binarized: binarized, count: count, sampleCounts: [3, 30])
         XCTAssertTrue(result.bounds.values.allSatisfy { $0.isFinite }, "\(result.bounds)")
@@ -79,7 +79,7 @@ final class JitterRetryTests: XCTestCase {
         let count = 4, d = 6
         let binarized = uniform(count * d, seed: 1320, 0, 1).map { Float($0 < 0.5 ? 1 : 0) }
         let model = singularModel(Float.self)
-        let evaluator = Evaluator(model: model, threads: 1)
+        let evaluator = try Evaluator(model: model, threads: 1)
         let sums = evaluator.evaluate(binarized: binarized, count: count)
         XCTAssertTrue(sums.nelbo.isFinite, "\(sums)")
         XCTAssertEqual(model.evaluationFactorizationRetries.value, count)

@@ -29,7 +29,7 @@ final class SignalToNoiseTests: XCTestCase {
         var pixels = [UInt8]()
         for _ in 0..<400 { pixels += prototypes[Int(rng.next() % 4)] }
         let images = ImageSet(count: 400, rows: 4, columns: 4, pixels: pixels)
-        let trainer = Trainer(model: model, images: images, batchSize: 20, learningRate: 3e-3, seed: 3, threads: 1,
+        let trainer = try Trainer(model: model, images: images, batchSize: 20, learningRate: 3e-3, seed: 3, threads: 1,
                               parallelism: .reference)
         var epoch = 0
         while trainer.step < 600 {

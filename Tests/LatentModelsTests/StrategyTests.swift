@@ -44,11 +44,11 @@ final class StrategyTests: XCTestCase {
     ]
 
     func trainer(_ configuration: ModelConfiguration, _ parallelism: Trainer.Parallelism, threads: Int,
-                 batch: Int = 9) -> Trainer {
+                 batch: Int = 9) throws -> Trainer {
         let side = Int(Double(configuration.inputs).squareRoot())
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 3)
-        let trainer = Trainer(model: model, images: images(count: 30, side: side, seed: 5), batchSize: batch,
+        let trainer = try Trainer(model: model, images: images(count: 30, side: side, seed: 5), batchSize: batch,
                               learningRate: 1e-3, seed: 31, threads: threads, parallelism: parallelism)
         trainer.beginEpoch(0)
         return trainer
@@ -65,7 +65,7 @@ final class StrategyTests: XCTestCase {
 
     func testEveryStrategyComputesTheReferenceStep() throws {
         for configuration in configurations {
-            let reference = trainer(configuration, .reference, threads: 1)
+            let reference = try trainer(configuration, .reference, threads: 1)
             XCTAssertTrue(reference.strategy is ReferenceStep)
             let expected = try secondGradient(reference)
             let scale = expected.gradient.map(abs).max()!
@@ -86,7 +86,7 @@ final class StrategyTests: XCTestCase {
     /// The reference step is the objective's straight-line pass, bit for bit.
     func testReferenceStepIsTheObjectivesStraightLinePass() throws {
         for configuration in configurations {
-            let trainer = trainer(configuration, .reference, threads: 1, batch: 30)
+            let trainer = try trainer(configuration, .reference, threads: 1, batch: 30)
             let collector = GradientCollector(count: trainer.model.parameterCount)
             let sums = try trainer.gradient(batch: 0, into: collector)
             let step = trainer.strategy as! ReferenceStep
@@ -105,7 +105,7 @@ final class StrategyTests: XCTestCase {
         for configuration in configurations {
             for (parallelism, threads) in [(Trainer.Parallelism.reference, 1), (.data, 2), (.tensor, 3), (.blas, 2)] {
                 func run() throws -> [UInt32] {
-                    let t = trainer(configuration, parallelism, threads: threads)
+                    let t = try trainer(configuration, parallelism, threads: threads)
                     var losses: [Double] = []
                     for batch in 0..<3 { losses.append(try t.trainStep(batch: batch).loss) }
                     return t.model.store.parameters.array.map(\.bitPattern) + t.adam.secondMoment.array.map(\.bitPattern)
@@ -117,8 +117,8 @@ final class StrategyTests: XCTestCase {
     }
 
     /// A batch index past the epoch is an error, not a trap or a silent zero.
-    func testBatchPastTheEpochIsRefused() {
-        let t = trainer(configurations[0], .tensor, threads: 2)
+    func testBatchPastTheEpochIsRefused() throws {
+        let t = try trainer(configurations[0], .tensor, threads: 2)
         XCTAssertThrowsError(try t.trainStep(batch: t.stepsPerEpoch))
         XCTAssertThrowsError(try t.trainStep(batch: -1))
     }

@@ -86,7 +86,7 @@ final class TensorParallelTests: XCTestCase {
         let data = images(count: 15, side: side, seed: 5)
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 3)
-        let trainer = Trainer(model: model, images: data, batchSize: 7, learningRate: 1e-3, seed: 31, threads: threads,
+        let trainer = try Trainer(model: model, images: data, batchSize: 7, learningRate: 1e-3, seed: 31, threads: threads,
                               parallelism: parallelism)
         adjust(trainer)
         var losses: [Double] = []
@@ -170,7 +170,7 @@ final class TensorParallelTests: XCTestCase {
         let data = images(count: 16, side: 4, seed: 5)
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 3)
-        let trainer = Trainer(model: model, images: data, batchSize: 8, learningRate: 1e-3, seed: 31, threads: 2,
+        let trainer = try Trainer(model: model, images: data, batchSize: 8, learningRate: 1e-3, seed: 31, threads: 2,
                               parallelism: .tensor)
         trainer.nonFinitePolicy = .skipBatch
         trainer.beginEpoch(0)
@@ -190,7 +190,7 @@ final class TensorParallelTests: XCTestCase {
 
     /// `auto` is the reference step on one thread, tensor parallelism for small batches on several threads and data
     /// parallelism otherwise; explicit choices stay.
-    func testAutoChoosesByBatchSize() {
+    func testAutoChoosesByBatchSize() throws {
         let auto = Trainer.Parallelism.auto
         XCTAssertEqual(auto.resolved(batchSize: 32, threads: 2), .tensor)
         XCTAssertEqual(auto.resolved(batchSize: Trainer.tensorBatchLimit, threads: 2), .tensor)
@@ -202,7 +202,7 @@ final class TensorParallelTests: XCTestCase {
         }
         let data = images(count: 8, side: 3, seed: 5)
         let model = VariationalAutoencoder<Float>(ModelConfiguration(inputs: 9, hidden: [6], latent: 2))
-        let trainer = Trainer(model: model, images: data, batchSize: 4, learningRate: 1e-3, seed: 0, threads: 2,
+        let trainer = try Trainer(model: model, images: data, batchSize: 4, learningRate: 1e-3, seed: 0, threads: 2,
                               parallelism: .auto)
         XCTAssertEqual(trainer.parallelism, .tensor)
         XCTAssertTrue(trainer.strategy is TensorParallelStep)

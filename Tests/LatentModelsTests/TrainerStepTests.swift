@@ -27,7 +27,7 @@ final class TrainerStepTests: XCTestCase {
         func train(lateWorkers: Bool) throws -> (parameters: [Float], moments: [Float], losses: [Double]) {
             let model = VariationalAutoencoder<Float>(ModelConfiguration(inputs: 100, hidden: [70, 130], latent: 3))
             model.initialize(seed: 3)
-            let trainer = Trainer(model: model, images: data, batchSize: 9, learningRate: 1e-3, seed: 31, threads: 3,
+            let trainer = try Trainer(model: model, images: data, batchSize: 9, learningRate: 1e-3, seed: 31, threads: 3,
                                   parallelism: .data)
             if lateWorkers {
                 (trainer.strategy as! DataParallelStep).regions.pass.body = { step, part in
@@ -116,7 +116,7 @@ extension XCTestCase {
         let model = VariationalAutoencoder<Float>(configuration)
         model.initialize(seed: 3)
         let expected = try referenceGradient(model, images: data, batch: batch, seed: seed)
-        let trainer = Trainer(model: model, images: data, batchSize: batch, learningRate: 1e-3, seed: seed,
+        let trainer = try Trainer(model: model, images: data, batchSize: batch, learningRate: 1e-3, seed: seed,
                               threads: threads, parallelism: parallelism)
         trainer.beginEpoch(0)
         _ = try trainer.trainStep(batch: 0)
