@@ -40,7 +40,6 @@ extension BenchRunner {
             let distributed = makeTrainer(config, communicator: mpi)
             var local = config
             (local.threads, local.parallelism) = (ranks, ranks > 1 ? .data : .reference)
-            let single = rank == 0 ? makeTrainer(local) : nil
             // Every rank must run the same number of steps (each step is a collective): the ranks agree on the most.
             let steps = Int(mpi.maximumOverRanks(Double(stepsPerRepetition { trainSteps(distributed, 1) })))
             var rates: [Double] = [], ratios: [Double] = []
@@ -49,11 +48,16 @@ extension BenchRunner {
                 let start = Date()
                 trainSteps(distributed, steps)
                 let seconds = mpi.maximumOverRanks(Date().timeIntervalSince(start))
-                let alone = mpi.maximumOverRanks(single.map { t in
+                // The one process is made anew each time and ended before the ranks run again: its idle workers
+                // poll, which would take time from the ranks. mpirun binds each rank to one core; the one process
+                // gets every core, as a process of its own would (its workers inherit the mask when they start).
+                let alone = mpi.maximumOverRanks(rank == 0 ? CoreMask.all.applied {
+                    let single = makeTrainer(local)
+                    trainSteps(single, 2)
                     let start = Date()
-                    trainSteps(t, steps)
+                    trainSteps(single, steps)
                     return Date().timeIntervalSince(start)
-                } ?? { usleep(UInt32(min(seconds * 2 + 0.05, 60) * 1e6)); return 0 }())
+                } : { usleep(UInt32(min(seconds * 2 + 0.5, 60) * 1e6)); return 0 }())
                 rates.append(Double(batch * steps) / seconds)
                 ratios.append(alone / seconds)
             }
@@ -105,4 +109,41 @@ extension BenchRunner {
 extension OpenMPI {
     func maximumOverRanks(_ value: Double) -> Double { maximum(value) }
     func minimumOverRanks(_ value: Double) -> Double { -maximum(-value) }
+}
+
+/// The calling thread's CPU affinity: the distributed section runs the one-process side on every core although
+/// mpirun bound the rank to one.
+struct CoreMask {
+    var set: cpu_set_t
+
+    /// glibc's sched_getaffinity and sched_setaffinity (declared only under _GNU_SOURCE, so looked up by name).
+    typealias Affinity = @convention(c) (pid_t, Int, UnsafeMutableRawPointer) -> Int32
+    static let getAffinity = unsafeBitCast(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_getaffinity"),
+                                           to: Affinity.self)
+    static let setAffinity = unsafeBitCast(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_setaffinity"),
+                                           to: Affinity.self)
+
+    static func current() -> CoreMask {
+        var set = cpu_set_t()
+        _ = getAffinity(0, MemoryLayout<cpu_set_t>.size, &set)
+        return CoreMask(set: set)
+    }
+
+    /// Every online core.
+    static var all: CoreMask {
+        var set = cpu_set_t()
+        let cores = min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), MemoryLayout<cpu_set_t>.size * 8)
+        withUnsafeMutableBytes(of: &set) { bytes in
+            for core in 0..<cores { bytes[core / 8] |= UInt8(1 << (core % 8)) }
+        }
+        return CoreMask(set: set)
+    }
+
+    /// Runs `body` on this mask, then restores the thread's previous one.
+    func applied<R>(_ body: () -> R) -> R {
+        var previous = CoreMask.current().set, mask = set
+        _ = CoreMask.setAffinity(0, MemoryLayout<cpu_set_t>.size, &mask)
+        defer { _ = CoreMask.setAffinity(0, MemoryLayout<cpu_set_t>.size, &previous) }
+        return body()
+    }
 }
