@@ -40,11 +40,11 @@ let model = VariationalAutoencoder<Float>(configuration)
 model.initialize(seed: 1)
 let pixels = (0..<(64 * 16)).map { UInt8(($0 * 37) % 256) }
 let images = ImageSet(count: 64, rows: 4, columns: 4, pixels: pixels)
-let trainer = Trainer(model: model, images: images, batchSize: 16, learningRate: 1e-3, seed: 0, threads: 1)
+let trainer = try Trainer(model: model, images: images, batchSize: 16, learningRate: 1e-3, seed: 0, threads: 1)
 trainer.beginEpoch(0)
 let sums = try trainer.trainStep(batch: 0)
 let inputs = Binarization.evaluationInputs(images, mode: .dynamic, seed: 0, as: Float.self)
-let test = Evaluator(model: model, threads: 1).evaluate(binarized: inputs, count: 64)
+let test = try Evaluator(model: model, threads: 1).evaluate(binarized: inputs, count: 64)
 let bounds = try ImportanceBoundEvaluator(model: model, threads: 1).evaluate(binarized: inputs, count: 8,
                                                                               sampleCounts: [10])
 print("consumer: step loss \(sums.loss / Double(sums.examples)), test NELBO \(test.nelbo / Double(test.examples)), "
