@@ -82,11 +82,13 @@ extension TrainingState {
         }
         let perEpoch = trainingImages / batch + (trainingImages % batch == 0 ? 0 : 1)
         let (start, overflow) = epoch.multipliedReportingOverflow(by: perEpoch)
+        // The epoch's last step; a header near Int.max must be refused, not overflow.
+        let (last, lastOverflow) = start.addingReportingOverflow(perEpoch - 1)
         let range: ClosedRange<Int>?
-        if overflow || perEpoch < 1 {
+        if overflow || lastOverflow || perEpoch < 1 || epoch < 0 {
             range = nil
         } else if epochSums != nil {
-            range = start...(start + perEpoch - 1)
+            range = start...last
         } else {
             range = epoch == 0 || step < totalSteps ? start...start : (start - perEpoch + 1)...start
         }
