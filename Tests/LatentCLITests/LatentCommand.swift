@@ -67,6 +67,13 @@ enum LatentCommand {
     /// Runs `latent arguments…` with output to temporary files (no pipe can fill up), killing it after `timeout`.
     static func run(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
                     timeout: TimeInterval = 120) throws -> Result {
+        try run(executable: try executable(), arguments, environment: environment, directory: directory,
+                timeout: timeout)
+    }
+
+    /// Runs any `executable` the same way (the shell of the resource-limit tests).
+    static func run(executable: String, _ arguments: [String], environment: [String: String] = [:],
+                    directory: URL? = nil, timeout: TimeInterval = 120) throws -> Result {
         let scratch = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("latent-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -75,7 +82,7 @@ enum LatentCommand {
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable())
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
         if !environment.isEmpty {

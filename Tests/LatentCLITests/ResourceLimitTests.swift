@@ -140,32 +140,12 @@ enum Shell {
     }
 
     static func run(_ script: String) throws -> Run {
-        let scratch = URL(fileURLWithPath: NSTemporaryDirectory())
-            .appendingPathComponent("latent-sh-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        let outURL = scratch.appendingPathComponent("stdout"), errURL = scratch.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        process.environment = ProcessInfo.processInfo.environment.merging(["LATENT": try LatentCommand.executable()]) {
-            $1
-        }
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
         let start = Date()
-        try process.run()
-        process.waitUntilExit()
-        let seconds = Date().timeIntervalSince(start)
-        try out.close()
-        try err.close()
-        return Run(status: process.terminationStatus,
-                   stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-                   stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self), seconds: seconds)
+        // The scripts bound their own commands with `timeout -s KILL`; this only keeps a broken one from hanging.
+        let result = try LatentCommand.run(executable: "/bin/sh", ["-c", script],
+                                           environment: ["LATENT": try LatentCommand.executable()], timeout: 900)
+        return Run(status: result.status, stdout: result.stdout, stderr: result.stderr,
+                   seconds: Date().timeIntervalSince(start))
     }
 }
 
