@@ -71,7 +71,11 @@ import LatentCore
     func expand(_ row: UnsafePointer<Scalar>, into a: UnsafeMutablePointer<Scalar>) {
         let k = latent, d = row + k, off = d + k
         for i in 0..<k {
-            for j in 0..<k { a[i * k + j] = j < i ? off[lowerIndex(i, j)] : (j == i ? Scalar.exp(d[i]) : 0) }
+            // Row i's strictly lower entries are contiguous among the outputs.
+            let target = a + i * k
+            target.update(from: off + lowerIndex(i, 0), count: i)
+            target[i] = Scalar.exp(d[i])
+            (target + i + 1).update(repeating: 0, count: k - i - 1)
         }
     }
 
@@ -251,17 +255,17 @@ import LatentCore
             var gm = w * mu[i]
             for s in 0..<samples { gm += dz[(s * rows + r) * k + i] }
             dmu[i] = gm
-            for j in 0..<k {
-                guard j <= i else { lBar[i * k + j] = 0; continue }
-                var g: Scalar = 0
-                for s in 0..<samples {
-                    let base = (s * rows + r) * k
-                    g += dz[base + i] * noise[base + j]
-                }
-                if i == j { g += (dLogDeterminant[r] - w) / l[i * k + i] }
-                lBar[i * k + j] = g
+        }
+        // L̄'s lower triangle is Σₛ dzₛ εₛᵀ, accumulated a row at a time (contiguous, so it vectorizes).
+        lBar.update(repeating: 0, count: k * k)
+        for s in 0..<samples {
+            let base = (s * rows + r) * k, g = dz + base, epsilon = noise + base
+            for i in 0..<k {
+                let gi = g[i], row = lBar + i * k
+                for j in 0...i { row[j] += gi * epsilon[j] }
             }
         }
+        for i in 0..<k { lBar[i * k + i] += (dLogDeterminant[r] - w) / l[i * k + i] }
         Scalar.gemm(.transpose, .none, rows: k, columns: k, inner: k, alpha: 1, a: l, lda: k, b: lBar, ldb: k,
                     beta: 0, c: p, ldc: k)
         for i in 0..<k {
