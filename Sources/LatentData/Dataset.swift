@@ -29,6 +29,15 @@ public struct Dataset: Sendable {
     /// Labels are class ids below this: the ten classes of MNIST and Fashion-MNIST.
     @usableFromInline package static let classCount = 10
 
+    /// The path of the IDX file `name` in `directory`, its `.gz` form first; nil when neither exists.
+    package static func file(_ name: String, in directory: String) -> String? {
+        for candidate in [name + ".gz", name] {
+            let path = (directory as NSString).appendingPathComponent(candidate)
+            if FileManager.default.fileExists(atPath: path) { return path }
+        }
+        return nil
+    }
+
     /// Loads the four standard files from `directory` (plain or `.gz`), checking magic numbers, counts, image size
     /// and that every label is a class id.
     public static func load(directory: String = defaultDirectory, expectedPixels: Int? = 784) throws -> Dataset {
@@ -38,11 +47,10 @@ public struct Dataset: Sendable {
         }
         guard isDirectory.boolValue else { throw DataError.notADirectory(path: directory) }
         func locate(_ name: String) throws -> String {
-            for candidate in [name + ".gz", name] {
-                let path = (directory as NSString).appendingPathComponent(candidate)
-                if FileManager.default.fileExists(atPath: path) { return path }
+            guard let path = file(name, in: directory) else {
+                throw DataError.missingFile(path: directory, expected: [name])
             }
-            throw DataError.missingFile(path: directory, expected: [name])
+            return path
         }
         let trainImagesPath = try locate(fileNames[0])
         let testImagesPath = try locate(fileNames[2])

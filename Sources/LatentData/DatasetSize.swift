@@ -41,9 +41,7 @@ package struct IDXFileSize: Sendable, Equatable {
             bytes = inflated
         }
         guard bytes.count >= 8 else { return nil }
-        func word(_ at: Int) -> Int {
-            bytes[at..<(at + 4)].reduce(0) { $0 << 8 | Int($1) }
-        }
+        func word(_ at: Int) -> Int { Int(IDXReader.bigEndian(bytes, at)) }
         fileBytes = Int(size)
         count = word(4)
         switch UInt32(word(0)) {
@@ -98,13 +96,7 @@ package struct DatasetSize: Sendable, Equatable {
     /// The headers of the files `Dataset.load(directory:)` would read; nil when one is missing or unreadable
     /// (loading then names the problem).
     package init?(directory: String) {
-        func header(_ name: String) -> IDXFileSize? {
-            for candidate in [name + ".gz", name] {
-                let path = (directory as NSString).appendingPathComponent(candidate)
-                if FileManager.default.fileExists(atPath: path) { return IDXFileSize(path: path) }
-            }
-            return nil
-        }
+        func header(_ name: String) -> IDXFileSize? { Dataset.file(name, in: directory).flatMap(IDXFileSize.init(path:)) }
         let names = Dataset.fileNames
         guard let trainImages = header(names[0]), let trainLabels = header(names[1]),
               let testImages = header(names[2]), let testLabels = header(names[3]) else { return nil }
